@@ -1,0 +1,37 @@
+# Every target creates or reuses the virtualenv itself, so a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CLUSTER := hack/cluster/cluster.sh
+
+.PHONY: venv lint test test-unit demo cluster-build cluster-up cluster-down bench crds
+
+$(BIN)/modelplane: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/modelplane
+
+lint: venv
+	$(BIN)/ruff check operator tests benchmarks hack
+	$(BIN)/ruff format --check operator tests benchmarks hack
+	$(BIN)/mypy
+
+# The whole suite: lint, types, unit and golden tests, and the end-to-end tests on the local control plane
+# (built from source on first use, then reused from the cache).
+test: lint
+	$(BIN)/pytest
+
+test-unit: venv
+	$(BIN)/pytest -m "not cluster"
+
+cluster-build:
+	$(CLUSTER) build
+
+cluster-up: venv
+	$(CLUSTER) up
+
+cluster-down:
+	$(CLUSTER) down

@@ -1,0 +1,29 @@
+"""Wire types: the custom resources' pydantic models and the plan contract shared by CLI and status."""
+
+from modelplane.api.base import API_GROUP, API_VERSION, APIVERSION
+from modelplane.api.gpu_node_pool import GPUNodePool, GPUNodePoolSpec, Location
+from modelplane.api.model_deployment import (
+    KvCacheDtype,
+    Locality,
+    ModelDeployment,
+    ModelDeploymentSpec,
+    Quantization,
+    Runtime,
+    Strategy,
+)
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "APIVERSION",
+    "GPUNodePool",
+    "GPUNodePoolSpec",
+    "KvCacheDtype",
+    "Locality",
+    "Location",
+    "ModelDeployment",
+    "ModelDeploymentSpec",
+    "Quantization",
+    "Runtime",
+    "Strategy",
+]

@@ -1,0 +1,42 @@
+"""The common base of every wire type: camelCase on the wire, unknown fields refused."""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "modelplane.dev"
+API_VERSION = "v1alpha1"
+APIVERSION = f"{API_GROUP}/{API_VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class WireModel(BaseModel):
+    """Base for API objects: Kubernetes clients speak camelCase and expect unknown fields to be errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-compatible dict a Kubernetes client or `-o json` prints."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ObjectMeta(BaseModel):
+    """The subset of metadata modelplane reads; the rest of what the API server returns is kept, not checked."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    namespace: str | None = Field(default=None, max_length=63, pattern=DNS_LABEL)
+    generation: int | None = None
+    uid: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)

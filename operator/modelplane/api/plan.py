@@ -1,0 +1,103 @@
+"""The plan contract: what `modelplane plan -o json` prints and what status.plan holds.
+
+Money is a decimal string and throughput an integer, so the same objects can live in a
+Kubernetes status without floats.
+"""
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from modelplane.api.base import WireModel
+
+
+class ReasonCode(StrEnum):
+    """Why a candidate (pool × shape × quantization) cannot serve the deployment."""
+
+    INSUFFICIENT_MEMORY = "InsufficientMemory"
+    HEADS_NOT_DIVISIBLE = "HeadsNotDivisible"
+    LAYERS_NOT_DIVISIBLE = "LayersNotDivisible"
+    EXCEEDS_GPUS_PER_NODE = "ExceedsGpusPerNode"
+    EXCEEDS_POOL_NODES = "ExceedsPoolNodes"
+    UNSUPPORTED_QUANTIZATION = "UnsupportedQuantization"
+    UNSUPPORTED_KV_CACHE_DTYPE = "UnsupportedKvCacheDtype"
+    RUNTIME_UNSUPPORTED = "RuntimeUnsupported"
+    LOCALITY_POLICY = "LocalityPolicy"
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    POOL_NOT_SELECTED = "PoolNotSelected"
+    UNKNOWN_GPU = "UnknownGpu"
+    MAX_MODEL_LEN_EXCEEDED = "MaxModelLenExceeded"
+    NO_POOLS = "NoPools"
+
+
+class Reason(WireModel):
+    code: ReasonCode
+    message: str
+
+
+class MemoryBreakdown(WireModel):
+    """Per-GPU memory of one replica, integer bytes."""
+
+    weight_bytes_per_gpu: int
+    kv_cache_bytes_per_token: int = Field(description="KV cache of one token on one GPU of the replica.")
+    overhead_bytes_per_gpu: int
+    kv_cache_tokens: int = Field(description="Tokens the KV cache of one replica holds.")
+    budget_bytes_per_gpu: int = Field(description="GPU memory × gpuMemoryUtilization.")
+    gpu_memory_bytes: int
+
+
+class Estimates(WireModel):
+    decode_tokens_per_second: int = Field(description="Aggregate decode tokens/s of one replica at maxConcurrency.")
+    decode_tokens_per_second_per_sequence: int
+    cost_per_hour: str | None = Field(default=None, description="All replicas, decimal string.")
+    cost_per_million_tokens: str | None = None
+
+
+class Plan(WireModel):
+    pool: str
+    gpu: str
+    location: str
+    tensor_parallel: int
+    pipeline_parallel: int
+    gpus_per_replica: int
+    nodes_per_replica: int
+    gpus_per_pod: int
+    replicas: int
+    quantization: str
+    kv_cache_dtype: str
+    runtime: str
+    max_model_len: int
+    max_concurrency: int
+    gpu_memory_utilization: int
+    memory: MemoryBreakdown
+    estimates: Estimates
+
+
+class Candidate(WireModel):
+    pool: str
+    gpu: str
+    tensor_parallel: int
+    pipeline_parallel: int
+    quantization: str
+    feasible: bool
+    reasons: list[Reason] = Field(default_factory=list)
+    gpus_per_replica: int
+    memory: MemoryBreakdown | None = None
+    estimates: Estimates | None = None
+
+
+class PlanResult(WireModel):
+    name: str
+    namespace: str
+    model: str
+    feasible: bool
+    plan: Plan | None
+    reasons: list[Reason] = Field(default_factory=list, description="Why nothing fits, when infeasible.")
+    suggestions: list[str] = Field(default_factory=list, description="What would make it fit.")
+    candidates: list[Candidate]
+
+    def to_wire(self) -> dict[str, object]:
+        """Keep `plan: null` in the output: consumers test for it."""
+        wire = super().to_wire()
+        wire.setdefault("plan", None)
+        return wire

@@ -1,0 +1,37 @@
+"""Status of the custom resources, following the Kubernetes API conventions for conditions."""
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from modelplane.api.base import WireModel
+from modelplane.api.plan import Plan, ReasonCode
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(WireModel):
+    type: str = Field(max_length=316, pattern=r"^[A-Z][A-Za-z0-9]*$")
+    status: ConditionStatus
+    reason: str = Field(max_length=1024, pattern=r"^[A-Z][A-Za-z0-9]*$")
+    message: str = Field(default="", max_length=32768)
+    observed_generation: int | None = Field(default=None, ge=0)
+    last_transition_time: str
+
+
+class RejectedPool(WireModel):
+    pool: str
+    codes: list[ReasonCode]
+
+
+class ModelDeploymentStatus(WireModel):
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    plan: Plan | None = None
+    plan_hash: str | None = None
+    rejected: list[RejectedPool] = Field(default_factory=list)
+    ready_replicas: int | None = None

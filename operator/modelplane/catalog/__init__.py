@@ -1,0 +1,1 @@
+"""Catalog data (GPUs, models, runtimes), loaded from packaged files and validated once."""

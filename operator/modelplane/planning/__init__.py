@@ -1,0 +1,1 @@
+"""Pure planning: parameter counts, memory, parallel shapes, placement and cost. No I/O."""

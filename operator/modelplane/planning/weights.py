@@ -1,0 +1,55 @@
+"""Weight bytes per storage format.
+
+16-bit formats store 2 bytes per parameter. fp8/int8 store linear weights in 1 byte plus fp32
+scales (one per matrix, or one per block for block-quantized checkpoints such as DeepSeek-V3).
+awq/gptq store linear weights in 4 bits plus, per group of `group_size` input weights, an fp16
+scale and a packed 4-bit zero point (2.5 bytes). mxfp4 (gpt-oss) stores MoE expert weights in
+4 bits plus one 8-bit shared exponent per 32 weights; everything else stays 16-bit.
+Embeddings, the LM head, norms, biases and routers stay 16-bit in every format, as both runtimes
+keep them.
+"""
+
+from enum import StrEnum
+
+from modelplane.catalog.architecture import Architecture
+from modelplane.planning.parameters import LayerParameters
+
+SIXTEEN_BIT_BYTES = 2
+FP32_SCALE_BYTES = 4
+DEFAULT_GROUP_SIZE = 128
+GROUP_METADATA_HALF_BYTES = 5  # fp16 scale (4 half-bytes) + packed 4-bit zero point (1 half-byte)
+MXFP4_BLOCK = 32
+
+
+class WeightFormat(StrEnum):
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+    INT8 = "int8"
+    AWQ = "awq"
+    GPTQ = "gptq"
+    MXFP4 = "mxfp4"
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def layer_weight_bytes(layer: LayerParameters, weight_format: WeightFormat, arch: Architecture) -> int:
+    """Bytes one decoder layer occupies in this format."""
+    other = SIXTEEN_BIT_BYTES * layer.other
+    if weight_format in (WeightFormat.BF16, WeightFormat.FP16):
+        return SIXTEEN_BIT_BYTES * layer.linear + other
+    if weight_format in (WeightFormat.FP8, WeightFormat.INT8):
+        if arch.quant_block_elements:
+            scales = FP32_SCALE_BYTES * _ceil_div(layer.linear, arch.quant_block_elements)
+        else:
+            scales = FP32_SCALE_BYTES * layer.linear_matrices
+        return layer.linear + scales + other
+    if weight_format is WeightFormat.MXFP4:
+        dense = layer.linear - layer.expert_linear
+        experts = _ceil_div(layer.expert_linear, 2) + _ceil_div(layer.expert_linear, MXFP4_BLOCK)
+        return SIXTEEN_BIT_BYTES * dense + experts + other
+    group = arch.quant_group_size or DEFAULT_GROUP_SIZE
+    metadata = _ceil_div(layer.linear * GROUP_METADATA_HALF_BYTES, 2 * group)
+    return _ceil_div(layer.linear, 2) + metadata + other
