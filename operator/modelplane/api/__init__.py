@@ -13,9 +13,9 @@ from modelplane.api.model_deployment import (
 )
 
 __all__ = [
+    "APIVERSION",
     "API_GROUP",
     "API_VERSION",
-    "APIVERSION",
     "GPUNodePool",
     "GPUNodePoolSpec",
     "KvCacheDtype",

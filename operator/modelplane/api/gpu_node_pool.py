@@ -5,10 +5,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from modelplane.api.base import APIVERSION, ObjectMeta, WireModel
+from modelplane.api.base import ObjectMeta, WireModel
 
 DECIMAL_MONEY = r"^[0-9]{1,6}(\.[0-9]{1,4})?$"
-LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 
@@ -80,7 +82,7 @@ class GPUNodePoolStatus(WireModel):
 
 
 class GPUNodePool(WireModel):
-    api_version: Literal["modelplane.dev/v1alpha1"] = APIVERSION
+    api_version: Literal["modelplane.dev/v1alpha1"] = "modelplane.dev/v1alpha1"
     kind: Literal["GPUNodePool"] = "GPUNodePool"
     metadata: ObjectMeta
     spec: GPUNodePoolSpec

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue, field_validator
 
-from modelplane.api.base import APIVERSION, DNS_LABEL, DNS_SUBDOMAIN, ObjectMeta, WireModel
+from modelplane.api.base import DNS_LABEL, DNS_SUBDOMAIN, ObjectMeta, WireModel
 from modelplane.api.status import ModelDeploymentStatus
 
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
@@ -150,7 +150,7 @@ class ModelDeploymentSpec(WireModel):
 
 
 class ModelDeployment(WireModel):
-    api_version: Literal["modelplane.dev/v1alpha1"] = APIVERSION
+    api_version: Literal["modelplane.dev/v1alpha1"] = "modelplane.dev/v1alpha1"
     kind: Literal["ModelDeployment"] = "ModelDeployment"
     metadata: ObjectMeta
     spec: ModelDeploymentSpec

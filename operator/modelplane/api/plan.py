@@ -101,3 +101,20 @@ class PlanResult(WireModel):
         wire = super().to_wire()
         wire.setdefault("plan", None)
         return wire
+
+
+class ModelEstimate(WireModel):
+    """`modelplane estimate -o json`: the model's size independent of any GPU."""
+
+    model: str
+    model_type: str
+    parameters: int
+    active_parameters: int
+    weight_format: str
+    weight_bytes: int
+    kv_cache_bytes_per_token: int = Field(description="Whole model, one token, no parallelism.")
+    layers: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    max_position_embeddings: int | None

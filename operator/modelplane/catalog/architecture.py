@@ -92,9 +92,7 @@ def _moe_layers(config: Mapping[str, Any], num_layers: int, source: str) -> tupl
 
 
 def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: str) -> MoeShape | None:
-    experts_key = next(
-        (k for k in ("n_routed_experts", "num_local_experts", "num_experts") if config.get(k)), None
-    )
+    experts_key = next((k for k in ("n_routed_experts", "num_local_experts", "num_experts") if config.get(k)), None)
     if experts_key is None:
         return None
     experts = _int(config, experts_key, source)

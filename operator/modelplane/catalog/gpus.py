@@ -85,6 +85,4 @@ def get_gpu(gpu_id: str) -> GpuSpec:
     try:
         return catalog[gpu_id]
     except KeyError:
-        raise UnknownGpuError(
-            f"unknown GPU {gpu_id!r}; known: {', '.join(sorted(catalog))}"
-        ) from None
+        raise UnknownGpuError(f"unknown GPU {gpu_id!r}; known: {', '.join(sorted(catalog))}") from None

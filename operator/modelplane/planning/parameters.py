@@ -19,10 +19,22 @@ class LayerParameters:
     active_linear: int
     linear_matrices: int
     expert_linear: int
+    active_expert_linear: int
 
     @property
     def total(self) -> int:
         return self.linear + self.other
+
+    def active_view(self) -> "LayerParameters":
+        """The part of the layer one token reads: only the routed experts of an MoE layer."""
+        return LayerParameters(
+            linear=self.active_linear,
+            other=self.other,
+            active_linear=self.active_linear,
+            linear_matrices=self.linear_matrices,
+            expert_linear=self.active_expert_linear,
+            active_expert_linear=self.active_expert_linear,
+        )
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ def _layer(arch: Architecture, index: int) -> LayerParameters:
             active_linear=attention_linear + mlp_linear,
             linear_matrices=matrices + 3,
             expert_linear=0,
+            active_expert_linear=0,
         )
     expert_linear, expert_bias = _gated_mlp(arch, moe.expert_intermediate_size, moe.expert_bias)
     shared_linear, _ = _gated_mlp(arch, moe.shared_intermediate_size, False)
@@ -106,6 +119,7 @@ def _layer(arch: Architecture, index: int) -> LayerParameters:
         active_linear=attention_linear + moe.experts_per_token * expert_linear + shared_linear,
         linear_matrices=matrices + 3 * moe.experts + (3 if shared_linear else 0),
         expert_linear=routed,
+        active_expert_linear=moe.experts_per_token * expert_linear,
     )
 
 

@@ -1,0 +1,103 @@
+"""Turn YAML documents (a GitOps repository's files, an API server's bodies) into validated API objects."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from modelplane.api.base import APIVERSION
+from modelplane.api.errors import InvalidObjectError
+from modelplane.api.gpu_node_pool import GPUNodePool
+from modelplane.api.model_deployment import ModelDeployment
+
+KINDS: dict[str, type[ModelDeployment] | type[GPUNodePool]] = {
+    "ModelDeployment": ModelDeployment,
+    "GPUNodePool": GPUNodePool,
+}
+DEFAULT_NAMESPACE = "default"
+SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "selfLink")
+
+
+@dataclass
+class Inventory:
+    """Every ModelDeployment and GPUNodePool found in a set of files."""
+
+    deployments: list[ModelDeployment] = field(default_factory=list)
+    pools: list[GPUNodePool] = field(default_factory=list)
+
+
+def field_path(location: Iterable[int | str]) -> str:
+    """pydantic's error location as a JSON path a kubectl user recognizes: spec.env[0].name."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _describe(document: Mapping[str, Any]) -> str:
+    kind = document.get("kind", "object")
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    if name and namespace:
+        return f"{kind} {namespace}/{name}"
+    return f"{kind} {name}" if name else str(kind)
+
+
+def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
+    """Validate one document; the error names where it came from, the object and the field."""
+    if not isinstance(document, Mapping):
+        raise InvalidObjectError(where, "", f"expected a Kubernetes object (a mapping), got {type(document).__name__}")
+    described = f"{where}: {_describe(document)}"
+    kind = document.get("kind")
+    if kind not in KINDS:
+        raise InvalidObjectError(described, "kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if document.get("apiVersion") != APIVERSION:
+        raise InvalidObjectError(
+            described, "apiVersion", f"expected {APIVERSION!r}, got {document.get('apiVersion')!r}"
+        )
+    body = dict(document)
+    if isinstance(body.get("metadata"), Mapping):
+        body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in SERVER_FIELDS}
+    try:
+        parsed = KINDS[kind].model_validate(body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        problem = first["msg"]
+        if first["type"] == "extra_forbidden":
+            problem = "unknown field (remove it or check its spelling against `kubectl explain`)"
+        raise InvalidObjectError(described, field_path(first["loc"]), problem) from None
+    if isinstance(parsed, ModelDeployment) and parsed.metadata.namespace is None:
+        parsed = parsed.model_copy(
+            update={"metadata": parsed.metadata.model_copy(update={"namespace": DEFAULT_NAMESPACE})}
+        )
+    return parsed
+
+
+def load_documents(text: str, where: str) -> Inventory:
+    """Parse a multi-document YAML stream. Lists (`kind: List`) are flattened; empty documents skipped."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        position = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InvalidObjectError(where, "", f"invalid YAML: {position}{problem}") from None
+    inventory = Inventory()
+    for index, document in enumerate(documents):
+        if document is None:
+            continue
+        location = f"{where} (document {index + 1})" if len(documents) > 1 else where
+        items = document.get("items") if isinstance(document, Mapping) and document.get("kind") == "List" else None
+        for item in items if isinstance(items, list) else [document]:
+            parsed = parse_object(item, location)
+            if isinstance(parsed, ModelDeployment):
+                inventory.deployments.append(parsed)
+            else:
+                inventory.pools.append(parsed)
+    return inventory

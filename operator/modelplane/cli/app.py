@@ -1,0 +1,160 @@
+"""Typer application: `modelplane plan | estimate | catalog | render`."""
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelplane.api.model_deployment import KvCacheDtype, Quantization
+from modelplane.catalog.gpus import gpu_catalog
+from modelplane.catalog.models import model_catalog
+from modelplane.cli.errors import EXIT_INFEASIBLE, EXIT_OK, user_errors
+from modelplane.cli.inputs import read_inventory
+from modelplane.cli.output import print_table, to_json, to_yaml
+from modelplane.planning.estimate import estimate_model
+from modelplane.planning.service import offers_for, plan_deployment
+
+app = typer.Typer(
+    help="Plan, render and operate LLM serving on Kubernetes GPU node pools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+catalog_app = typer.Typer(help="List the GPU and model catalogs.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+class PlanFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+class DataFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _emit(data: Any, output: str) -> None:
+    typer.echo(to_json(data) if output == "json" else to_yaml(data), nl=False)
+
+
+@app.command()
+def plan(
+    files: Annotated[list[Path], typer.Argument(help="YAML files or directories with ModelDeployments and pools.")],
+    output: Annotated[PlanFormat, typer.Option("--output", "-o", help="Output format.")] = PlanFormat.TABLE,
+    pools: Annotated[
+        list[Path] | None, typer.Option("--pools", help="Extra files with GPUNodePools (the inventory).")
+    ] = None,
+) -> None:
+    """Plan every ModelDeployment. Exit 0: all feasible; 2: some infeasible; 1: bad input."""
+    with user_errors():
+        inventory = read_inventory([*files, *(pools or [])])
+        offers = offers_for(inventory.pools)
+        results = [plan_deployment(deployment, offers) for deployment in inventory.deployments]
+    if output is PlanFormat.TABLE:
+        print_table(results, Console(highlight=False))
+    else:
+        _emit([result.to_wire() for result in results], output.value)
+    raise typer.Exit(EXIT_OK if all(result.feasible for result in results) else EXIT_INFEASIBLE)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise OSError(0, f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}", str(path)) from None
+    if not isinstance(config, dict):
+        raise OSError(0, "expected a JSON object (a model's config.json)", str(path))
+    return config
+
+
+@app.command()
+def estimate(
+    model: Annotated[str | None, typer.Option("--model", help="Catalog model name or alias.")] = None,
+    model_config: Annotated[
+        Path | None,
+        typer.Option("--model-config", help="A model's config.json (any model, no catalog needed)."),
+    ] = None,
+    quantization: Annotated[Quantization, typer.Option("--quantization")] = Quantization.AUTO,
+    kv_cache_dtype: Annotated[KvCacheDtype, typer.Option("--kv-cache-dtype")] = KvCacheDtype.AUTO,
+    output: Annotated[PlanFormat, typer.Option("--output", "-o")] = PlanFormat.JSON,
+) -> None:
+    """Size a model: parameters, weight bytes and KV-cache bytes per token."""
+    if (model is None) == (model_config is None):
+        typer.echo("modelplane: error: give exactly one of --model or --model-config", err=True)
+        raise typer.Exit(1)
+    with user_errors():
+        architecture: dict[str, Any] | None = None
+        name, source = model or "", model or ""
+        if model_config is not None:
+            architecture = _read_config(model_config)
+            source = str(model_config)
+            name = str(architecture.get("_name_or_path") or model_config.parent.name or model_config.stem)
+        result = estimate_model(name, architecture, quantization, kv_cache_dtype, source)
+    if output is PlanFormat.TABLE:
+        table = Table(title=f"estimate {result.model}")
+        table.add_column("field")
+        table.add_column("value", justify="right")
+        for key, value in result.to_wire().items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        Console().print(table)
+    else:
+        _emit(result.to_wire(), output.value)
+
+
+@catalog_app.command("gpus")
+def catalog_gpus(output: Annotated[DataFormat, typer.Option("--output", "-o")] = DataFormat.TABLE) -> None:
+    """GPUs the planner knows, with the numbers it uses."""
+    with user_errors():
+        gpus = list(gpu_catalog().values())
+    if output is DataFormat.JSON:
+        _emit([gpu.model_dump(mode="json", by_alias=True) for gpu in gpus], "json")
+        return
+    table = Table(title="GPU catalog")
+    for column in ("ID", "VENDOR", "MEMORY", "BANDWIDTH", "BF16 TFLOPS", "FP8 TFLOPS", "ARCH", "LINK"):
+        table.add_column(column)
+    for gpu in gpus:
+        table.add_row(
+            gpu.id,
+            gpu.vendor.value,
+            f"{gpu.memory_bytes / 1024**3:.1f} GiB",
+            f"{gpu.memory_bandwidth_g_bps} GB/s",
+            str(gpu.bf16_dense_tflops),
+            str(gpu.fp8_dense_tflops or "-"),
+            gpu.compute_capability or gpu.gfx_arch or "-",
+            gpu.interconnect.value,
+        )
+    Console().print(table)
+
+
+@catalog_app.command("models")
+def catalog_models(output: Annotated[DataFormat, typer.Option("--output", "-o")] = DataFormat.TABLE) -> None:
+    """Models whose architecture is in the catalog (others need spec.model.architecture)."""
+    with user_errors():
+        entries = list(model_catalog().values())
+        rows = [(entry, entry.architecture) for entry in entries]
+    if output is DataFormat.JSON:
+        _emit([entry.model_dump(mode="json", by_alias=True, exclude={"config"}) for entry in entries], "json")
+        return
+    table = Table(title="Model catalog")
+    for column in ("NAME", "ALIASES", "TYPE", "LAYERS", "HEADS/KV", "PRE-QUANTIZED"):
+        table.add_column(column)
+    for entry, arch in rows:
+        table.add_row(
+            entry.name,
+            ", ".join(entry.aliases),
+            arch.model_type,
+            str(arch.num_layers),
+            f"{arch.num_attention_heads}/{arch.num_kv_heads}",
+            entry.pre_quantized or "-",
+        )
+    Console().print(table)
+
+
+def main() -> None:
+    app(prog_name="modelplane")

@@ -1,0 +1,17 @@
+"""Read the YAML files named on the command line into one inventory."""
+
+from pathlib import Path
+
+from modelplane.api.documents import Inventory, load_documents
+
+
+def read_inventory(paths: list[Path]) -> Inventory:
+    """Every ModelDeployment and GPUNodePool in the files (directories: their *.yaml / *.yml files)."""
+    inventory = Inventory()
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")) if path.is_dir() else [path]
+        for file in files:
+            found = load_documents(file.read_text(), str(file))
+            inventory.deployments.extend(found.deployments)
+            inventory.pools.extend(found.pools)
+    return inventory

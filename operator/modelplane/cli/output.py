@@ -1,0 +1,120 @@
+"""Human and machine renderings of plans: JSON/YAML for tools, a table with memory bars for people."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from modelplane.api.plan import MemoryBreakdown, PlanResult
+
+GIB = 1024**3
+BAR_WIDTH = 40
+BAR_PARTS = (
+    ("weights", "█", "blue"),
+    ("overhead", "▒", "yellow"),
+    ("KV cache", "▓", "green"),
+    ("headroom", "░", "bright_black"),
+)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def to_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def memory_segments(memory: MemoryBreakdown, required_tokens: int) -> list[tuple[str, int]]:
+    """Bytes per GPU: weights, overhead, KV cache the load needs, and the rest of the budget."""
+    kv_needed = min(
+        memory.kv_cache_bytes_per_token * required_tokens,
+        max(0, memory.budget_bytes_per_gpu - memory.weight_bytes_per_gpu - memory.overhead_bytes_per_gpu),
+    )
+    used = memory.weight_bytes_per_gpu + memory.overhead_bytes_per_gpu + kv_needed
+    return [
+        ("weights", memory.weight_bytes_per_gpu),
+        ("overhead", memory.overhead_bytes_per_gpu),
+        ("KV cache", kv_needed),
+        ("headroom", max(0, memory.gpu_memory_bytes - used)),
+    ]
+
+
+def memory_bar(memory: MemoryBreakdown, required_tokens: int) -> Text:
+    segments = memory_segments(memory, required_tokens)
+    total = sum(size for _, size in segments) or 1
+    bar = Text()
+    for (_, char, style), (_, size) in zip(BAR_PARTS, segments, strict=True):
+        bar.append(char * round(BAR_WIDTH * size / total), style=style)
+    legend = "  ".join(
+        f"{char} {label} {size / GIB:.1f}G" for (label, char, _), (_, size) in zip(BAR_PARTS, segments, strict=True)
+    )
+    bar.append(f"  of {memory.gpu_memory_bytes / GIB:.0f} GiB\n{legend}")
+    return bar
+
+
+def print_table(results: Sequence[PlanResult], console: Console) -> None:
+    summary = Table(title="modelplane plan", show_lines=False)
+    for column in (
+        "DEPLOYMENT",
+        "MODEL",
+        "POOL",
+        "GPU",
+        "QUANT",
+        "TP",
+        "PP",
+        "GPUS",
+        "TOK/S",
+        "$/H",
+        "$/MTOK",
+    ):
+        summary.add_column(column)
+    for result in results:
+        plan = result.plan
+        if plan is None:
+            summary.add_row(
+                f"{result.namespace}/{result.name}", result.model, Text("infeasible", style="red"), *["-"] * 8
+            )
+            continue
+        summary.add_row(
+            f"{result.namespace}/{result.name}",
+            result.model,
+            plan.pool,
+            plan.gpu,
+            plan.quantization,
+            str(plan.tensor_parallel),
+            str(plan.pipeline_parallel),
+            f"{plan.gpus_per_replica}×{plan.replicas}",
+            str(plan.estimates.decode_tokens_per_second),
+            plan.estimates.cost_per_hour or "-",
+            plan.estimates.cost_per_million_tokens or "-",
+        )
+    console.print(summary)
+    for result in results:
+        console.print(Text(f"\n{result.namespace}/{result.name}", style="bold"))
+        if result.plan is not None:
+            plan = result.plan
+            console.print(
+                f"  memory per GPU ({plan.gpu}, KV for {plan.max_concurrency} × {plan.max_model_len} tokens):"
+            )
+            console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len * plan.max_concurrency))
+        for reason in result.reasons:
+            console.print(f"  [red]✗[/red] {reason.code.value}: {reason.message}", highlight=False)
+        for suggestion in result.suggestions:
+            console.print(f"  [cyan]→[/cyan] {suggestion}", highlight=False)
+        rejected = [c for c in result.candidates if not c.feasible]
+        by_pool: dict[str, set[str]] = {}
+        for candidate in rejected:
+            by_pool.setdefault(candidate.pool, set()).update(r.code.value for r in candidate.reasons)
+        feasible_pools = {c.pool for c in result.candidates if c.feasible}
+        lines = [
+            f"{pool}: {', '.join(sorted(codes))}"
+            for pool, codes in sorted(by_pool.items())
+            if pool not in feasible_pools
+        ]
+        if lines:
+            console.print("  why not: " + "; ".join(lines), highlight=False)

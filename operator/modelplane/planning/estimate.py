@@ -1,0 +1,45 @@
+"""Model-only sizing: parameters, weight bytes and KV bytes per token, before any GPU is chosen."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelplane.api.model_deployment import KvCacheDtype, Quantization
+from modelplane.api.plan import ModelEstimate
+from modelplane.catalog.models import resolve_architecture
+from modelplane.planning.kv_cache import kv_cache_bytes_per_token
+from modelplane.planning.parameters import count_parameters
+from modelplane.planning.planner import checkpoint_format
+from modelplane.planning.stages import stage_weight_bytes
+from modelplane.planning.weights import WeightFormat
+
+
+def estimate_model(
+    name: str,
+    architecture: Mapping[str, Any] | None,
+    quantization: Quantization,
+    kv_cache_dtype: KvCacheDtype,
+    source: str,
+) -> ModelEstimate:
+    """Size a model; quantization auto means the checkpoint's own format (bf16 unless pre-quantized)."""
+    arch, entry = resolve_architecture(name, architecture, source)
+    breakdown = count_parameters(arch)
+    checkpoint = checkpoint_format(arch, entry)
+    if quantization is Quantization.AUTO:
+        weight_format = checkpoint or WeightFormat.BF16
+    else:
+        weight_format = WeightFormat(quantization.value)
+    weight_bytes = stage_weight_bytes(arch, breakdown, weight_format, range(arch.num_layers), 0, 1)
+    return ModelEstimate(
+        model=name,
+        model_type=arch.model_type,
+        parameters=breakdown.total,
+        active_parameters=breakdown.active,
+        weight_format=weight_format.value,
+        weight_bytes=weight_bytes,
+        kv_cache_bytes_per_token=kv_cache_bytes_per_token(arch, 1 if kv_cache_dtype is KvCacheDtype.FP8 else 2),
+        layers=arch.num_layers,
+        attention_heads=arch.num_attention_heads,
+        kv_heads=arch.num_kv_heads,
+        head_dim=arch.head_dim,
+        max_position_embeddings=arch.max_position_embeddings,
+    )

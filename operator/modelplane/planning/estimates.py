@@ -1,0 +1,68 @@
+"""Decode throughput and cost estimates: a memory-bandwidth roofline you can check by hand.
+
+Decoding is bandwidth-bound: each step reads every active weight once and each sequence's KV
+cache once. One step of a replica takes, summed over its pipeline stages (a token passes through
+them in turn),
+
+    (active weight bytes of the stage / TP + sequences × KV bytes of a sequence on one GPU)
+    / (memory bandwidth × efficiency)
+
+with the KV cache read at the average context length (maxModelLen / 2). Efficiency and the
+PCIe tensor-parallel penalty are sourced constants in catalog/data/performance.yaml.
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from modelplane.catalog.gpus import GpuSpec, Interconnect
+from modelplane.catalog.performance import performance_constants
+
+MONEY = Decimal("0.01")
+MONEY_PER_MILLION = Decimal("0.0001")
+SECONDS_PER_HOUR = 3600
+
+
+@dataclass(frozen=True)
+class StageTraffic:
+    """Bytes one GPU of a stage reads per decode step: weights once, KV per sequence."""
+
+    weight_bytes_per_gpu: int
+    kv_bytes_per_sequence_per_gpu: int
+
+
+@dataclass(frozen=True)
+class Throughput:
+    per_sequence: int
+    aggregate: int
+
+
+def decode_throughput(gpu: GpuSpec, tensor_parallel: int, stages: list[StageTraffic], concurrency: int) -> Throughput:
+    """Tokens/s for one sequence alone and for `concurrency` sequences batched together."""
+    constants = performance_constants()
+    efficiency = Decimal(constants.memory_bandwidth_efficiency_percent) / 100
+    if tensor_parallel > 1 and gpu.interconnect is Interconnect.PCIE:
+        efficiency *= Decimal(constants.pcie_tensor_parallel_efficiency_percent) / 100
+    bandwidth = Decimal(gpu.memory_bandwidth_bytes_per_second) * efficiency
+
+    def step_seconds(sequences: int) -> Decimal:
+        traffic = sum(s.weight_bytes_per_gpu + sequences * s.kv_bytes_per_sequence_per_gpu for s in stages)
+        return Decimal(traffic) / bandwidth
+
+    return Throughput(
+        per_sequence=int(1 / step_seconds(1)),
+        aggregate=int(concurrency / step_seconds(concurrency)),
+    )
+
+
+def cost_per_hour(cost_per_gpu_hour: Decimal | None, gpus: int) -> Decimal | None:
+    if cost_per_gpu_hour is None:
+        return None
+    return (cost_per_gpu_hour * gpus).quantize(MONEY, rounding=ROUND_HALF_UP)
+
+
+def cost_per_million_tokens(hourly: Decimal | None, tokens_per_second: int) -> Decimal | None:
+    """Dollars per million output tokens with every replica busy at its aggregate decode rate."""
+    if hourly is None or tokens_per_second <= 0:
+        return None
+    per_token = hourly / (tokens_per_second * SECONDS_PER_HOUR)
+    return (per_token * 1_000_000).quantize(MONEY_PER_MILLION, rounding=ROUND_HALF_UP)

@@ -1,0 +1,83 @@
+"""What would make an infeasible deployment fit: re-plan pure variants of the spec and report winners."""
+
+from collections.abc import Callable, Sequence
+
+from modelplane.api.model_deployment import (
+    KvCacheDtype,
+    Locality,
+    ModelDeploymentSpec,
+    Placement,
+    Quantization,
+)
+from modelplane.api.plan import PlanResult, ReasonCode
+from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
+from modelplane.planning.planner import Evaluation, Outcome, plan_core
+
+
+def _describe(result: PlanResult) -> str:
+    plan = result.plan
+    assert plan is not None
+    return f"pool {plan.pool} ({plan.gpu}, TP{plan.tensor_parallel}×PP{plan.pipeline_parallel})"
+
+
+def _longest_fitting_len(spec: ModelDeploymentSpec, evaluations: Sequence[Evaluation]) -> str | None:
+    """The longest maxModelLen the best memory-bound candidate holds at the requested concurrency."""
+    best: tuple[int, Evaluation] | None = None
+    for evaluation in evaluations:
+        codes = {reason.code for reason in evaluation.reasons}
+        if codes != {ReasonCode.INSUFFICIENT_MEMORY} or evaluation.memory is None:
+            continue
+        tokens = evaluation.memory.kv_cache_tokens // spec.max_concurrency
+        if tokens > 0 and (best is None or tokens > best[0]):
+            best = (tokens, evaluation)
+    if best is None:
+        return None
+    tokens, evaluation = best
+    shape = evaluation.layout
+    return (
+        f"maxModelLen {tokens} or less would fit on pool {evaluation.offer.name} "
+        f"(TP{shape.tensor_parallel}×PP{shape.pipeline_parallel}, {evaluation.weight_format.value})"
+    )
+
+
+def suggest(
+    name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequence[PoolOffer], outcome: Outcome
+) -> list[str]:
+    """Concrete changes that make the deployment feasible, most local first."""
+    suggestions = []
+    longest = _longest_fitting_len(spec, outcome.evaluations)
+    if longest:
+        suggestions.append(longest)
+    variants: list[tuple[str, Callable[[], ModelDeploymentSpec], Sequence[PoolOffer]]] = []
+    if spec.quantization in (Quantization.AUTO, Quantization.BF16, Quantization.FP16):
+        variants.append(
+            ("quantization fp8", lambda: spec.model_copy(update={"quantization": Quantization.FP8}), offers)
+        )
+    if spec.kv_cache_dtype is KvCacheDtype.AUTO:
+        variants.append(
+            ("kvCacheDtype fp8", lambda: spec.model_copy(update={"kv_cache_dtype": KvCacheDtype.FP8}), offers)
+        )
+    if spec.replicas > 1:
+        variants.append(("replicas 1", lambda: spec.model_copy(update={"replicas": 1}), offers))
+    if spec.placement.pools is not None or spec.placement.locality is not Locality.ANY:
+        variants.append(
+            (
+                "placement without pool or locality restrictions",
+                lambda: spec.model_copy(update={"placement": Placement(strategy=spec.placement.strategy)}),
+                offers,
+            )
+        )
+    for label, variant, variant_offers in variants:
+        result = plan_core(name, namespace, variant(), variant_offers).result
+        if result.feasible:
+            suggestions.append(f"{label} would fit on {_describe(result)}")
+    what_if = [offer_from_pool(pool) for pool in what_if_pools()]
+    relaxed = spec.model_copy(update={"placement": Placement(strategy=spec.placement.strategy), "replicas": 1})
+    result = plan_core(name, namespace, relaxed, what_if).result
+    if result.feasible and result.plan is not None:
+        plan = result.plan
+        suggestions.append(
+            f"a pool of {plan.gpu} with {plan.gpus_per_replica} GPU(s) per replica would fit "
+            f"(TP{plan.tensor_parallel}×PP{plan.pipeline_parallel}, {plan.quantization})"
+        )
+    return suggestions
