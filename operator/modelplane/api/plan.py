@@ -9,6 +9,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from modelplane.api.base import WireModel
+from modelplane.api.gpu_node_pool import Toleration
 
 
 class ReasonCode(StrEnum):
@@ -64,11 +65,14 @@ class Plan(WireModel):
     gpus_per_pod: int
     replicas: int
     quantization: str
+    pre_quantized: bool = Field(description="The checkpoint itself is stored in this quantization.")
     kv_cache_dtype: str
     runtime: str
     max_model_len: int
     max_concurrency: int
     gpu_memory_utilization: int
+    node_selector: dict[str, str] = Field(default_factory=dict, description="The pool's node selector.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="The pool's tolerations.")
     memory: MemoryBreakdown
     estimates: Estimates
 

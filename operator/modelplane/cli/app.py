@@ -15,8 +15,10 @@ from modelplane.catalog.models import model_catalog
 from modelplane.cli.errors import EXIT_INFEASIBLE, EXIT_OK, user_errors
 from modelplane.cli.inputs import read_inventory
 from modelplane.cli.output import print_table, to_json, to_yaml
+from modelplane.cli.render import render_all, report_infeasible, write_directory, write_stream
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.service import offers_for, plan_deployment
+from modelplane.render.errors import RenderError
 
 app = typer.Typer(
     help="Plan, render and operate LLM serving on Kubernetes GPU node pools.",
@@ -71,6 +73,30 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise OSError(0, "expected a JSON object (a model's config.json)", str(path))
     return config
+
+
+@app.command()
+def render(
+    files: Annotated[list[Path], typer.Argument(help="YAML files or directories with ModelDeployments and pools.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Directory to write, or - for a YAML stream.")],
+    pools: Annotated[
+        list[Path] | None, typer.Option("--pools", help="Extra files with GPUNodePools (the inventory).")
+    ] = None,
+) -> None:
+    """Plan and render serving manifests. Infeasible deployments: exit 2 and nothing is written."""
+    with user_errors(extra=(RenderError,)):
+        inventory = read_inventory([*files, *(pools or [])])
+        offers = offers_for(inventory.pools)
+        pairs = [(deployment, plan_deployment(deployment, offers)) for deployment in inventory.deployments]
+        results = [result for _, result in pairs]
+        if not all(result.feasible for result in results):
+            report_infeasible(results)
+            raise typer.Exit(EXIT_INFEASIBLE)
+        rendered = render_all(pairs)
+        if output == "-":
+            write_stream(rendered)
+        else:
+            write_directory(rendered, Path(output))
 
 
 @app.command()

@@ -1,0 +1,67 @@
+"""`modelplane render`: plan and render every ModelDeployment into files for a GitOps repository."""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelplane.api.model_deployment import ModelDeployment
+from modelplane.api.plan import PlanResult
+from modelplane.render.engine import render_deployment
+from modelplane.render.serialize import dump_object, dump_stream, kustomization, object_filename
+
+Rendered = list[tuple[ModelDeployment, list[dict[str, Any]]]]
+
+
+def report_infeasible(results: list[PlanResult]) -> None:
+    for result in results:
+        if result.feasible:
+            continue
+        typer.echo(f"modelplane: {result.namespace}/{result.name} is infeasible, nothing written:", err=True)
+        for reason in result.reasons:
+            typer.echo(f"  {reason.code.value}: {reason.message}", err=True)
+        for suggestion in result.suggestions:
+            typer.echo(f"  try: {suggestion}", err=True)
+
+
+def render_all(pairs: list[tuple[ModelDeployment, PlanResult]]) -> Rendered:
+    rendered: Rendered = []
+    for deployment, result in pairs:
+        assert result.plan is not None
+        rendered.append((deployment, render_deployment(deployment, result.plan)))
+    return rendered
+
+
+def write_stream(rendered: Rendered) -> None:
+    typer.echo(dump_stream([obj for _, objects in rendered for obj in objects]), nl=False)
+
+
+def write_directory(rendered: Rendered, root: Path) -> None:
+    """Write DIR/<namespace>/<name>/<kind>.yaml; each deployment directory is replaced whole, never half-written."""
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".modelplane-render-", dir=root))
+    try:
+        for deployment, objects in rendered:
+            namespace = deployment.metadata.namespace or "default"
+            target = staging / namespace / deployment.metadata.name
+            target.mkdir(parents=True)
+            names = []
+            for obj in objects:
+                (target / object_filename(obj)).write_text(dump_object(obj))
+                names.append(object_filename(obj))
+            (target / "kustomization.yaml").write_text(kustomization(names))
+        for deployment, _ in rendered:
+            relative = Path(deployment.metadata.namespace or "default") / deployment.metadata.name
+            final = root / relative
+            if final.exists():
+                shutil.rmtree(final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            (staging / relative).rename(final)
+        directories = sorted(
+            str(path.relative_to(root)) for path in root.glob("*/*") if (path / "kustomization.yaml").exists()
+        )
+        (root / "kustomization.yaml").write_text(kustomization(directories))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

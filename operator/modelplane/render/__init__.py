@@ -1,0 +1,1 @@
+"""Pure rendering: a plan and its ModelDeployment become validated Kubernetes objects through Jinja."""

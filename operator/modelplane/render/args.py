@@ -1,0 +1,99 @@
+"""Runtime command lines, decided in Python so templates stay free of logic.
+
+Flags the plan sets are owned by the plan: spec.extraArgs may add any other flag the pinned
+runtime version accepts, but may not repeat or override a planned one.
+"""
+
+import shlex
+from dataclasses import dataclass
+
+from modelplane.api.model_deployment import ModelDeploymentSpec
+from modelplane.api.plan import Plan
+from modelplane.catalog.runtimes import RuntimeSpec
+from modelplane.render.errors import RenderError
+
+VLLM_MULTI_NODE_SCRIPT = "/vllm-workspace/examples/online_serving/multi-node-serving.sh"
+RAY_PORT = 6379
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    command: list[str]
+    args: list[str]
+
+
+def gpu_memory_fraction(percent: int) -> str:
+    """An integer percent as the decimal fraction runtimes take ("0.90"), without float rounding."""
+    return f"{percent // 100}.{percent % 100:02d}"
+
+
+def _vllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> list[str]:
+    flags = [
+        "--served-model-name", spec.model.name,
+        "--host", "0.0.0.0",
+        "--port", str(runtime.port),
+        "--tensor-parallel-size", str(plan.tensor_parallel),
+        "--pipeline-parallel-size", str(plan.pipeline_parallel),
+        "--max-model-len", str(plan.max_model_len),
+        "--gpu-memory-utilization", gpu_memory_fraction(plan.gpu_memory_utilization),
+    ]  # fmt: skip
+    if plan.quantization in ("fp8", "int8") and not plan.pre_quantized:
+        flags += ["--quantization", plan.quantization]
+    if plan.quantization == "fp16":
+        flags += ["--dtype", "float16"]
+    if plan.kv_cache_dtype == "fp8":
+        flags += ["--kv-cache-dtype", "fp8"]
+    if plan.nodes_per_replica > 1:
+        flags += ["--distributed-executor-backend", "ray"]
+    return flags
+
+
+def _trtllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> list[str]:
+    return [
+        "--host", "0.0.0.0",
+        "--port", str(runtime.port),
+        "--backend", "pytorch",
+        "--tp_size", str(plan.tensor_parallel),
+        "--pp_size", str(plan.pipeline_parallel),
+        "--max_seq_len", str(plan.max_model_len),
+        "--kv_cache_free_gpu_memory_fraction", gpu_memory_fraction(plan.gpu_memory_utilization),
+    ]  # fmt: skip
+
+
+def _flag_name(token: str) -> str:
+    return token.split("=", 1)[0]
+
+
+def check_extra_args(extra_args: list[str], planned: list[str], runtime_name: str, runtime: RuntimeSpec) -> None:
+    """Refuse extra flags the plan owns or the pinned runtime version does not know."""
+    owned = {token for token in planned if token.startswith("--")}
+    for index, token in enumerate(extra_args):
+        if not token.startswith("-"):
+            continue
+        name = _flag_name(token)
+        field = f"spec.extraArgs[{index}]"
+        if name in owned:
+            raise RenderError(field, f"{name} is set by the plan; change the ModelDeployment spec instead")
+        if name not in runtime.flag_names:
+            raise RenderError(field, f"{name} is not a flag of {runtime_name} {runtime.version}")
+
+
+def server_command(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> CommandLine:
+    """The serving container's command line (the leader's, for multi-node replicas)."""
+    if plan.runtime == "tensorrt-llm":
+        flags = _trtllm_flags(spec, plan, runtime)
+        check_extra_args(spec.extra_args, flags, plan.runtime, runtime)
+        return CommandLine(["trtllm-serve"], [spec.model.name, *flags, *spec.extra_args])
+    flags = _vllm_flags(spec, plan, runtime)
+    check_extra_args(spec.extra_args, flags, plan.runtime, runtime)
+    serve = ["vllm", "serve", spec.model.name, *flags, *spec.extra_args]
+    if plan.nodes_per_replica == 1:
+        return CommandLine(serve[:2], serve[2:])
+    script = f"bash {VLLM_MULTI_NODE_SCRIPT} leader --ray_cluster_size=$(LWS_GROUP_SIZE) && exec {shlex.join(serve)}"
+    return CommandLine(["/bin/sh", "-c"], [script])
+
+
+def worker_command() -> CommandLine:
+    """A multi-node vLLM worker joins the leader's Ray cluster and blocks."""
+    script = f"exec bash {VLLM_MULTI_NODE_SCRIPT} worker --ray_address=$(LWS_LEADER_ADDRESS)"
+    return CommandLine(["/bin/sh", "-c"], [script])

@@ -1,0 +1,91 @@
+"""Jinja environment and the render entry point shared by the CLI and the operator.
+
+Templates see one RenderContext and pass every value through `tojson`; the output is parsed back
+with yaml.safe_load_all and checked against the plan before anyone can apply or print it.
+"""
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+from jinja2 import Environment, FunctionLoader, StrictUndefined
+
+from modelplane.api.model_deployment import ModelDeployment
+from modelplane.api.plan import Plan
+from modelplane.catalog.gpus import get_gpu
+from modelplane.render.context import RenderContext, build_context
+from modelplane.render.errors import TemplateOutputError
+
+KIND_ORDER = ("Service", "PodDisruptionBudget", "Deployment", "LeaderWorkerSet")
+
+
+def _load_template(name: str) -> str:
+    return resources.files("modelplane").joinpath("templates", name).read_text()
+
+
+@cache
+def environment() -> Environment:
+    """StrictUndefined: a name missing from the context is an error, never an empty string."""
+    return Environment(
+        loader=FunctionLoader(_load_template),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def template_names(context: RenderContext) -> list[str]:
+    """Which object kinds this context needs, in apply order."""
+    names = ["service", "deployment" if not context.multi_node else "leaderworkerset"]
+    if context.pdb_max_unavailable is not None:
+        names.insert(1, "poddisruptionbudget")
+    return [f"{context.runtime}/{name}.yaml.j2" for name in names]
+
+
+def render_context(context: RenderContext) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for name in template_names(context):
+        text = environment().get_template(name).render(ctx=context)
+        objects.extend(document for document in yaml.safe_load_all(text) if document is not None)
+    return objects
+
+
+def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    if obj["kind"] == "Deployment":
+        return [obj["spec"]["template"]["spec"]]
+    if obj["kind"] == "LeaderWorkerSet":
+        template = obj["spec"]["leaderWorkerTemplate"]
+        return [template["leaderTemplate"]["spec"], template["workerTemplate"]["spec"]]
+    return []
+
+
+def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: Plan) -> None:
+    """Invariants that must hold by construction: identity, and GPUs per group equal to TP × PP."""
+    resource = get_gpu(plan.gpu).resource_name
+    for obj in objects:
+        metadata = obj.get("metadata", {})
+        if metadata.get("name") != context.name or metadata.get("namespace") != context.namespace:
+            raise TemplateOutputError(f"{obj.get('kind')} has the wrong name or namespace")
+        gpus_in_group = 0
+        for pod in _pod_specs(obj):
+            for container in pod["containers"]:
+                limits = container["resources"]["limits"]
+                if limits.get(resource) != str(plan.gpus_per_pod):
+                    raise TemplateOutputError(f"{obj['kind']} requests {limits.get(resource)} {resource}")
+        if obj["kind"] == "Deployment":
+            gpus_in_group = plan.gpus_per_pod
+        elif obj["kind"] == "LeaderWorkerSet":
+            gpus_in_group = plan.gpus_per_pod * obj["spec"]["leaderWorkerTemplate"]["size"]
+        if gpus_in_group and gpus_in_group != plan.tensor_parallel * plan.pipeline_parallel:
+            raise TemplateOutputError(f"{obj['kind']} holds {gpus_in_group} GPUs per replica, plan needs TP × PP")
+
+
+def render_deployment(deployment: ModelDeployment, plan: Plan) -> list[dict[str, Any]]:
+    """The serving objects of one deployment, validated, in apply order (Service first)."""
+    context = build_context(deployment, plan)
+    objects = render_context(context)
+    check_objects(objects, context, plan)
+    return sorted(objects, key=lambda obj: KIND_ORDER.index(obj["kind"]))
