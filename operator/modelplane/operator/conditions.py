@@ -1,0 +1,88 @@
+"""Conditions as the Kubernetes API conventions describe them; pure, so they are tested without a cluster."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PLANNED = "Planned"
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+PLAN_OUTDATED = "PlanOutdated"
+CONDITION_ORDER = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED)
+
+
+@dataclass(frozen=True)
+class ConditionState:
+    status: str
+    reason: str
+    message: str = ""
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_conditions(
+    current: list[dict[str, Any]], wanted: dict[str, ConditionState], generation: int, now: str
+) -> list[dict[str, Any]]:
+    """New condition list: lastTransitionTime moves only when a condition's status changes."""
+    by_type = {condition.get("type"): condition for condition in current}
+    merged = []
+    for kind in CONDITION_ORDER:
+        state = wanted.get(kind)
+        if state is None:
+            continue
+        previous = by_type.get(kind)
+        transition = previous["lastTransitionTime"] if previous and previous.get("status") == state.status else now
+        merged.append({
+            "type": kind,
+            "status": state.status,
+            "reason": state.reason,
+            "message": state.message,
+            "observedGeneration": generation,
+            "lastTransitionTime": transition,
+        })  # fmt: skip
+    return merged
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return dict(condition)
+    return {}
+
+
+def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[str, ConditionState]:
+    """Ready / Progressing / Degraded of a ModelDeployment from its Deployment or LeaderWorkerSet."""
+    if workload is None:
+        return {
+            READY: ConditionState("False", "WorkloadMissing", "the serving workload does not exist yet"),
+            PROGRESSING: ConditionState("True", "Creating", "creating the serving workload"),
+            DEGRADED: ConditionState("False", "AsExpected"),
+        }
+    kind = workload["kind"]
+    status = workload.get("status") or {}
+    ready_replicas = int(status.get("readyReplicas") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    generation_seen = status.get("observedGeneration", 0) >= workload["metadata"].get("generation", 0)
+    progress = _condition(workload, "Progressing")
+    failure = _condition(workload, "ReplicaFailure")
+    stalled = progress.get("reason") == "ProgressDeadlineExceeded" or failure.get("status") == "True"
+    if replicas == 0:
+        ready = ConditionState("True", "ScaledToZero", "replicas is 0")
+    elif ready_replicas >= replicas and generation_seen and _condition(workload, "Available").get("status") == "True":
+        ready = ConditionState("True", "Available", f"{ready_replicas}/{replicas} replicas ready")
+    else:
+        ready = ConditionState("False", "ReplicasNotReady", f"{ready_replicas}/{replicas} {kind} replicas ready")
+    rolling = not generation_seen or updated < replicas or ready_replicas < replicas
+    if stalled:
+        message = failure.get("message") or progress.get("message") or "rollout stalled"
+        return {READY: ready, PROGRESSING: ConditionState("False", "RolloutStalled", message),
+                DEGRADED: ConditionState("True", "RolloutStalled", message)}  # fmt: skip
+    progressing = (
+        ConditionState("True", "RollingOut", f"{updated}/{replicas} replicas updated, {ready_replicas} ready")
+        if rolling and replicas
+        else ConditionState("False", "Complete", "rollout complete")
+    )
+    return {READY: ready, PROGRESSING: progressing, DEGRADED: ConditionState("False", "AsExpected")}

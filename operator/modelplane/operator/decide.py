@@ -1,0 +1,135 @@
+"""What a ModelDeployment should look like now: plan (pinned or new), children and status. Pure.
+
+Plan pinning: status.plan is kept while status.planGeneration equals metadata.generation and no
+re-plan was requested through the `modelplane.dev/replan` annotation. A better plan found later is
+reported as PlanOutdated instead of moving running servers. A spec change that makes the
+deployment infeasible (or unrenderable) leaves status.plan and the running children as they are.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelplane.api.documents import parse_object
+from modelplane.api.errors import InvalidObjectError
+from modelplane.api.model_deployment import Mode, ModelDeployment
+from modelplane.api.plan import Plan, PlanResult
+from modelplane.catalog.errors import CatalogError
+from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, READY, ConditionState
+from modelplane.planning.inventory import PoolOffer
+from modelplane.planning.service import plan_deployment
+from modelplane.render.context import plan_hash
+from modelplane.render.engine import render_deployment
+from modelplane.render.errors import RenderError
+
+REPLAN_ANNOTATION = "modelplane.dev/replan"
+MAX_MESSAGE = 4000
+
+
+@dataclass
+class Decision:
+    """The outcome of one reconcile: children to converge (None: leave them alone) and status fields."""
+
+    status: dict[str, Any]
+    conditions: dict[str, ConditionState]
+    objects: list[dict[str, Any]] | None
+    plan: Plan | None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def reservation(self) -> tuple[str, int] | None:
+        if self.plan is None or self.objects is None:
+            return None
+        return self.plan.pool, self.plan.gpus_per_replica * self.plan.replicas
+
+
+def _shape(plan: Plan) -> tuple[object, ...]:
+    return (plan.pool, plan.tensor_parallel, plan.pipeline_parallel, plan.quantization)
+
+
+def _describe(plan: Plan) -> str:
+    return (f"pool {plan.pool} ({plan.gpu}), TP{plan.tensor_parallel}×PP{plan.pipeline_parallel}, "
+            f"{plan.quantization}, {plan.gpus_per_replica} GPU(s) per replica")  # fmt: skip
+
+
+def rejected_pools(result: PlanResult, chosen: str | None) -> list[dict[str, Any]]:
+    """A compact why-not list: each rejected pool with its reason codes."""
+    codes: dict[str, set[str]] = {}
+    feasible = {candidate.pool for candidate in result.candidates if candidate.feasible}
+    for candidate in result.candidates:
+        if candidate.pool == chosen or candidate.pool in feasible:
+            continue
+        codes.setdefault(candidate.pool, set()).update(reason.code.value for reason in candidate.reasons)
+    return [{"pool": pool, "codes": sorted(found)} for pool, found in sorted(codes.items())]
+
+
+def _infeasible_message(result: PlanResult) -> str:
+    parts = [f"{reason.code.value}: {reason.message}" for reason in result.reasons]
+    if result.suggestions:
+        parts.append("would fit: " + "; ".join(result.suggestions))
+    return " | ".join(parts)[:MAX_MESSAGE]
+
+
+def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> Decision:
+    """Plan and render for the current spec, honouring the pinned plan."""
+    metadata = body.get("metadata") or {}
+    where = f"ModelDeployment {metadata.get('namespace')}/{metadata.get('name')}"
+    generation = int(metadata.get("generation") or 0)
+    current = body.get("status") or {}
+    base = {"observedGeneration": generation}
+    try:
+        parsed = parse_object(body, "cluster")
+        assert isinstance(parsed, ModelDeployment)
+        deployment = parsed
+        result = plan_deployment(deployment, offers())
+    except (InvalidObjectError, CatalogError) as error:
+        message = str(error).replace(f"cluster: {where}: ", "")
+        return Decision(base, {PLANNED: ConditionState("False", "InvalidSpec", message[:MAX_MESSAGE])}, None, None,
+                        [("Warning", "InvalidSpec", message)])  # fmt: skip
+    token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
+    replan = token is not None and token != current.get("replanToken")
+    pinned = Plan.model_validate(current["plan"]) if current.get("plan") else None
+    if pinned is not None and (current.get("planGeneration") != generation or replan):
+        pinned = None
+    conditions: dict[str, ConditionState] = {}
+    events: list[tuple[str, str, str]] = []
+    status: dict[str, Any] = {**base, "replanToken": token} if token is not None else dict(base)
+    if pinned is not None:
+        plan = pinned
+        conditions[PLANNED] = ConditionState("True", "PlanPinned", _describe(plan))
+        better = result.plan
+        if result.feasible and better is not None and _shape(better) != _shape(pinned):
+            conditions[PLAN_OUTDATED] = ConditionState(
+                "True", "BetterPlanAvailable",
+                f"{_describe(better)}; annotate {REPLAN_ANNOTATION} to move the running servers",
+            )  # fmt: skip
+        else:
+            conditions[PLAN_OUTDATED] = ConditionState("False", "PlanCurrent", "the pinned plan is still the best")
+    elif result.feasible and result.plan is not None:
+        plan = result.plan
+        conditions[PLANNED] = ConditionState("True", "Planned", _describe(plan))
+        conditions[PLAN_OUTDATED] = ConditionState("False", "PlanCurrent", "the pinned plan is still the best")
+        if current.get("plan"):
+            events.append(("Normal", "Replanned", _describe(plan)))
+    else:
+        reason = result.reasons[0].code.value if result.reasons else "Infeasible"
+        message = _infeasible_message(result)
+        events.append(("Warning", reason, message))
+        keep = {"rejected": rejected_pools(result, None)}
+        return Decision({**status, **keep}, {PLANNED: ConditionState("False", reason, message)}, None, None, events)
+    status.update({
+        "plan": plan.to_wire(),
+        "planGeneration": generation,
+        "planHash": plan_hash(plan),
+        "rejected": rejected_pools(result, plan.pool),
+    })  # fmt: skip
+    if deployment.spec.mode is Mode.PLAN_ONLY:
+        conditions[READY] = ConditionState("True", "PlanOnly", "mode PlanOnly: planned, no serving objects created")
+        return Decision(status, conditions, [], plan, events)
+    try:
+        objects = render_deployment(deployment, plan)
+    except (RenderError, CatalogError) as error:
+        message = str(error)
+        return Decision(base, {PLANNED: ConditionState("False", "InvalidServingSpec", message)}, None, None,
+                        [("Warning", "InvalidServingSpec", message)])  # fmt: skip
+    return Decision(status, conditions, objects, plan, events)

@@ -1,0 +1,225 @@
+"""kopf handlers: index cluster state, hand each ModelDeployment to `reconcile`, keep pool status current.
+
+Handlers stay tiny; the work is in decide (pure), pools (pure) and reconcile (the API calls).
+"""
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from modelplane.api.base import API_GROUP, API_VERSION
+from modelplane.api.documents import parse_object
+from modelplane.api.errors import InvalidObjectError
+from modelplane.api.gpu_node_pool import GPUNodePool
+from modelplane.catalog.errors import CatalogError
+from modelplane.kube.client import make_api_client
+from modelplane.kube.custom import patch_status
+from modelplane.kube.errors import KubeError, TransientKubeError
+from modelplane.kube.objects import is_subset
+from modelplane.operator.pools import (
+    NodeRecord,
+    PodRecord,
+    PoolState,
+    node_record,
+    offers_for_deployment,
+    pod_record,
+    pool_states,
+)
+from modelplane.operator.reconcile import KeyedLocks, Reservations, reconcile
+from modelplane.operator.settings import configure
+from modelplane.planning.inventory import PoolOffer, offer_from_pool
+
+CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "modelplane"}
+DEPLOYMENT_LABEL = "modelplane.dev/deployment"
+POOL_STATUS_INTERVAL_SECONDS = 20
+MAX_RETRY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The in-memory views kopf keeps up to date, as handed to any handler."""
+
+    deployments: kopf.Index[str, Any]
+    gpu_pools: kopf.Index[str, Any]
+    gpu_nodes: kopf.Index[str, Any]
+    gpu_pods: kopf.Index[str, Any]
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any]) -> "Cluster":
+        return cls(kwargs["deployments"], kwargs["gpu_pools"], kwargs["gpu_nodes"], kwargs["gpu_pods"])
+
+    def deployment(self, key: str) -> dict[str, Any] | None:
+        store = self.deployments.get(key)
+        return next(iter(store), None) if store is not None else None
+
+    def pool_states(self, logger: Any) -> dict[str, PoolState]:
+        declared: list[tuple[GPUNodePool, PoolOffer]] = []
+        for body in _values(self.gpu_pools):
+            try:
+                pool = parse_object(body, "cluster")
+                assert isinstance(pool, GPUNodePool)
+                declared.append((pool, offer_from_pool(pool)))
+            except (InvalidObjectError, CatalogError) as error:
+                logger.warning(f"ignoring GPUNodePool: {error}")
+        return pool_states(declared, _values(self.gpu_nodes), _values(self.gpu_pods))
+
+
+def _values(index: kopf.Index[str, Any]) -> list[Any]:
+    return [value for key in index for value in index[key]]
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    configure(settings)
+    memo.api = make_api_client()
+    memo.reservations = Reservations()
+    memo.locks = KeyedLocks()
+    memo.retries = {}
+    memo.retry_lock = threading.Lock()
+    memo.seeded = False
+
+
+@kopf.on.cleanup()
+def cleanup(memo: Any, **_: Any) -> None:
+    memo.api.close()
+
+
+@kopf.on.probe(id="reservations")
+def probe(memo: Any, **_: Any) -> int:
+    return len(memo.reservations.snapshot())
+
+
+# -- indexes: in-memory views of the cluster, filled before any handler runs ---------------------
+@kopf.index(API_GROUP, API_VERSION, "modeldeployments")
+def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {f"{namespace}/{name}": dict(body)}
+
+
+@kopf.index(API_GROUP, API_VERSION, "gpunodepools")
+def gpu_pools(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: dict(body)}
+
+
+@kopf.index("", "v1", "nodes")
+def gpu_nodes(body: kopf.Body, **_: Any) -> dict[str, NodeRecord] | None:
+    record = node_record(body)
+    return {record.name: record} if record.allocatable_gpus else None
+
+
+@kopf.index("", "v1", "pods")
+def gpu_pods(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, PodRecord] | None:
+    record = pod_record(body)
+    return {f"{namespace}/{name}": record} if record else None
+
+
+def _seed_reservations(memo: Any, cluster: Cluster) -> None:
+    """After a restart, every pinned plan holds its GPUs before any deployment is re-planned."""
+    if memo.seeded:
+        return
+    for body in _values(cluster.deployments):
+        plan = (body.get("status") or {}).get("plan")
+        if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
+            metadata = body["metadata"]
+            reservation = (plan["pool"], int(plan["gpusPerReplica"]) * int(plan["replicas"]))
+            memo.reservations.set(f"{metadata['namespace']}/{metadata['name']}", reservation)
+    memo.seeded = True
+
+
+def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any] | None = None) -> None:
+    _seed_reservations(memo, cluster)
+    current = body if body is not None else cluster.deployment(key)
+    if current is None:
+        return
+
+    def offers() -> list[PoolOffer]:
+        return offers_for_deployment(cluster.pool_states(logger), memo.reservations.snapshot(), key)
+
+    with memo.locks.get(key):
+        try:
+            reconcile(memo.api, current, offers, memo.reservations, key)
+        except TransientKubeError as error:
+            _schedule_retry(memo, key, cluster, logger, str(error))
+            return
+        except KubeError as error:
+            logger.error(f"reconcile of {key} failed: {error}")
+            return
+    with memo.retry_lock:
+        memo.retries.pop(key, None)
+
+
+def _schedule_retry(memo: Any, key: str, cluster: Cluster, logger: Any, message: str) -> None:
+    """Transient API failures retry with exponential backoff: kopf does not retry event handlers."""
+    with memo.retry_lock:
+        attempt = memo.retries.get(key, 0) + 1
+        memo.retries[key] = attempt
+    delay = min(MAX_RETRY_SECONDS, 2**attempt)
+    logger.warning(f"{message}; retrying {key} in {delay}s")
+    timer = threading.Timer(delay, _run, args=(memo, key, cluster, logger))
+    timer.daemon = True
+    timer.start()
+
+
+@kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
+def model_deployment_event(
+    type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any
+) -> None:
+    """Every event of a ModelDeployment (the initial listing included) is one idempotent reconcile."""
+    key = f"{namespace}/{name}"
+    if type == "DELETED":
+        memo.reservations.set(key, None)
+        memo.locks.drop(key)
+        return
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return
+    _run(memo, key, Cluster.of(kwargs), logger, dict(body))
+
+
+def child_event(namespace: str | None, labels: Mapping[str, str], memo: Any, logger: kopf.Logger,
+                **kwargs: Any) -> None:  # fmt: skip
+    """A child changed, vanished or was edited by hand: re-converge its owner (restores drift, updates Ready)."""
+    owner = labels.get(DEPLOYMENT_LABEL)
+    if not owner:
+        return
+    key = f"{namespace}/{owner}"
+    cluster = Cluster.of(kwargs)
+    parent = cluster.deployment(key)
+    if parent is None or (parent.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    _run(memo, key, cluster, logger)
+
+
+for _group, _version, _plural in (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+):
+    kopf.on.event(_group, _version, _plural, labels=CHILD_SELECTOR, id=f"child-{_plural}")(child_event)
+
+
+@kopf.timer(API_GROUP, API_VERSION, "gpunodepools", interval=POOL_STATUS_INTERVAL_SECONDS, initial_delay=1)
+def pool_status(name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
+    """GPUNodePool status: its nodes and free GPUs (allocatable minus GPUs requested by scheduled pods)."""
+    state = Cluster.of(kwargs).pool_states(logger).get(name)
+    if state is None:
+        return
+    wanted: dict[str, Any] = {
+        "observedGeneration": int(body.get("metadata", {}).get("generation") or 0),
+        "readyNodes": sum(1 for node in state.nodes if node.ready),
+        "totalGpus": state.allocatable,
+        "freeGpus": max(0, state.allocatable - state.requested),
+        "nodes": [
+            {"name": node.name, "allocatableGpus": node.allocatable_gpus,
+             "requestedGpus": state.requested_by_node.get(node.name, 0)}
+            for node in state.nodes
+        ],
+    }  # fmt: skip
+    current = dict(body.get("status") or {})
+    if not is_subset(wanted, current):
+        try:
+            patch_status(memo.api, "gpunodepools", None, name, wanted)
+        except KubeError as error:
+            logger.warning(f"could not update pool status: {error}")

@@ -1,0 +1,147 @@
+"""Converge one ModelDeployment: decide, apply the children that differ, write status only if it changed."""
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from modelplane.kube.custom import patch_status, post_event
+from modelplane.kube.objects import CHILD_KINDS, delete_child, ensure_child, get_child, is_subset, owner_reference
+from modelplane.operator.conditions import (
+    PLANNED,
+    READY,
+    ConditionState,
+    merge_conditions,
+    now_rfc3339,
+    workload_conditions,
+)
+from modelplane.operator.decide import Decision, decide
+from modelplane.planning.inventory import PoolOffer
+
+WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+
+@dataclass
+class Reservations:
+    """GPUs each deployment's plan holds per pool, known before its pods exist. Thread-safe."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _held: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def set(self, key: str, reservation: tuple[str, int] | None) -> None:
+        with self._lock:
+            if reservation is None:
+                self._held.pop(key, None)
+            else:
+                self._held[key] = reservation
+
+    def snapshot(self) -> dict[str, tuple[str, int]]:
+        with self._lock:
+            return dict(self._held)
+
+
+@dataclass
+class KeyedLocks:
+    """One lock per ModelDeployment: its own handler and its children's handlers never interleave."""
+
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    def get(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def drop(self, key: str) -> None:
+        with self._guard:
+            self._locks.pop(key, None)
+
+
+def _owned_by(live: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in live.get("metadata", {}).get("ownerReferences") or [])
+
+
+def _converge_children(
+    api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Apply what differs, delete kinds no longer rendered; returns the live workload."""
+    metadata = body["metadata"]
+    namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
+    owner = owner_reference(body)
+    workload = None
+    rendered_kinds = set()
+    for desired in objects:
+        desired["metadata"]["ownerReferences"] = [owner]
+        kind = desired["kind"]
+        rendered_kinds.add(kind)
+        live = get_child(api, kind, namespace, name)
+        if ensure_child(api, desired, live):
+            live = get_child(api, kind, namespace, name) if kind in WORKLOAD_KINDS else live
+        if kind in WORKLOAD_KINDS:
+            workload = live
+    for kind in CHILD_KINDS:
+        if kind in rendered_kinds:
+            continue
+        live = get_child(api, kind, namespace, name)
+        if live is not None and _owned_by(live, uid):
+            delete_child(api, kind, namespace, name)
+    return workload
+
+
+def _lws_seen(body: dict[str, Any]) -> bool:
+    """Whether this deployment ever ran multi-node; avoids probing for LeaderWorkerSets that never existed."""
+    plan = (body.get("status") or {}).get("plan") or {}
+    return int(plan.get("nodesPerReplica") or 1) > 1
+
+
+def _existing_workload(api: client.ApiClient, body: dict[str, Any]) -> dict[str, Any] | None:
+    metadata = body["metadata"]
+    kind = "LeaderWorkerSet" if _lws_seen(body) else "Deployment"
+    return get_child(api, kind, metadata["namespace"], metadata["name"])
+
+
+def _status_changed(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return not is_subset(wanted, current)
+
+
+def reconcile(
+    api: client.ApiClient,
+    body: dict[str, Any],
+    offers: Callable[[], Sequence[PoolOffer]],
+    reservations: Reservations,
+    key: str,
+) -> Decision:
+    """One idempotent pass: zero API writes when the cluster already matches."""
+    decision = decide(body, offers)
+    reservations.set(key, decision.reservation)
+    if decision.objects:
+        workload = _converge_children(api, body, decision.objects)
+    elif decision.objects is None and (body.get("status") or {}).get("plan"):
+        workload = _existing_workload(api, body)
+    else:
+        workload = None
+    conditions = dict(decision.conditions)
+    if READY not in conditions:
+        replicas = int((body.get("spec") or {}).get("replicas", 1))
+        conditions = {**workload_conditions(workload, replicas), **conditions}
+    current = body.get("status") or {}
+    generation = int(body["metadata"].get("generation") or 0)
+    merged = merge_conditions(current.get("conditions") or [], conditions, generation, now_rfc3339())
+    wanted = {**decision.status, "conditions": merged}
+    if _status_changed(current, wanted):
+        metadata = body["metadata"]
+        patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], wanted)
+        _post_transitions(api, body, current, decision)
+    return decision
+
+
+def _post_transitions(api: client.ApiClient, body: dict[str, Any], current: dict[str, Any], decision: Decision) -> None:
+    """Events only when the Planned condition changes status or reason (or a re-plan moved the servers)."""
+    before: dict[str, Any] = next((c for c in current.get("conditions") or [] if c.get("type") == PLANNED), {})
+    after = decision.conditions.get(PLANNED, ConditionState("Unknown", "Unknown"))
+    if (before.get("status"), before.get("reason")) == (after.status, after.reason):
+        return
+    for event_type, reason, message in decision.events:
+        post_event(api, body, event_type, reason, message)

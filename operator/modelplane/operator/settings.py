@@ -1,0 +1,36 @@
+"""Every kopf setting in one place, applied once at start-up."""
+
+import logging
+
+import kopf
+
+from modelplane.api.base import API_GROUP
+
+WATCH_SERVER_TIMEOUT_SECONDS = 300
+WATCH_CLIENT_TIMEOUT_SECONDS = 330
+CONNECT_TIMEOUT_SECONDS = 10
+REQUEST_TIMEOUT_SECONDS = 30
+HANDLER_WORKERS = 16
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Prefixes under our API group, explicit timeouts, and no kopf-generated events or annotations.
+
+    Handlers are level-triggered `on.event` handlers that compare before they write, so kopf's
+    diff-base and progress annotations are not needed; storing them would add a write per change.
+    """
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
+    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT_SECONDS
+    settings.watching.connect_timeout = CONNECT_TIMEOUT_SECONDS
+    settings.networking.connect_timeout = CONNECT_TIMEOUT_SECONDS
+    settings.networking.request_timeout = REQUEST_TIMEOUT_SECONDS
+    settings.posting.enabled = False
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = HANDLER_WORKERS
+    settings.peering.name = "modelplane"
+    settings.peering.mandatory = False
