@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CLUSTER := hack/cluster/cluster.sh
 
-.PHONY: venv lint test test-unit demo cluster-build cluster-up cluster-down bench crds
+.PHONY: venv lint test test-unit demo demo-down cluster-build cluster-up cluster-down bench crds
 
 $(BIN)/modelplane: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,10 @@ cluster-up: venv
 
 cluster-down:
 	$(CLUSTER) down
+
+# The README's first command: local control plane, simulated GPU pools, the operator and examples/.
+demo: venv
+	hack/demo.sh up
+
+demo-down:
+	hack/demo.sh down

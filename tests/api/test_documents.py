@@ -1,0 +1,76 @@
+"""Bad input is refused with one line that names the file, the object and the field."""
+
+import pytest
+
+from modelplane.api.documents import load_documents
+from modelplane.api.errors import InvalidObjectError
+from modelplane.api.model_deployment import ModelDeployment
+
+VALID = """
+apiVersion: modelplane.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: chat, namespace: team-a}
+spec:
+  model: {name: meta-llama/Llama-3.1-8B-Instruct}
+  maxModelLen: 8192
+"""
+
+
+def test_valid_document_gets_defaults() -> None:
+    inventory = load_documents(VALID, "md.yaml")
+    deployment = inventory.deployments[0]
+    assert isinstance(deployment, ModelDeployment)
+    assert deployment.spec.gpu_memory_utilization == 90
+    assert deployment.spec.max_concurrency == 1
+    assert deployment.spec.placement.strategy.value == "cheapest"
+
+
+def test_namespace_defaults_like_kubectl() -> None:
+    text = VALID.replace("namespace: team-a", "labels: {}")
+    assert load_documents(text, "md.yaml").deployments[0].metadata.namespace == "default"
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "words"),
+    [
+        (("maxModelLen: 8192", "maxModelLen: 0"), "spec.maxModelLen", "greater than or equal to 1"),
+        (("maxModelLen: 8192", "maxModelLen: many"), "spec.maxModelLen", "integer"),
+        (("maxModelLen: 8192", "maxModelLen: 8192\n  quantization: int3"), "spec.quantization", "auto"),
+        (("maxModelLen: 8192", "maxModelLen: 8192\n  replica: 2"), "spec.replica", "unknown field"),
+        (("maxModelLen: 8192", "maxModelLen: 8192\n  gpuMemoryUtilization: 0.9"), "spec.gpuMemoryUtilization",
+         "integer"),
+        (("maxModelLen: 8192", "maxModelLen: 8192\n  env: [{name: 'A B', value: x}]"), "spec.env[0].name", "pattern"),
+        (("kind: ModelDeployment", "kind: ModelDeploy"), "kind", "unknown kind"),
+        (("modelplane.dev/v1alpha1", "modelplane.dev/v1"), "apiVersion", "v1alpha1"),
+        (("name: chat,", "name: Chat_1,"), "metadata.name", ""),
+    ],
+    ids=["zero-len", "string-len", "bad-enum", "unknown-field", "float-percent", "env-name", "kind", "version",
+         "name"],
+)  # fmt: skip
+def test_invalid_documents_name_the_field(edit: tuple[str, str], field: str, words: str) -> None:
+    with pytest.raises(InvalidObjectError) as caught:
+        load_documents(VALID.replace(*edit), "repo/md.yaml")
+    message = str(caught.value)
+    assert message.startswith("repo/md.yaml: ")
+    assert f": {field}: " in message
+    assert words in message
+    assert "\n" not in message
+
+
+def test_yaml_errors_give_line_and_column() -> None:
+    with pytest.raises(InvalidObjectError, match=r"repo/md.yaml: invalid YAML: line \d+, column \d+"):
+        load_documents("spec: [unclosed", "repo/md.yaml")
+
+
+def test_lists_and_multiple_documents() -> None:
+    pool = """
+apiVersion: modelplane.dev/v1alpha1
+kind: GPUNodePool
+metadata: {name: h100}
+spec: {gpu: H100-SXM-80GB, gpusPerNode: 8, nodes: 2, location: on-prem, costPerGpuHour: "2.10"}
+"""
+    inventory = load_documents(f"{VALID}\n---\nkind: List\napiVersion: v1\nitems:\n" + "".join(
+        f"- {line}\n" if index == 0 else f"  {line}\n" for index, line in enumerate(pool.strip().splitlines())
+    ), "all.yaml")  # fmt: skip
+    assert len(inventory.deployments) == 1
+    assert [pool.metadata.name for pool in inventory.pools] == ["h100"]

@@ -1,0 +1,88 @@
+"""KV cache, weight bytes and pipeline stages, checked against hand arithmetic."""
+
+import pytest
+
+from modelplane.catalog.architecture import parse_architecture
+from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, kv_cache_bytes_per_token, sequence_kv_bytes
+from modelplane.planning.parameters import count_parameters
+from modelplane.planning.stages import stage_layers, stage_weight_bytes
+from modelplane.planning.weights import WeightFormat
+from tests.planning.test_parameters import DEEPSEEK_V3, LLAMA_31_8B
+
+LLAMA = parse_architecture(LLAMA_31_8B, "test")
+DEEPSEEK = parse_architecture(DEEPSEEK_V3, "test")
+GEMMA2_9B = parse_architecture(
+    {"model_type": "gemma2", "hidden_size": 3584, "num_hidden_layers": 42, "num_attention_heads": 16,
+     "num_key_value_heads": 8, "head_dim": 256, "intermediate_size": 14336, "vocab_size": 256000,
+     "sliding_window": 4096, "tie_word_embeddings": True},
+    "test",
+)  # fmt: skip
+
+
+def test_llama_kv_bytes_per_token() -> None:
+    # 2 (K and V) × 32 layers × 8 KV heads × 128 head_dim × 2 bytes = 128 KiB per token.
+    assert kv_cache_bytes_per_token(LLAMA, 2) == 131_072
+    assert kv_cache_bytes_per_token(LLAMA, 1) == 65_536
+
+
+def test_mla_caches_one_latent_per_layer_and_is_replicated_across_tp() -> None:
+    # 61 layers × (kv_lora_rank 512 + rope 64) × 2 bytes.
+    assert kv_cache_bytes_per_token(DEEPSEEK, 2) == 61 * 576 * 2
+    assert kv_bytes_per_token_per_layer(DEEPSEEK, 2, 8) == kv_bytes_per_token_per_layer(DEEPSEEK, 2, 1)
+
+
+@pytest.mark.parametrize(("tp", "heads_per_rank"), [(1, 8), (2, 4), (8, 1), (16, 1)])
+def test_kv_heads_split_then_replicate(tp: int, heads_per_rank: int) -> None:
+    assert kv_bytes_per_token_per_layer(LLAMA, 2, tp) == 2 * heads_per_rank * 128 * 2
+
+
+def test_sliding_window_layers_are_capped() -> None:
+    per_layer = 2 * 8 * 256 * 2
+    length = 8192
+    # Gemma 2 alternates: 21 sliding layers (capped at 4096 tokens) and 21 global layers.
+    expected = per_layer * (21 * 4096 + 21 * length)
+    assert sequence_kv_bytes(GEMMA2_9B, range(42), 2, 1, length) == expected
+    assert sequence_kv_bytes(GEMMA2_9B, range(42), 2, 1, 4096) == per_layer * 42 * 4096
+
+
+@pytest.mark.parametrize(
+    ("layers", "pp", "sizes"),
+    # vLLM gives the remainder to the stages before the last; tests/distributed/test_pipeline_partition.py
+    # in vLLM has (5 layers, PP 3) -> [(0, 2), (2, 4), (4, 5)].
+    [(32, 1, [32]), (32, 2, [16, 16]), (61, 4, [15, 15, 16, 15]), (5, 3, [2, 2, 1]), (80, 3, [27, 27, 26])],
+)
+def test_stage_layers_follow_vllm(layers: int, pp: int, sizes: list[int]) -> None:
+    ranges = stage_layers(layers, pp)
+    assert [len(r) for r in ranges] == sizes
+    assert ranges[0].start == 0 and ranges[-1].stop == layers
+
+
+def test_sixteen_bit_weights_are_two_bytes_per_parameter() -> None:
+    breakdown = count_parameters(LLAMA)
+    assert stage_weight_bytes(LLAMA, breakdown, WeightFormat.BF16, range(32), 0, 1) == 2 * breakdown.total
+
+
+def test_fp8_keeps_embeddings_and_norms_in_16_bit() -> None:
+    breakdown = count_parameters(LLAMA)
+    linear = sum(layer.linear for layer in breakdown.layers)
+    other = breakdown.total - linear
+    matrices = sum(layer.linear_matrices for layer in breakdown.layers)
+    expected = linear + 4 * matrices + 2 * other
+    assert stage_weight_bytes(LLAMA, breakdown, WeightFormat.FP8, range(32), 0, 1) == expected
+
+
+def test_awq_is_half_a_byte_plus_group_scales_and_zeros() -> None:
+    breakdown = count_parameters(LLAMA)
+    layer = breakdown.layers[0]
+    awq = stage_weight_bytes(LLAMA, breakdown, WeightFormat.AWQ, range(1), 1, 3)
+    # 4-bit weights + per 128-weight group an fp16 scale and a 4-bit zero (2.5 bytes) + 16-bit rest.
+    assert awq == layer.linear // 2 + layer.linear * 5 // 256 + 2 * layer.other
+
+
+def test_pipeline_stages_hold_embedding_first_and_head_last() -> None:
+    breakdown = count_parameters(LLAMA)
+    stages = stage_layers(32, 2)
+    first = stage_weight_bytes(LLAMA, breakdown, WeightFormat.BF16, stages[0], 0, 2)
+    last = stage_weight_bytes(LLAMA, breakdown, WeightFormat.BF16, stages[1], 1, 2)
+    assert first + last == 2 * breakdown.total
+    assert last - first == 2 * breakdown.final_norm

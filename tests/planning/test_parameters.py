@@ -1,0 +1,70 @@
+"""Parameter counts from architecture must equal the totals the model authors publish."""
+
+import pytest
+
+from modelplane.catalog.architecture import parse_architecture
+from modelplane.catalog.models import ModelEntry, model_catalog
+from modelplane.planning.parameters import count_parameters
+
+CATALOG = sorted(model_catalog().values(), key=lambda entry: entry.name)
+
+
+@pytest.mark.parametrize("entry", CATALOG, ids=[entry.name for entry in CATALOG])
+def test_parameter_count_matches_published_total(entry: ModelEntry) -> None:
+    if entry.official_parameters is None:
+        pytest.skip(f"{entry.name}: no published total")
+    counted = count_parameters(entry.architecture).total
+    tolerance = (entry.parameters_rounding or 1) // 2
+    assert abs(counted - entry.official_parameters) <= tolerance, (
+        f"{entry.name}: counted {counted:,}, published {entry.official_parameters:,} ({entry.parameters_source})"
+    )
+
+
+# Published totals (Hugging Face safetensors metadata of each repository), checked independently
+# of the catalog files so a wrong config value there cannot hide a wrong formula here.
+LLAMA_31_8B = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+               "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256}  # fmt: skip
+MIXTRAL_8X7B = {"model_type": "mixtral", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 32000,
+                "num_local_experts": 8, "num_experts_per_tok": 2}  # fmt: skip
+QWEN25_7B = {"model_type": "qwen2", "hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28,
+             "num_key_value_heads": 4, "intermediate_size": 18944, "vocab_size": 152064}  # fmt: skip
+DEEPSEEK_V3 = {"model_type": "deepseek_v3", "hidden_size": 7168, "num_hidden_layers": 61,
+               "num_attention_heads": 128, "num_key_value_heads": 128, "q_lora_rank": 1536, "kv_lora_rank": 512,
+               "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 129280,
+               "intermediate_size": 18432, "moe_intermediate_size": 2048, "n_routed_experts": 256,
+               "n_shared_experts": 1, "first_k_dense_replace": 3, "moe_layer_freq": 1, "num_experts_per_tok": 8,
+               "topk_method": "noaux_tc"}  # fmt: skip
+GPT_OSS_120B = {"model_type": "gpt_oss", "hidden_size": 2880, "num_hidden_layers": 36, "num_attention_heads": 64,
+                "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 2880, "vocab_size": 201088,
+                "num_local_experts": 128, "num_experts_per_tok": 4, "attention_bias": True}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "published", "tolerance"),
+    [
+        (LLAMA_31_8B, 8_030_261_248, 0),
+        (MIXTRAL_8X7B, 46_702_792_704, 0),
+        (QWEN25_7B, 7_615_616_512, 0),
+        # DeepSeek-V3 model card: "671B total parameters" for the main model (685B with the MTP module).
+        (DEEPSEEK_V3, 671_000_000_000, 500_000_000),
+        # gpt-oss model card: 116.83B total parameters for gpt-oss-120b.
+        (GPT_OSS_120B, 116_830_000_000, 5_000_000),
+    ],
+    ids=["llama-3.1-8b", "mixtral-8x7b", "qwen2.5-7b", "deepseek-v3", "gpt-oss-120b"],
+)
+def test_published_totals(config: dict[str, object], published: int, tolerance: int) -> None:
+    assert abs(count_parameters(parse_architecture(config, "test")).total - published) <= tolerance
+
+
+def test_moe_reads_only_routed_experts_per_token() -> None:
+    breakdown = count_parameters(parse_architecture(DEEPSEEK_V3, "test"))
+    # DeepSeek-V3 model card: 37B activated per token.
+    assert 36e9 < breakdown.active - breakdown.embedding < 38e9
+    assert breakdown.active < breakdown.total
+
+
+def test_tied_embeddings_are_stored_once() -> None:
+    tied = count_parameters(parse_architecture({**LLAMA_31_8B, "tie_word_embeddings": True}, "test"))
+    untied = count_parameters(parse_architecture(LLAMA_31_8B, "test"))
+    assert untied.total - tied.total == 128256 * 4096
