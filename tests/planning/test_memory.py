@@ -54,7 +54,8 @@ def test_sliding_window_layers_are_capped() -> None:
 def test_stage_layers_follow_vllm(layers: int, pp: int, sizes: list[int]) -> None:
     ranges = stage_layers(layers, pp)
     assert [len(r) for r in ranges] == sizes
-    assert ranges[0].start == 0 and ranges[-1].stop == layers
+    assert ranges[0].start == 0
+    assert ranges[-1].stop == layers
 
 
 def test_sixteen_bit_weights_are_two_bytes_per_parameter() -> None:

@@ -1,0 +1,238 @@
+"""Planner behaviour, table-driven, plus brute-force optimality as a property."""
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelplane.api.plan import PlanResult, ReasonCode
+from modelplane.catalog.architecture import Architecture
+from modelplane.catalog.models import find_model
+from modelplane.planning.estimates import cost_per_hour, decode_throughput
+from modelplane.planning.inventory import offer_from_pool
+from modelplane.planning.planner import Evaluation, _Planner, rank_key
+from modelplane.planning.service import offers_for, plan_deployment
+from modelplane.planning.shapes import heads_problem, layout
+from tests.support import deployment, pool
+
+GIB = 1024**3
+HYBRID = [
+    pool("h100", "H100-SXM-80GB", 8, 2, "on-prem", "1.60"),
+    pool("a100", "A100-SXM-80GB", 8, 2, "on-prem", "1.10"),
+    pool("h200", "H200-SXM-141GB", 8, 4, "cloud", "3.80"),
+    pool("l40s", "L40S-48GB", 4, 4, "cloud", "1.20"),
+    pool("l4", "L4-24GB", 1, 8, "cloud", "0.70"),
+    pool("mi300x", "MI300X-192GB", 8, 2, "cloud", "3.50"),
+]
+
+
+def plan(**spec: object) -> PlanResult:
+    return plan_deployment(deployment(**spec), offers_for(HYBRID))
+
+
+def codes(result: PlanResult, pool_name: str) -> set[ReasonCode]:
+    return {reason.code for c in result.candidates if c.pool == pool_name for reason in c.reasons}
+
+
+def test_small_model_goes_to_the_cheapest_gpu_that_holds_it() -> None:
+    result = plan(model={"name": "meta-llama/Llama-3.1-8B-Instruct"}, maxModelLen=4096)
+    assert result.plan is not None
+    # 8B in bf16 is ~15 GiB: one L4 (24 GB, $0.70/h) holds it; nothing else is cheaper per hour.
+    assert (result.plan.pool, result.plan.gpus_per_replica) == ("l4", 1)
+
+
+def test_405b_bf16_needs_a_full_h200_node_or_pipeline_across_h100_nodes() -> None:
+    result = plan(model={"name": "meta-llama/Llama-3.1-405B-Instruct"}, quantization="bf16", maxModelLen=8192,
+                  placement={"pools": ["h100"]})  # fmt: skip
+    assert result.plan is not None
+    # ~756 GiB of weights exceed one 8×80 GB node: TP8 × PP2 across both H100 nodes.
+    assert (result.plan.tensor_parallel, result.plan.pipeline_parallel, result.plan.nodes_per_replica) == (8, 2, 2)
+    h200 = plan(model={"name": "meta-llama/Llama-3.1-405B-Instruct"}, quantization="bf16", maxModelLen=8192,
+                placement={"pools": ["h200"]})  # fmt: skip
+    assert h200.plan is not None
+    assert h200.plan.nodes_per_replica == 1
+
+
+def test_every_rejection_has_a_reason_code() -> None:
+    result = plan(model={"name": "meta-llama/Llama-3.1-70B-Instruct"}, quantization="bf16", maxModelLen=8192)
+    for candidate in result.candidates:
+        assert candidate.feasible == (not candidate.reasons)
+    assert ReasonCode.INSUFFICIENT_MEMORY in codes(result, "l4")
+
+
+def test_locality_on_prem_only_rejects_cloud_pools() -> None:
+    result = plan(placement={"locality": "on-prem-only"})
+    assert result.plan is not None
+    assert result.plan.location == "on-prem"
+    assert codes(result, "l4") == {ReasonCode.LOCALITY_POLICY}
+
+
+def test_prefer_on_prem_bursts_to_cloud_only_when_on_prem_is_full() -> None:
+    full = [p.model_copy(update={"spec": p.spec.model_copy(update={"available_gpus": 0})})
+            if p.spec.location.value == "on-prem" else p for p in HYBRID]  # fmt: skip
+    spec = {"placement": {"locality": "prefer-on-prem"}}
+    assert plan_deployment(deployment(**spec), offers_for(HYBRID)).plan.location == "on-prem"  # type: ignore[union-attr]
+    burst = plan_deployment(deployment(**spec), offers_for(full))
+    assert burst.plan is not None
+    assert burst.plan.location == "cloud"
+    assert ReasonCode.INSUFFICIENT_CAPACITY in codes(burst, "h100")
+
+
+def test_tensorrt_llm_is_nvidia_only() -> None:
+    result = plan(runtime="tensorrt-llm")
+    assert codes(result, "mi300x") == {ReasonCode.RUNTIME_UNSUPPORTED}
+
+
+def test_prequantized_formats_are_never_invented() -> None:
+    result = plan(quantization="awq")
+    assert not result.feasible
+    assert result.reasons[0].code is ReasonCode.UNSUPPORTED_QUANTIZATION
+
+
+def test_infeasible_gets_suggestions() -> None:
+    result = plan(model={"name": "meta-llama/Llama-3.1-405B-Instruct"}, quantization="bf16", maxModelLen=131072,
+                  maxConcurrency=32, placement={"locality": "on-prem-only"})  # fmt: skip
+    assert not result.feasible
+    assert result.plan is None
+    assert result.suggestions
+    assert any("maxModelLen" in text or "quantization" in text or "pool" in text for text in result.suggestions)
+
+
+def test_pinned_shape_is_checked_not_searched() -> None:
+    result = plan(parallelism={"tensorParallel": 3})
+    assert not result.feasible
+    assert all(ReasonCode.HEADS_NOT_DIVISIBLE in {r.code for r in c.reasons} for c in result.candidates
+               if not {r.code for r in c.reasons} & {ReasonCode.EXCEEDS_GPUS_PER_NODE})  # fmt: skip
+
+
+def test_kv_fp8_doubles_the_tokens_that_fit() -> None:
+    base = plan(maxModelLen=4096, placement={"pools": ["h100"]}, parallelism={"tensorParallel": 1})
+    fp8 = plan(maxModelLen=4096, kvCacheDtype="fp8", placement={"pools": ["h100"]},
+               parallelism={"tensorParallel": 1})  # fmt: skip
+    assert base.plan is not None
+    assert fp8.plan is not None
+    assert fp8.plan.memory.kv_cache_bytes_per_token * 2 == base.plan.memory.kv_cache_bytes_per_token
+    assert fp8.plan.memory.kv_cache_tokens in range(2 * base.plan.memory.kv_cache_tokens - 2,
+                                                     2 * base.plan.memory.kv_cache_tokens + 3)  # fmt: skip
+
+
+def test_cost_is_gpus_times_price_times_replicas() -> None:
+    result = plan(replicas=3, placement={"pools": ["a100"]})
+    assert result.plan is not None
+    assert result.plan.estimates.cost_per_hour is not None
+    expected = Decimal("1.10") * result.plan.gpus_per_replica * 3
+    assert Decimal(result.plan.estimates.cost_per_hour) == expected
+
+
+# -- properties ---------------------------------------------------------------------------------
+MODELS = ["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
+          "mistralai/Mixtral-8x7B-Instruct-v0.1", "deepseek-ai/DeepSeek-V3"]  # fmt: skip
+
+
+def _brute_force_best(result_spec: dict[str, object]) -> tuple[object, ...] | None:
+    """Every pool × format × TP × PP, no pruning; the lowest rank key among feasible ones."""
+    md = deployment(**result_spec)
+    entry = find_model(md.spec.model.name)
+    assert entry is not None
+    arch: Architecture = entry.architecture
+    planner = _Planner("x", "default", md.spec, arch, entry)
+    best: tuple[object, ...] | None = None
+    for offer in offers_for(HYBRID):
+        if planner.pool_reasons(offer):
+            continue
+        for wanted in planner.formats():
+            weight_format = planner.format_for_gpu(wanted, offer.gpu)
+            if planner.format_reasons(weight_format, offer.gpu):
+                continue
+            tp = 1
+            while tp <= offer.gpus_per_node:
+                if heads_problem(arch, tp) is None:
+                    for pp in range(1, min(arch.num_layers, offer.total_gpus // tp) + 1):
+                        fit = planner.memory_fit(offer.gpu, weight_format, tp, pp)
+                        shape = layout(tp, pp, offer.gpus_per_node)
+                        if not fit.fits or shape is None:
+                            continue
+                        if shape.gpus_per_replica * md.spec.replicas > offer.free_gpus:
+                            continue
+                        if shape.nodes_per_replica > 1 and md.spec.runtime.value == "tensorrt-llm":
+                            continue
+                        evaluation = Evaluation(
+                            offer, weight_format, shape, (), fit.breakdown,
+                            decode_throughput(offer.gpu, tp, list(fit.traffic), md.spec.max_concurrency),
+                            cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * md.spec.replicas),
+                        )  # fmt: skip
+                        key = rank_key(md.spec, evaluation)
+                        best = key if best is None or key < best else best  # type: ignore[operator]
+                tp *= 2
+    return best
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from(MODELS),
+    strategy=st.sampled_from(["cheapest", "fewest-gpus", "fastest"]),
+    quantization=st.sampled_from(["auto", "bf16", "fp8"]),
+    max_model_len=st.sampled_from([2048, 8192, 32768]),
+    concurrency=st.integers(min_value=1, max_value=16),
+    replicas=st.integers(min_value=1, max_value=3),
+)
+def test_plan_is_the_brute_force_optimum(model: str, strategy: str, quantization: str, max_model_len: int,
+                                         concurrency: int, replicas: int) -> None:  # fmt: skip
+    spec = {"model": {"name": model}, "quantization": quantization, "maxModelLen": max_model_len,
+            "maxConcurrency": concurrency, "replicas": replicas, "placement": {"strategy": strategy}}  # fmt: skip
+    if model == "deepseek-ai/DeepSeek-V3" and quantization != "auto":
+        spec["quantization"] = "auto"
+    result = plan_deployment(deployment(**spec), offers_for(HYBRID))
+    best = _brute_force_best(spec)
+    assert result.feasible == (best is not None)
+    if result.plan is not None:
+        chosen = next(e for e in _evaluations(spec) if e.feasible and e.offer.name == result.plan.pool
+                      and e.layout.tensor_parallel == result.plan.tensor_parallel
+                      and e.layout.pipeline_parallel == result.plan.pipeline_parallel
+                      and e.weight_format.value == result.plan.quantization)  # fmt: skip
+        assert rank_key(deployment(**spec).spec, chosen) == best
+
+
+def _evaluations(spec: dict[str, object]) -> list[Evaluation]:
+    md = deployment(**spec)
+    entry = find_model(md.spec.model.name)
+    assert entry is not None
+    return _Planner("x", "default", md.spec, entry.architecture, entry).evaluations(offers_for(HYBRID))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    model=st.sampled_from(MODELS),
+    max_model_len=st.sampled_from([1024, 8192, 65536]),
+    concurrency=st.integers(min_value=1, max_value=64),
+    utilization=st.integers(min_value=50, max_value=95),
+    kv=st.sampled_from(["auto", "fp8"]),
+)
+def test_no_feasible_candidate_exceeds_its_budget(model: str, max_model_len: int, concurrency: int,
+                                                  utilization: int, kv: str) -> None:  # fmt: skip
+    result = plan(model={"name": model}, maxModelLen=max_model_len, maxConcurrency=concurrency,
+                  gpuMemoryUtilization=utilization, kvCacheDtype=kv)  # fmt: skip
+    for candidate in result.candidates:
+        if not candidate.feasible:
+            continue
+        memory = candidate.memory
+        assert memory is not None
+        assert memory.budget_bytes_per_gpu == memory.gpu_memory_bytes * utilization // 100
+        kv_needed_upper = memory.kv_cache_bytes_per_token * max_model_len * concurrency
+        assert memory.kv_cache_tokens >= max_model_len * concurrency
+        used_without_kv = memory.weight_bytes_per_gpu + memory.overhead_bytes_per_gpu
+        assert used_without_kv < memory.budget_bytes_per_gpu
+        # Without sliding windows the KV cache of the load fits in what is left, byte for byte.
+        if not find_model(model).architecture.sliding_window_layers:  # type: ignore[union-attr]
+            assert used_without_kv + kv_needed_upper <= memory.budget_bytes_per_gpu
+
+
+def test_offer_free_gpus_never_exceed_pool() -> None:
+    offer = offer_from_pool(pool("p", "L4-24GB", 1, 4, available_gpus=99))
+    assert offer.free_gpus == 4
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_catalog_models_resolve(name: str) -> None:
+    assert find_model(name) is not None
