@@ -1,0 +1,113 @@
+"""Every rendered object: valid against the Kubernetes (and LeaderWorkerSet) schema, safe, consistent."""
+
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from modelplane.catalog.gpus import get_gpu
+from modelplane.catalog.runtimes import runtime_spec
+from tests.render.test_golden import golden_objects
+
+KUBERNETES_VERSION = "1.33.0"
+OBJECTS = golden_objects()
+IDS = [name for name, _ in OBJECTS]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@cache
+def lws_schema() -> dict[str, Any]:
+    """The published LeaderWorkerSet CRD schema, from the pinned sigs.k8s.io/lws module."""
+    path = subprocess.run([str(REPO / "hack" / "lws-crd.sh")], check=True, capture_output=True, text=True).stdout
+    crd = yaml.safe_load(Path(path.strip()).read_text())
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    if obj["kind"] == "Deployment":
+        return [obj["spec"]["template"]["spec"]]
+    if obj["kind"] == "LeaderWorkerSet":
+        template = obj["spec"]["leaderWorkerTemplate"]
+        return [template["leaderTemplate"]["spec"], template["workerTemplate"]["spec"]]
+    return []
+
+
+@pytest.mark.parametrize(("name", "obj"), OBJECTS, ids=IDS)
+def test_valid_against_published_schema(name: str, obj: dict[str, Any]) -> None:
+    if obj["kind"] == "LeaderWorkerSet":
+        jsonschema.validate(obj, lws_schema())
+    else:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(("name", "obj"), OBJECTS, ids=IDS)
+def test_pods_are_locked_down(name: str, obj: dict[str, Any]) -> None:
+    for pod in pod_specs(obj):
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["privileged"] is False
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            assert "add" not in context["capabilities"]
+            for env in container["env"]:
+                if env["name"] == "HF_TOKEN":
+                    assert "value" not in env
+                    assert "secretKeyRef" in env["valueFrom"]
+
+
+def _flag_value(args: list[str], flag: str) -> str:
+    joined = " ".join(args)
+    tokens = joined.replace("=", " ").split()
+    return tokens[tokens.index(flag) + 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "obj"),
+    [o for o in OBJECTS if o[1]["kind"] in ("Deployment", "LeaderWorkerSet")],
+    ids=[n for n, o in OBJECTS if o["kind"] in ("Deployment", "LeaderWorkerSet")],
+)
+def test_gpu_limits_agree_with_runtime_flags(name: str, obj: dict[str, Any]) -> None:
+    """GPUs per replica = TP × PP = GPUs per pod × pods per group, read back from the objects themselves."""
+    server = pod_specs(obj)[0]["containers"][0]
+    args = server["args"]
+    runtime = obj["metadata"]["labels"]["app.kubernetes.io/name"]
+    tp_flag, pp_flag = (
+        ("--tp_size", "--pp_size")
+        if runtime == "tensorrt-llm"
+        else ("--tensor-parallel-size", "--pipeline-parallel-size")
+    )
+    gpus = int(_flag_value(args, tp_flag)) * int(_flag_value(args, pp_flag))
+    limits = server["resources"]["limits"]
+    resource = next(key for key in limits if key.endswith("/gpu"))
+    group = obj["spec"]["leaderWorkerTemplate"]["size"] if obj["kind"] == "LeaderWorkerSet" else 1
+    assert int(limits[resource]) * group == gpus
+
+
+@pytest.mark.parametrize(
+    ("name", "obj"),
+    [o for o in OBJECTS if o[1]["kind"] in ("Deployment", "LeaderWorkerSet")],
+    ids=[n for n, o in OBJECTS if o["kind"] in ("Deployment", "LeaderWorkerSet")],
+)
+def test_every_flag_exists_in_the_pinned_runtime(name: str, obj: dict[str, Any]) -> None:
+    runtime = runtime_spec(obj["metadata"]["labels"]["app.kubernetes.io/name"])
+    server = pod_specs(obj)[0]["containers"][0]
+    tokens = " ".join(server["args"]).split()
+    flags = {token.split("=")[0] for token in tokens if token.startswith("--") and not token.startswith("--ray")}
+    assert flags <= runtime.flag_names, flags - runtime.flag_names
+
+
+def test_amd_pools_get_the_amd_resource_and_image() -> None:
+    for name, obj in OBJECTS:
+        if "amd" in name and obj["kind"] in ("Deployment", "LeaderWorkerSet"):
+            container = pod_specs(obj)[0]["containers"][0]
+            assert "amd.com/gpu" in container["resources"]["limits"]
+            assert container["image"] == runtime_spec("vllm").image_for("amd")
+    assert get_gpu("MI300X-192GB").resource_name == "amd.com/gpu"
