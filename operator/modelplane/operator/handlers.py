@@ -36,6 +36,7 @@ CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "modelplane"}
 DEPLOYMENT_LABEL = "modelplane.dev/deployment"
 POOL_STATUS_INTERVAL_SECONDS = 20
 MAX_RETRY_SECONDS = 60
+REEVALUATION_DELAY_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.retries = {}
     memo.retry_lock = threading.Lock()
     memo.seeded = False
+    memo.reevaluation_pending = False
 
 
 @kopf.on.cleanup()
@@ -162,6 +164,34 @@ def _schedule_retry(memo: Any, key: str, cluster: Cluster, logger: Any, message:
     timer.start()
 
 
+def _schedule_reevaluation(memo: Any, cluster: Cluster, logger: Any) -> None:
+    """Inventory changed (a pool, or GPUs freed by a deleted deployment): re-check every deployment once.
+
+    Debounced, so a burst of changes costs one pass; pinned plans stay, PlanOutdated says if a better one exists.
+    """
+    with memo.retry_lock:
+        if memo.reevaluation_pending:
+            return
+        memo.reevaluation_pending = True
+
+    def reevaluate() -> None:
+        with memo.retry_lock:
+            memo.reevaluation_pending = False
+        for key in list(cluster.deployments):
+            _run(memo, key, cluster, logger)
+
+    timer = threading.Timer(REEVALUATION_DELAY_SECONDS, reevaluate)
+    timer.daemon = True
+    timer.start()
+
+
+@kopf.on.event(API_GROUP, API_VERSION, "gpunodepools")
+def gpu_node_pool_event(type: str, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
+    """New or changed pools can make a better plan possible (initial listing excluded)."""
+    if type in ("ADDED", "MODIFIED", "DELETED") and memo.seeded:
+        _schedule_reevaluation(memo, Cluster.of(kwargs), logger)
+
+
 @kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
 def model_deployment_event(
     type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any
@@ -171,6 +201,7 @@ def model_deployment_event(
     if type == "DELETED":
         memo.reservations.set(key, None)
         memo.locks.drop(key)
+        _schedule_reevaluation(memo, Cluster.of(kwargs), logger)
         return
     if body.get("metadata", {}).get("deletionTimestamp"):
         return

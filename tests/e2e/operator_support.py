@@ -1,0 +1,150 @@
+"""Run the operator as a real process against the local control plane, and wait on conditions."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+T = TypeVar("T")
+GROUP, VERSION = "modelplane.dev", "v1alpha1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 60, message: str = "condition") -> T:
+    """Poll until `check` returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            last = None
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}")
+
+
+@contextmanager
+def running_operator(kubeconfig: Path, log_path: Path, extra_args: tuple[str, ...] = (),
+                     env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+    """The operator exactly as users run it: `python -m modelplane.operator`, ready when /healthz answers."""
+    port = free_port()
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelplane.operator", "--all-namespaces", "--standalone",
+         f"--liveness=http://127.0.0.1:{port}/healthz", *extra_args],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), **(env or {})},
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"operator exited with {process.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, 60, "operator liveness")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def model_deployment(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    spec.setdefault("model", {"name": "meta-llama/Llama-3.1-8B-Instruct"})
+    spec.setdefault("maxModelLen", 4096)
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}  # fmt: skip
+
+
+class Cluster:
+    """Typed shortcuts over the real API, for readable tests."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.policy = client.PolicyV1Api(api)
+
+    def create_md(self, body: dict[str, Any]) -> dict[str, Any]:
+        namespace = body["metadata"]["namespace"]
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modeldeployments", body)  # fmt: skip
+        return created
+
+    def md(self, namespace: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modeldeployments", name)  # fmt: skip
+        return found
+
+    def patch_md(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        patched: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modeldeployments", name, patch)  # fmt: skip
+        return patched
+
+    def delete_md(self, namespace: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments", name)
+
+    def condition(self, namespace: str, name: str, kind: str) -> dict[str, Any]:
+        for condition in (self.md(namespace, name).get("status") or {}).get("conditions") or []:
+            if condition["type"] == kind:
+                return dict(condition)
+        return {}
+
+    def wait_condition(self, namespace: str, name: str, kind: str, status: str, timeout: float = 60,
+                       reason: str | None = None) -> dict[str, Any]:  # fmt: skip
+        def check() -> dict[str, Any] | None:
+            md = self.md(namespace, name)
+            for condition in (md.get("status") or {}).get("conditions") or []:
+                if (
+                    condition["type"] == kind
+                    and condition["status"] == status
+                    and condition.get("observedGeneration") == md["metadata"]["generation"]
+                    and (reason is None or condition["reason"] == reason)
+                ):
+                    return md
+            return None
+
+        return wait_for(check, timeout, f"{namespace}/{name} {kind}={status} {reason or ''}")
+
+    def deployment(self, namespace: str, name: str) -> Any:
+        return self.apps.read_namespaced_deployment(name, namespace)
+
+    def exists(self, read: Callable[[], Any]) -> bool:
+        try:
+            read()
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True

@@ -1,0 +1,160 @@
+"""The operator end to end on the real local control plane: plan, apply, report, heal, never break serving."""
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.e2e.operator_support import Cluster, model_deployment, wait_for
+
+from modelplane.api.documents import load_documents
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_plan(body: dict[str, Any], pools_file: Path) -> dict[str, Any]:
+    text = json.dumps(body)
+    result = subprocess.run([sys.executable, "-m", "modelplane", "plan", "-", "--pools", str(pools_file), "-o",
+                             "json"], input=text, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode in (0, 2), result.stderr
+    entry: dict[str, Any] = json.loads(result.stdout)[0]
+    return entry
+
+
+def test_create_plans_applies_and_becomes_ready(kube: Cluster, namespace: str, operator: Any) -> None:
+    kube.create_md(model_deployment("chat", namespace, replicas=2, podDisruptionBudget={"maxUnavailable": 1}))
+    md = kube.wait_condition(namespace, "chat", "Ready", "True", timeout=120)
+    status = md["status"]
+    assert status["observedGeneration"] == md["metadata"]["generation"]
+    assert kube.condition(namespace, "chat", "Planned")["status"] == "True"
+    plan = status["plan"]
+    deployment = kube.deployment(namespace, "chat")
+    owner = deployment.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == ("ModelDeployment", "chat",
+                                                                     md["metadata"]["uid"], True)  # fmt: skip
+    assert deployment.spec.replicas == 2
+    limits = deployment.spec.template.spec.containers[0].resources.limits
+    resource = "amd.com/gpu" if "amd.com/gpu" in limits else "nvidia.com/gpu"
+    assert int(limits[resource]) == plan["tensorParallel"] * plan["pipelineParallel"]
+    managers = {entry.manager for entry in deployment.metadata.managed_fields}
+    assert "modelplane" in managers
+    assert "kopf.zalando.org/last-handled-configuration" not in (deployment.metadata.annotations or {})
+    assert kube.exists(lambda: kube.core.read_namespaced_service("chat", namespace))
+    assert kube.exists(lambda: kube.policy.read_namespaced_pod_disruption_budget("chat", namespace))
+    pods = kube.core.list_namespaced_pod(namespace, label_selector="modelplane.dev/deployment=chat").items
+    assert all(pod.spec.node_name for pod in pods)
+    assert all(pod.spec.node_selector == plan.get("nodeSelector") or pod.spec.node_selector for pod in pods)
+
+
+def test_status_plan_matches_the_cli(kube: Cluster, namespace: str, operator: Any, pools_file: Path) -> None:
+    body = model_deployment("same", namespace, model={"name": "Qwen/Qwen2.5-7B-Instruct"}, maxModelLen=8192,
+                            mode="PlanOnly")  # fmt: skip
+    kube.create_md(body)
+    md = kube.wait_condition(namespace, "same", "Planned", "True")
+    expected = cli_plan(body, pools_file)["plan"]
+    plan = md["status"]["plan"]
+    assert {key: plan[key] for key in ("pool", "gpu", "tensorParallel", "pipelineParallel", "quantization")} == {
+        key: expected[key] for key in ("pool", "gpu", "tensorParallel", "pipelineParallel", "quantization")
+    }
+    assert set(expected) <= set(plan)
+
+
+def test_plan_only_creates_nothing(kube: Cluster, namespace: str, operator: Any) -> None:
+    kube.create_md(model_deployment("review", namespace, mode="PlanOnly"))
+    kube.wait_condition(namespace, "review", "Ready", "True", reason="PlanOnly")
+    assert not kube.exists(lambda: kube.deployment(namespace, "review"))
+    assert not kube.exists(lambda: kube.core.read_namespaced_service("review", namespace))
+
+
+def test_infeasible_edit_keeps_serving_children(kube: Cluster, namespace: str, operator: Any) -> None:
+    kube.create_md(model_deployment("keep", namespace))
+    kube.wait_condition(namespace, "keep", "Ready", "True", timeout=120)
+    before = kube.deployment(namespace, "keep")
+    kube.patch_md(namespace, "keep", {"spec": {"maxModelLen": 131072, "maxConcurrency": 4096}})
+    md = kube.wait_condition(namespace, "keep", "Planned", "False")
+    planned = kube.condition(namespace, "keep", "Planned")
+    assert planned["reason"] in ("InsufficientMemory", "InsufficientCapacity")
+    assert "would fit" in planned["message"] or "maxModelLen" in planned["message"]
+    after = kube.deployment(namespace, "keep")
+    assert after.metadata.generation == before.metadata.generation
+    assert after.spec.template.spec.containers[0].args == before.spec.template.spec.containers[0].args
+    assert md["status"]["plan"]["maxModelLen"] == 4096
+    assert kube.condition(namespace, "keep", "Ready")["status"] == "True"
+
+
+def test_drift_is_restored(kube: Cluster, namespace: str, operator: Any) -> None:
+    kube.create_md(model_deployment("heal", namespace))
+    kube.wait_condition(namespace, "heal", "Ready", "True", timeout=120)
+    kube.core.delete_namespaced_service("heal", namespace)
+    wait_for(lambda: kube.exists(lambda: kube.core.read_namespaced_service("heal", namespace)), 30,
+             "the deleted Service to come back")  # fmt: skip
+    kube.apps.patch_namespaced_deployment("heal", namespace, {"spec": {"replicas": 5}})
+    wait_for(lambda: kube.deployment(namespace, "heal").spec.replicas == 1, 30, "replicas restored to 1")
+
+
+def test_deleting_the_deployment_garbage_collects_children(kube: Cluster, namespace: str, operator: Any) -> None:
+    kube.create_md(model_deployment("gone", namespace))
+    kube.wait_condition(namespace, "gone", "Planned", "True")
+    wait_for(lambda: kube.exists(lambda: kube.deployment(namespace, "gone")), 30, "deployment")
+    kube.delete_md(namespace, "gone")
+    wait_for(lambda: not kube.exists(lambda: kube.deployment(namespace, "gone")), 60, "garbage collection")
+    wait_for(lambda: not kube.exists(lambda: kube.core.read_namespaced_service("gone", namespace)), 60, "service GC")
+
+
+def _cheapest_pool(pools_file: Path) -> tuple[str, int]:
+    pools = [p for p in load_documents(pools_file.read_text(), str(pools_file)).pools if p.spec.cost_per_gpu_hour]
+    cheapest = min(pools, key=lambda p: (Decimal(p.spec.cost_per_gpu_hour or "0"), p.metadata.name))
+    return cheapest.metadata.name, cheapest.spec.nodes * cheapest.spec.gpus_per_node
+
+
+def test_plan_is_pinned_and_outdated_is_reported_until_replan(kube: Cluster, namespace: str, operator: Any,
+                                                               pools_file: Path) -> None:  # fmt: skip
+    cheapest, gpus = _cheapest_pool(pools_file)
+    # Fill the cheapest pool, so the next deployment lands elsewhere.
+    kube.create_md(model_deployment("filler", namespace, replicas=gpus, placement={"pools": [cheapest]}))
+    kube.wait_condition(namespace, "filler", "Planned", "True")
+    kube.create_md(model_deployment("pinned", namespace))
+    md = kube.wait_condition(namespace, "pinned", "Planned", "True")
+    first = md["status"]["plan"]["pool"]
+    assert first != cheapest
+    assert kube.condition(namespace, "pinned", "PlanOutdated")["status"] == "False"
+    # Free the cheapest pool: the running plan stays, PlanOutdated says a better one exists.
+    kube.delete_md(namespace, "filler")
+    kube.wait_condition(namespace, "pinned", "PlanOutdated", "True", timeout=60)
+    assert kube.md(namespace, "pinned")["status"]["plan"]["pool"] == first
+    assert kube.deployment(namespace, "pinned").spec.template.spec.node_selector != {"modelplane.dev/pool": cheapest}
+    # Asking for a re-plan moves it.
+    kube.patch_md(namespace, "pinned", {"metadata": {"annotations": {"modelplane.dev/replan": "1"}}})
+    moved = wait_for(lambda: (kube.md(namespace, "pinned")["status"]["plan"]["pool"] == cheapest) or None, 60,
+                     "re-plan onto the cheapest pool")  # fmt: skip
+    assert moved
+    assert kube.condition(namespace, "pinned", "PlanOutdated")["status"] == "False"
+    wait_for(lambda: kube.deployment(namespace, "pinned").spec.template.spec.node_selector.get(
+        "modelplane.dev/pool") == cheapest, 30, "the Deployment to follow the new plan")  # fmt: skip
+
+
+def test_invalid_objects_are_refused_at_admission(kube: Cluster, namespace: str, operator: Any) -> None:
+    with pytest.raises(client.ApiException) as caught:
+        kube.create_md(model_deployment("bad", namespace, maxModelLen=0))
+    assert caught.value.status == 422
+    assert "maxModelLen" in caught.value.body
+
+
+def test_pool_status_reports_nodes_and_free_gpus(kube: Cluster, operator: Any, pools_file: Path) -> None:
+    pools = load_documents(pools_file.read_text(), str(pools_file)).pools
+    name = pools[0].metadata.name
+
+    def status() -> dict[str, Any] | None:
+        found: dict[str, Any] = kube.custom.get_cluster_custom_object("modelplane.dev", "v1alpha1", "gpunodepools",
+                                                                      name)  # fmt: skip
+        current = found.get("status") or {}
+        return current if current.get("nodes") else None
+
+    current = wait_for(status, 60, "pool status")
+    assert current["readyNodes"] == pools[0].spec.nodes
+    assert current["totalGpus"] == pools[0].spec.nodes * pools[0].spec.gpus_per_node
+    assert 0 <= current["freeGpus"] <= current["totalGpus"]
