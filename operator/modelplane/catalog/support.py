@@ -28,6 +28,7 @@ class AmdSupport(_Model):
 class SupportRule(_Model):
     runtime: str
     quantization: str
+    requires_checkpoint: bool = False
     nvidia: NvidiaSupport | None = None
     amd: AmdSupport | None = None
     source: str
@@ -49,6 +50,12 @@ def support_rules() -> dict[tuple[str, str], SupportRule]:
     text = resources.files("modelplane.catalog").joinpath("data/hardware_support.yaml").read_text()
     parsed = SupportFile.model_validate(yaml.safe_load(text))
     return {(rule.runtime, rule.quantization): rule for rule in parsed.rules}
+
+
+def needs_checkpoint(runtime: str, feature: str) -> bool:
+    """Whether the runtime only serves this format from a checkpoint already stored in it."""
+    rule = support_rules().get((runtime, feature))
+    return rule is None or rule.requires_checkpoint
 
 
 def support_problem(runtime: str, feature: str, gpu: GpuSpec) -> str | None:

@@ -1,6 +1,7 @@
 """Typer application: `modelplane plan | estimate | catalog | render`."""
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +42,11 @@ class DataFormat(StrEnum):
     JSON = "json"
 
 
+def console() -> Console:
+    """Wide enough for the plan table when piped (CI logs, pull-request comments)."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
 def _emit(data: Any, output: str) -> None:
     typer.echo(to_json(data) if output == "json" else to_yaml(data), nl=False)
 
@@ -59,7 +65,7 @@ def plan(
         offers = offers_for(inventory.pools)
         results = [plan_deployment(deployment, offers) for deployment in inventory.deployments]
     if output is PlanFormat.TABLE:
-        print_table(results, Console(highlight=False))
+        print_table(results, console())
     else:
         _emit([result.to_wire() for result in results], output.value)
     raise typer.Exit(EXIT_OK if all(result.feasible for result in results) else EXIT_INFEASIBLE)
@@ -128,7 +134,7 @@ def estimate(
         table.add_column("value", justify="right")
         for key, value in result.to_wire().items():
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-        Console().print(table)
+        console().print(table)
     else:
         _emit(result.to_wire(), output.value)
 
@@ -155,7 +161,7 @@ def catalog_gpus(output: Annotated[DataFormat, typer.Option("--output", "-o")] =
             gpu.compute_capability or gpu.gfx_arch or "-",
             gpu.interconnect.value,
         )
-    Console().print(table)
+    console().print(table)
 
 
 @catalog_app.command("models")
@@ -179,7 +185,7 @@ def catalog_models(output: Annotated[DataFormat, typer.Option("--output", "-o")]
             f"{arch.num_attention_heads}/{arch.num_kv_heads}",
             entry.pre_quantized or "-",
         )
-    Console().print(table)
+    console().print(table)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from modelplane.api.plan import Candidate, Estimates, MemoryBreakdown, Plan, Pla
 from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.models import ModelEntry, resolve_architecture
-from modelplane.catalog.support import support_problem
+from modelplane.catalog.support import needs_checkpoint, support_problem
 from modelplane.planning.estimates import (
     StageTraffic,
     Throughput,
@@ -169,12 +169,13 @@ class _Planner:
                         f"set quantization to auto or {self.checkpoint.value}",
                     )
                 )
-        elif requested in (Quantization.AWQ, Quantization.GPTQ):
+        elif requested is not Quantization.AUTO and needs_checkpoint(spec.runtime.value, requested.value):
             reasons.append(
                 _reason(
                     ReasonCode.UNSUPPORTED_QUANTIZATION,
-                    f"quantization {requested.value} needs a pre-quantized {requested.value} checkpoint; "
-                    f"{spec.model.name} is not one (name an AWQ/GPTQ repo, or use fp8)",
+                    f"{spec.runtime.value} serves {requested.value} only from a checkpoint already quantized that way; "
+                    f"{spec.model.name} is not one (name such a repository, or use "
+                    f"{'fp8' if not needs_checkpoint(spec.runtime.value, 'fp8') else 'bf16'})",
                 )
             )
         return reasons
@@ -184,7 +185,8 @@ class _Planner:
         if self.checkpoint is not None:
             return [self.checkpoint]
         if self.spec.quantization is Quantization.AUTO:
-            return [WeightFormat.BF16, WeightFormat.FP8]
+            return [f for f in (WeightFormat.BF16, WeightFormat.FP8)
+                    if not needs_checkpoint(self.spec.runtime.value, f.value)]  # fmt: skip
         return [WeightFormat(self.spec.quantization.value)]
 
     # -- pool-level checks -------------------------------------------------------------------
