@@ -350,7 +350,9 @@ class _Planner:
                 )
             )
         needed = shape.gpus_per_replica * spec.replicas
-        if needed > offer.free_gpus or shape.nodes_per_replica * spec.replicas > offer.nodes:
+        pods_per_node = offer.gpus_per_node // shape.gpus_per_pod
+        nodes_needed = -(-shape.nodes_per_replica * spec.replicas // pods_per_node)
+        if needed > offer.free_gpus or nodes_needed > offer.nodes:
             reasons.append(
                 _reason(
                     ReasonCode.INSUFFICIENT_CAPACITY,

@@ -4,6 +4,8 @@ Templates see one RenderContext and pass every value through `tojson`; the outpu
 with yaml.safe_load_all and checked against the plan before anyone can apply or print it.
 """
 
+import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,6 +22,20 @@ from modelplane.render.errors import TemplateOutputError
 KIND_ORDER = ("Service", "PodDisruptionBudget", "Deployment", "LeaderWorkerSet")
 
 
+SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def tojson(value: Any) -> str:
+    """JSON that is also valid YAML for every string: PyYAML cannot join JSON's surrogate-pair escapes,
+    so characters beyond the BMP become YAML's 8-digit \\U escapes."""
+
+    def join(match: re.Match[str]) -> str:
+        high, low = int(match.group(2), 16), int(match.group(3), 16)
+        return f"{match.group(1)}\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
+
+    return SURROGATE_PAIR.sub(join, json.dumps(value, ensure_ascii=True, sort_keys=True))
+
+
 def _load_template(name: str) -> str:
     return resources.files("modelplane").joinpath("templates", name).read_text()
 
@@ -27,7 +43,7 @@ def _load_template(name: str) -> str:
 @cache
 def environment() -> Environment:
     """StrictUndefined: a name missing from the context is an error, never an empty string."""
-    return Environment(
+    env = Environment(
         loader=FunctionLoader(_load_template),
         undefined=StrictUndefined,
         autoescape=False,
@@ -35,6 +51,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["tojson"] = tojson
+    return env
 
 
 def template_names(context: RenderContext) -> list[str]:
