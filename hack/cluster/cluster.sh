@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# A real local Kubernetes control plane with simulated GPU nodes, as plain processes on 127.0.0.1.
+#   cluster.sh build    build (or reuse) the pinned binaries           (see build.sh)
+#   cluster.sh up       PKI, etcd, kube-apiserver, controller-manager, scheduler, kwok, GPU nodes
+#   cluster.sh down     stop exactly the processes `up` started, remove the state directory
+#   cluster.sh status   exit 0 when every component runs and /readyz is ok
+#   cluster.sh env      print `export KUBECONFIG=...`
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+CACHE=${MODELPLANE_CACHE:-$HOME/.cache/modelplane}
+DIR=${MODELPLANE_CLUSTER_DIR:-/tmp/modelplane-cluster}
+POOLS=${MODELPLANE_POOLS:-$REPO/examples/pools/hybrid.yaml}
+PYTHON=${PYTHON:-$([[ -x $REPO/.venv/bin/python ]] && echo "$REPO/.venv/bin/python" || echo python3)}
+APISERVER_PORT=${MODELPLANE_APISERVER_PORT:-16443}
+ETCD_CLIENT_PORT=${MODELPLANE_ETCD_PORT:-12379}
+ETCD_PEER_PORT=$((ETCD_CLIENT_PORT + 1))
+KCM_PORT=${MODELPLANE_KCM_PORT:-20257}
+SCHEDULER_PORT=${MODELPLANE_SCHEDULER_PORT:-20259}
+KWOK_PORT=${MODELPLANE_KWOK_PORT:-20247}
+K8S_BIN=$CACHE/bin/kubernetes-$KUBERNETES_VERSION
+ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
+KWOK_BIN=$CACHE/bin/kwok-$KWOK_VERSION
+KUBECONFIG_FILE=$DIR/kubeconfig
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+log() { echo "[cluster] $*" >&2; }
+
+running() {
+  local pidfile=$DIR/pids/$1.pid
+  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq 1 $((seconds * 4))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  log "timed out waiting for $what; logs in $DIR/logs"
+  tail -n 30 "$DIR"/logs/*.log >&2 || true
+  return 1
+}
+
+readyz() {
+  curl -fsS --cacert "$DIR/pki/ca.crt" --cert "$DIR/pki/admin.crt" --key "$DIR/pki/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null
+}
+
+healthy() {
+  for component in "${COMPONENTS[@]}"; do running "$component" || return 1; done
+  readyz
+}
+
+start() {  # start NAME COMMAND...
+  local name=$1; shift
+  nohup "$@" >"$DIR/logs/$name.log" 2>&1 &
+  echo $! >"$DIR/pids/$name.pid"
+}
+
+pki() {
+  local pki=$DIR/pki
+  mkdir -p "$pki"
+  [[ -f $pki/admin.crt ]] && return
+  (
+    cd "$pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=modelplane-local-ca" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile server.ext \
+      -out server.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=modelplane-admin/O=system:masters" -keyout admin.key \
+      -out admin.csr 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile client.ext \
+      -out admin.crt 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  )
+}
+
+kubeconfig() {
+  local k=(kubectl config --kubeconfig="$KUBECONFIG_FILE")
+  "${k[@]}" set-cluster local --server="https://127.0.0.1:$APISERVER_PORT" \
+    --certificate-authority="$DIR/pki/ca.crt" --embed-certs >/dev/null
+  "${k[@]}" set-credentials admin --client-certificate="$DIR/pki/admin.crt" \
+    --client-key="$DIR/pki/admin.key" --embed-certs >/dev/null
+  "${k[@]}" set-context local --cluster=local --user=admin >/dev/null
+  "${k[@]}" use-context local >/dev/null
+}
+
+up() {
+  if healthy; then
+    log "already up: export KUBECONFIG=$KUBECONFIG_FILE"
+    return
+  fi
+  [[ -d $DIR/pids ]] && down
+  "$HERE/build.sh" >/dev/null
+  mkdir -p "$DIR/logs" "$DIR/pids" "$DIR/etcd" "$DIR/kwok"
+  pki
+  kubeconfig
+
+  start etcd "$ETCD_BIN/etcd" --name=node0 --data-dir="$DIR/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="node0=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --auto-compaction-retention=1 --quota-backend-bytes=8589934592 --unsafe-no-fsync=true
+  wait_until 30 etcd curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+
+  start kube-apiserver "$K8S_BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address=127.0.0.1 \
+    --tls-cert-file="$DIR/pki/server.crt" --tls-private-key-file="$DIR/pki/server.key" \
+    --client-ca-file="$DIR/pki/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --authorization-mode=Node,RBAC \
+    --allow-privileged=true \
+    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \
+    --audit-policy-file="$HERE/audit-policy.yaml" --audit-log-path="$DIR/logs/audit.log" \
+    --audit-log-format=json --audit-log-maxsize=500
+  wait_until 90 kube-apiserver readyz
+
+  start kube-controller-manager "$K8S_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG_FILE" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" \
+    --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics \
+    --root-ca-file="$DIR/pki/ca.crt" --service-account-private-key-file="$DIR/pki/sa.key" \
+    --use-service-account-credentials=true \
+    --node-monitor-period=5s --node-monitor-grace-period=40s --leader-elect=false \
+    --concurrent-gc-syncs=10 --kube-api-qps=200 --kube-api-burst=400
+  start kube-scheduler "$K8S_BIN/kube-scheduler" --kubeconfig="$KUBECONFIG_FILE" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" \
+    --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics --leader-elect=false \
+    --kube-api-qps=200 --kube-api-burst=400
+  KWOK_WORKDIR=$DIR/kwok start kwok "$KWOK_BIN/kwok" --kubeconfig="$KUBECONFIG_FILE" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 --node-ip=10.0.0.1 \
+    --server-address="127.0.0.1:$KWOK_PORT"
+  wait_until 60 "the default service account" kubectl --kubeconfig="$KUBECONFIG_FILE" get serviceaccount default
+
+  "$PYTHON" "$HERE/nodes.py" "$POOLS" --kubeconfig "$KUBECONFIG_FILE" >&2
+  wait_until 90 "GPU nodes Ready" kubectl --kubeconfig="$KUBECONFIG_FILE" wait node --all \
+    --for=condition=Ready --timeout=1s
+  log "up: export KUBECONFIG=$KUBECONFIG_FILE (logs in $DIR/logs)"
+}
+
+down() {
+  local reversed=()
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do reversed+=("${COMPONENTS[i]}"); done
+  for component in "${reversed[@]}"; do
+    local pidfile=$DIR/pids/$component.pid
+    [[ -f $pidfile ]] || continue
+    local pid; pid=$(cat "$pidfile")
+    if kill "$pid" 2>/dev/null; then
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+  rm -rf "$DIR"
+  log "down"
+}
+
+case ${1:-} in
+  build) "$HERE/build.sh" ;;
+  up) up ;;
+  down) down ;;
+  status) healthy ;;
+  env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
+  *) echo "usage: $0 build|up|down|status|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,109 @@
+"""Session fixtures for end-to-end tests on the real local control plane (hack/cluster/cluster.sh).
+
+The cluster is reused when already up (make cluster-up), else started for the session and stopped after.
+Every test gets a fresh namespace; CRDs are applied once. Waiting is polling on conditions, never sleeps.
+"""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from tests.e2e.operator_support import Cluster, running_operator, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_SCRIPT = REPO / "hack" / "cluster" / "cluster.sh"
+POOLS_FILE = REPO / "examples" / "pools" / "hybrid.yaml"
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    kubeconfig: Path
+    logs: Path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.cluster)
+
+
+def kubectl(cluster: LocalCluster, *args: str, input: str | None = None, check: bool = True,
+            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run kubectl against the local cluster and return the completed process."""
+    return subprocess.run(["kubectl", f"--kubeconfig={cluster.kubeconfig}", *args], input=input, text=True,
+                          capture_output=True, check=check)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[LocalCluster]:
+    state = Path(os.environ.get("MODELPLANE_CLUSTER_DIR", "/tmp/modelplane-cluster"))
+    reuse = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True).returncode == 0
+    if not reuse:
+        subprocess.run([str(CLUSTER_SCRIPT), "up"], check=True)
+    try:
+        yield LocalCluster(state / "kubeconfig", state / "logs")
+    finally:
+        if not reuse:
+            subprocess.run([str(CLUSTER_SCRIPT), "down"], check=False)
+
+
+@pytest.fixture(scope="session")
+def api_client(local_cluster: LocalCluster) -> Iterator[client.ApiClient]:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(local_cluster.kubeconfig), client_configuration=configuration)
+    api = client.ApiClient(configuration)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def crds(local_cluster: LocalCluster) -> None:
+    """Our CRDs and the LeaderWorkerSet CRD, applied once and Established."""
+    lws = subprocess.run([str(REPO / "hack" / "lws-crd.sh")], capture_output=True, text=True, check=True).stdout
+    for path in [*sorted((REPO / "crds").glob("*.yaml")), Path(lws.strip())]:
+        kubectl(local_cluster, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+    kubectl(local_cluster, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def pools_file() -> Path:
+    return POOLS_FILE
+
+
+@pytest.fixture(scope="session")
+def pools(local_cluster: LocalCluster, crds: None, pools_file: Path) -> None:
+    kubectl(local_cluster, "apply", "--server-side", "-f", str(pools_file))
+
+
+@pytest.fixture(scope="session")
+def kube(api_client: client.ApiClient) -> Cluster:
+    return Cluster(api_client)
+
+
+@pytest.fixture
+def namespace(kube: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"t-{abs(hash(request.node.nodeid)) % 10**8:08d}"
+    kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    kube.core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator(local_cluster: LocalCluster, crds: None, pools: None, tmp_path_factory: pytest.TempPathFactory,
+             ) -> Iterator[Any]:  # fmt: skip
+    log = local_cluster.logs / "operator-e2e.log"
+    with running_operator(local_cluster.kubeconfig, log) as process:
+        yield process
+
+
+def node_names(kube: Cluster, selector: str) -> list[str]:
+    return [node.metadata.name for node in kube.core.list_node(label_selector=selector).items]
+
+
+__all__ = ["LocalCluster", "kubectl", "node_names", "wait_for"]
