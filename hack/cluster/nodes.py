@@ -75,7 +75,7 @@ def node(pool: dict[str, Any], index: int, gpu: dict[str, Any]) -> dict[str, Any
                 "operatingSystem": "linux",
                 "kubeletVersion": "fake",
                 "kubeProxyVersion": "fake",
-            },  # fmt: skip
+            },
             "phase": "Running",
         },
     }

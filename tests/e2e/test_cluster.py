@@ -36,7 +36,7 @@ def gpu_deployment(name: str, gpus: int) -> dict[str, Any]:
                             "image": "registry.invalid/server:1",
                             "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
                         }
-                    ],  # fmt: skip
+                    ],
                 },
             },
         },
