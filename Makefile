@@ -42,3 +42,6 @@ demo: venv
 
 demo-down:
 	hack/demo.sh down
+
+crds: venv
+	$(BIN)/python hack/gen_crds.py

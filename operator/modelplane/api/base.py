@@ -2,13 +2,17 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "modelplane.dev"
 API_VERSION = "v1alpha1"
 APIVERSION = f"{API_GROUP}/{API_VERSION}"
 
+JsonDict = dict[str, JsonValue]
+FREE_FORM: JsonDict = {"x-modelplane-free-form": True}
+"""Marks a field whose content is free-form JSON (kept by the API server as is)."""
+CEL = "x-kubernetes-validations"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 

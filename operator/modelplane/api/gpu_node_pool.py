@@ -3,15 +3,11 @@
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
-from modelplane.api.base import ObjectMeta, WireModel
+from modelplane.api.base import CEL, JsonDict, ObjectMeta, WireModel
 
 DECIMAL_MONEY = r"^[0-9]{1,6}(\.[0-9]{1,4})?$"
-LABEL_KEY = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 
 class Location(StrEnum):
@@ -40,13 +36,29 @@ class Toleration(WireModel):
     toleration_seconds: int | None = Field(default=None, ge=0)
 
 
+def immutable(what: str) -> JsonDict:
+    return {CEL: [{"rule": "self == oldSelf", "message": f"{what} is immutable: create a new pool instead"}]}
+
+
+AVAILABLE_RULE: JsonDict = {
+    "rule": "!has(self.availableGpus) || self.availableGpus <= self.gpusPerNode * self.nodes",
+    "message": "availableGpus cannot exceed gpusPerNode × nodes",
+    "fieldPath": ".availableGpus",
+}
+
+
 class GPUNodePoolSpec(WireModel):
     """What the pool offers. Costs are decimal strings: the API carries no floats."""
 
-    gpu: str = Field(min_length=1, max_length=63, description="GPU catalog id, e.g. H100-SXM-80GB.")
+    model_config = ConfigDict(json_schema_extra={CEL: [AVAILABLE_RULE]})
+
+    gpu: str = Field(min_length=1, max_length=63, description="GPU catalog id, e.g. H100-SXM-80GB.",
+                     json_schema_extra=immutable("gpu"))  # fmt: skip
     gpus_per_node: int = Field(ge=1, le=16, description="GPUs in each node of the pool.")
     nodes: int = Field(ge=1, le=10000, description="Nodes in the pool.")
-    location: Location = Field(description="on-prem or cloud; placement.locality filters on it.")
+    location: Location = Field(
+        description="on-prem or cloud; placement.locality filters on it.", json_schema_extra=immutable("location")
+    )
     cost_per_gpu_hour: str | None = Field(
         default=None,
         pattern=DECIMAL_MONEY,
@@ -61,6 +73,12 @@ class GPUNodePoolSpec(WireModel):
     available_gpus: int | None = Field(
         default=None, ge=0, description="Free GPUs the planner may use; default: every GPU of the pool."
     )
+
+    @model_validator(mode="after")
+    def _available_within_pool(self) -> "GPUNodePoolSpec":
+        if self.available_gpus is not None and self.available_gpus > self.gpus_per_node * self.nodes:
+            raise ValueError(str(AVAILABLE_RULE["message"]))
+        return self
 
 
 class NodeInventory(WireModel):

@@ -2,11 +2,11 @@
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, JsonValue, field_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from modelplane.api.base import DNS_LABEL, DNS_SUBDOMAIN, ObjectMeta, WireModel
+from modelplane.api.base import CEL, DNS_LABEL, DNS_SUBDOMAIN, FREE_FORM, JsonDict, ObjectMeta, WireModel
 from modelplane.api.status import ModelDeploymentStatus
 
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
@@ -70,6 +70,7 @@ class ModelSource(WireModel):
     architecture: dict[str, JsonValue] | None = Field(
         default=None,
         description="The model's config.json fields, verbatim; required when the name is not in the catalog.",
+        json_schema_extra=FREE_FORM,
     )
 
 
@@ -80,7 +81,9 @@ class Parallelism(WireModel):
 
 class Placement(WireModel):
     strategy: Strategy = Strategy.CHEAPEST
-    pools: list[str] | None = Field(default=None, max_length=100, description="Only these GPUNodePools.")
+    pools: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None, min_length=1, max_length=100, description="Only these GPUNodePools."
+    )
     locality: Locality = Locality.ANY
 
 
@@ -108,7 +111,30 @@ class PodDisruptionBudgetSpec(WireModel):
     max_unavailable: int = Field(default=1, ge=0)
 
 
+POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
+PRE_QUANTIZED_FORMATS = ("awq", "gptq")
+TP_RULE: JsonDict = {
+    "rule": "!has(self.parallelism) || !has(self.parallelism.tensorParallel)"
+    " || self.parallelism.tensorParallel in [1, 2, 4, 8, 16, 32, 64]"
+    " || (has(self.model.architecture) && has(self.model.architecture.num_attention_heads)"
+    " && int(self.model.architecture.num_attention_heads) % self.parallelism.tensorParallel == 0)",
+    "message": "parallelism.tensorParallel must be a power of two, or divide model.architecture.num_attention_heads",
+    "fieldPath": ".parallelism.tensorParallel",
+    "reason": "FieldValueInvalid",
+}
+PRE_QUANTIZED_RULE: JsonDict = {
+    "rule": "!(self.quantization in ['awq', 'gptq']) || self.model.name.lowerAscii().contains(self.quantization)"
+    " || (has(self.model.architecture) && has(self.model.architecture.quantization_config))",
+    "message": "quantization awq/gptq needs a pre-quantized checkpoint: model.name must name it (contain awq or gptq)"
+    " or model.architecture must carry its quantization_config",
+    "fieldPath": ".quantization",
+    "reason": "FieldValueInvalid",
+}
+
+
 class ModelDeploymentSpec(WireModel):
+    model_config = ConfigDict(json_schema_extra={CEL: [TP_RULE, PRE_QUANTIZED_RULE]})
+
     model: ModelSource
     quantization: Quantization = Quantization.AUTO
     kv_cache_dtype: KvCacheDtype = KvCacheDtype.AUTO
@@ -124,20 +150,28 @@ class ModelDeploymentSpec(WireModel):
     mode: Mode = Mode.APPLY
     image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[^\s]+$")
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
-    extra_args: list[str] = Field(default_factory=list, max_length=100)
+    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=100, description="More runtime flags; flags the plan sets are refused."
+    )
     resources: ResourceExtras | None = None
     hf_token_secret_ref: SecretKeyRef | None = None
     model_cache: ModelCache | None = None
     service_type: ServiceType = ServiceType.CLUSTER_IP
     pod_disruption_budget: PodDisruptionBudgetSpec | None = None
 
-    @field_validator("extra_args")
-    @classmethod
-    def _bounded_args(cls, args: list[str]) -> list[str]:
-        for arg in args:
-            if len(arg) > 4096:
-                raise ValueError("each extraArgs entry must be at most 4096 characters")
-        return args
+    @model_validator(mode="after")
+    def _mirror_admission_rules(self) -> "ModelDeploymentSpec":
+        """The CRD's CEL rules, so the CLI refuses what the API server would."""
+        architecture = self.model.architecture or {}
+        tp = self.parallelism.tensor_parallel if self.parallelism else None
+        heads = architecture.get("num_attention_heads")
+        if tp is not None and tp not in POWERS_OF_TWO and not (isinstance(heads, int) and heads % tp == 0):
+            raise ValueError(str(TP_RULE["message"]))
+        quantization = self.quantization.value
+        if (quantization in PRE_QUANTIZED_FORMATS and quantization not in self.model.name.lower()
+                and "quantization_config" not in architecture):  # fmt: skip
+            raise ValueError(str(PRE_QUANTIZED_RULE["message"]))
+        return self
 
     @field_validator("env")
     @classmethod
