@@ -34,8 +34,8 @@ running() {
 }
 
 wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
-  local seconds=$1 what=$2; shift 2
-  for _ in $(seq 1 $((seconds * 4))); do
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  while ((SECONDS < deadline)); do
     if "$@" >/dev/null 2>&1; then return 0; fi
     sleep 0.25
   done
@@ -92,8 +92,21 @@ kubeconfig() {
   "${k[@]}" use-context local >/dev/null
 }
 
+nodes() {
+  "$PYTHON" "$HERE/nodes.py" "$POOLS" --kubeconfig "$KUBECONFIG_FILE" >&2
+  wait_until 90 "GPU nodes Ready" all_nodes_ready
+}
+
+all_nodes_ready() {
+  local statuses
+  statuses=$(kubectl --kubeconfig="$KUBECONFIG_FILE" get nodes \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}')
+  [[ -n $statuses ]] && ! grep -qv '^True$' <<<"$statuses"
+}
+
 up() {
   if healthy; then
+    nodes
     log "already up: export KUBECONFIG=$KUBECONFIG_FILE"
     return
   fi
@@ -144,9 +157,7 @@ up() {
     --server-address="127.0.0.1:$KWOK_PORT"
   wait_until 60 "the default service account" kubectl --kubeconfig="$KUBECONFIG_FILE" get serviceaccount default
 
-  "$PYTHON" "$HERE/nodes.py" "$POOLS" --kubeconfig "$KUBECONFIG_FILE" >&2
-  wait_until 90 "GPU nodes Ready" kubectl --kubeconfig="$KUBECONFIG_FILE" wait node --all \
-    --for=condition=Ready --timeout=1s
+  nodes
   log "up: export KUBECONFIG=$KUBECONFIG_FILE (logs in $DIR/logs)"
 }
 

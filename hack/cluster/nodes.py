@@ -70,12 +70,6 @@ def node(pool: dict[str, Any], index: int, gpu: dict[str, Any]) -> dict[str, Any
         "status": {
             "allocatable": resources,
             "capacity": resources,
-            "nodeInfo": {
-                "architecture": "amd64",
-                "operatingSystem": "linux",
-                "kubeletVersion": "fake",
-                "kubeProxyVersion": "fake",
-            },
             "phase": "Running",
         },
     }

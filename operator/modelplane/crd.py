@@ -9,13 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelplane.api.base import API_GROUP, API_VERSION
+from modelplane.api.base import API_GROUP, API_VERSION, FREE_FORM_MARKER
 from modelplane.api.gpu_node_pool import GPUNodePoolSpec, GPUNodePoolStatus
 from modelplane.api.model_deployment import ModelDeploymentSpec
 from modelplane.api.status import ModelDeploymentStatus
 
 DROPPED_KEYS = {"title", "$defs"}
-FREE_FORM_MARKER = "x-modelplane-free-form"
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:
@@ -37,7 +36,8 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
                 rest.pop("default")
             return _inline({**non_null[0], **rest}, definitions)
     if node.get(FREE_FORM_MARKER):
-        free = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        free: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                                "properties": node[FREE_FORM_MARKER]}  # fmt: skip
         if "description" in node:
             free["description"] = node["description"]
         return free

@@ -10,8 +10,9 @@ API_VERSION = "v1alpha1"
 APIVERSION = f"{API_GROUP}/{API_VERSION}"
 
 JsonDict = dict[str, JsonValue]
-FREE_FORM: JsonDict = {"x-modelplane-free-form": True}
-"""Marks a field whose content is free-form JSON (kept by the API server as is)."""
+FREE_FORM_MARKER = "x-modelplane-free-form"
+"""Marks a field whose content is free-form JSON (kept by the API server as is); its value lists the
+properties that admission rules read, typed so CEL can reach them."""
 CEL = "x-kubernetes-validations"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from modelplane.api.base import CEL, DNS_LABEL, DNS_SUBDOMAIN, FREE_FORM, JsonDict, ObjectMeta, WireModel
+from modelplane.api.base import CEL, DNS_LABEL, DNS_SUBDOMAIN, FREE_FORM_MARKER, JsonDict, ObjectMeta, WireModel
 from modelplane.api.status import ModelDeploymentStatus
 
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
@@ -70,7 +70,12 @@ class ModelSource(WireModel):
     architecture: dict[str, JsonValue] | None = Field(
         default=None,
         description="The model's config.json fields, verbatim; required when the name is not in the catalog.",
-        json_schema_extra=FREE_FORM,
+        json_schema_extra={
+            FREE_FORM_MARKER: {
+                "num_attention_heads": {"type": "integer", "minimum": 1},
+                "quantization_config": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            }
+        },
     )
 
 
