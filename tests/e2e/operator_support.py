@@ -26,7 +26,12 @@ def free_port() -> int:
         return port
 
 
-def wait_for(check: Callable[[], T | None], timeout: float = 60, message: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    timeout: float = 60,
+    message: str = "condition",
+    describe: Callable[[], object] | None = None,
+) -> T:
     """Poll until `check` returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -40,7 +45,8 @@ def wait_for(check: Callable[[], T | None], timeout: float = 60, message: str = 
         if last:
             return last
         time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}")
+    state = f"; state: {describe()!r}" if describe else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}{state}")
 
 
 @contextmanager
@@ -135,7 +141,11 @@ class Cluster:
                     return md
             return None
 
-        return wait_for(check, timeout, f"{namespace}/{name} {kind}={status} {reason or ''}")
+        def describe() -> object:
+            md = self.md(namespace, name)
+            return {"generation": md["metadata"]["generation"], **(md.get("status") or {})}
+
+        return wait_for(check, timeout, f"{namespace}/{name} {kind}={status} {reason or ''}", describe)
 
     def deployment(self, namespace: str, name: str) -> Any:
         return self.apps.read_namespaced_deployment(name, namespace)

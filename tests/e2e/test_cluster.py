@@ -72,10 +72,11 @@ def test_too_many_gpus_stays_pending_unschedulable(kube: Cluster, namespace: str
 def test_garbage_collector_removes_owned_objects(kube: Cluster, namespace: str) -> None:
     owner = kube.core.create_namespaced_config_map(namespace, client.V1ConfigMap(
         metadata=client.V1ObjectMeta(name="owner")))  # fmt: skip
-    reference = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
     body = gpu_deployment("owned", 1)
-    body["metadata"]["ownerReferences"] = [reference.to_dict() | {"apiVersion": "v1"}]
-    kube.apps.create_namespaced_deployment(namespace, json.loads(json.dumps(body, default=str)))
+    body["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    ]
+    kube.apps.create_namespaced_deployment(namespace, body)
     wait_for(lambda: kube.core.list_namespaced_pod(namespace, label_selector="app=owned").items, 60, "owned pod")
     kube.core.delete_namespaced_config_map("owner", namespace)
     wait_for(lambda: not kube.exists(lambda: kube.deployment(namespace, "owned")), 60, "Deployment collected")

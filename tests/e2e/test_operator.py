@@ -129,8 +129,8 @@ def test_plan_is_pinned_and_outdated_is_reported_until_replan(kube: Cluster, nam
     assert kube.deployment(namespace, "pinned").spec.template.spec.node_selector != {"modelplane.dev/pool": cheapest}
     # Asking for a re-plan moves it.
     kube.patch_md(namespace, "pinned", {"metadata": {"annotations": {"modelplane.dev/replan": "1"}}})
-    moved = wait_for(lambda: (kube.md(namespace, "pinned")["status"]["plan"]["pool"] == cheapest) or None, 60,
-                     "re-plan onto the cheapest pool")  # fmt: skip
+    moved = wait_for(lambda: kube.md(namespace, "pinned")["status"]["plan"]["pool"] == cheapest, 60,
+                     f"re-plan onto the cheapest pool {cheapest}")  # fmt: skip
     assert moved
     assert kube.condition(namespace, "pinned", "PlanOutdated")["status"] == "False"
     wait_for(lambda: kube.deployment(namespace, "pinned").spec.template.spec.node_selector.get(

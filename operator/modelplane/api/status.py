@@ -32,6 +32,8 @@ class ModelDeploymentStatus(WireModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
     plan: Plan | None = None
+    plan_generation: int | None = Field(default=None, description="The generation the pinned plan was made for.")
     plan_hash: str | None = None
+    replan_token: str | None = Field(default=None, description="The last modelplane.dev/replan value acted on.")
     rejected: list[RejectedPool] = Field(default_factory=list)
     ready_replicas: int | None = None

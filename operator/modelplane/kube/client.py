@@ -1,9 +1,9 @@
 """Build the Kubernetes client once: in-cluster when running in a pod, else the kubeconfig."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -11,7 +11,6 @@ from urllib3.exceptions import HTTPError
 
 from modelplane.kube.errors import InvalidChildError, KubeError, TransientKubeError
 
-T = TypeVar("T")
 TRANSIENT_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 REQUEST_TIMEOUT_SECONDS = 30
 
@@ -51,8 +50,3 @@ def _api_message(error: ApiException) -> str:
     except ValueError:
         return str(error.reason)
     return str(body.get("message") or error.reason)
-
-
-def call(action: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    with mapped_errors(action):
-        return function(*args, _request_timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)

@@ -5,12 +5,14 @@ field we set is missing or different on the live object. A quiet cluster therefo
 mutating requests from a resync or an operator restart.
 """
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
-from modelplane.kube.client import call
+from modelplane.kube.client import REQUEST_TIMEOUT_SECONDS, mapped_errors
 from modelplane.kube.errors import KubeError
 
 FIELD_MANAGER = "modelplane"
@@ -49,15 +51,35 @@ def is_subset(desired: Any, live: Any) -> bool:
     return bool(desired == live)
 
 
-def _request(api: client.ApiClient, action: str, method: str, path: str, **kwargs: Any) -> Any:
-    return call(action, api.call_api, path, method, response_type="object", auth_settings=["BearerToken"],
-                _return_http_data_only=True, **kwargs)  # fmt: skip
+def _encoded(body: Any, content_type: str) -> Any:
+    """The REST layer JSON-encodes bodies of JSON content types itself; an apply patch goes as text."""
+    if body is None or "json" in content_type:
+        return body
+    return json.dumps(body)
+
+
+def request(api: client.ApiClient, action: str, method: str, path: str,
+             query: list[tuple[str, str]] | None = None, headers: dict[str, str] | None = None,
+             body: Any = None) -> Any:  # fmt: skip
+    """A raw API request: the typed clients cannot send apply patches for arbitrary kinds."""
+    all_headers = {"Accept": "application/json", "Content-Type": "application/json", **(headers or {})}
+    with mapped_errors(action):
+        method, url, header_params, serialized, _ = api.param_serialize(
+            method=method, resource_path=path, query_params=query or [], auth_settings=["BearerToken"],
+            header_params=all_headers, body=_encoded(body, all_headers["Content-Type"]),
+        )  # fmt: skip
+        response = api.call_api(method, url, header_params=header_params, body=serialized,
+                                _request_timeout=REQUEST_TIMEOUT_SECONDS)  # fmt: skip
+        data = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise ApiException(http_resp=response, body=data.decode() if data else None)
+    return json.loads(data) if data else None
 
 
 def get_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The live child, or None when it does not exist."""
     try:
-        live: dict[str, Any] = _request(api, f"get {kind} {namespace}/{name}", "GET",
+        live: dict[str, Any] = request(api, f"get {kind} {namespace}/{name}", "GET",
                                         CHILD_KINDS[kind].path(namespace, name))  # fmt: skip
     except KubeError as error:
         if error.status == 404:
@@ -69,13 +91,13 @@ def get_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> di
 def apply_child(api: client.ApiClient, desired: dict[str, Any]) -> None:
     """Server-side apply with our field manager, forcing ownership of the fields we set."""
     kind, metadata = desired["kind"], desired["metadata"]
-    _request(
+    request(
         api,
         f"apply {kind} {metadata['namespace']}/{metadata['name']}",
         "PATCH",
         CHILD_KINDS[kind].path(metadata["namespace"], metadata["name"]),
-        query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        headers={"Content-Type": "application/apply-patch+yaml"},
         body=desired,
     )
 
@@ -91,7 +113,7 @@ def ensure_child(api: client.ApiClient, desired: dict[str, Any], live: dict[str,
 def delete_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> None:
     """Delete a child we no longer render (e.g. a Deployment replaced by a LeaderWorkerSet)."""
     try:
-        _request(api, f"delete {kind} {namespace}/{name}", "DELETE", CHILD_KINDS[kind].path(namespace, name),
+        request(api, f"delete {kind} {namespace}/{name}", "DELETE", CHILD_KINDS[kind].path(namespace, name),
                  body={"propagationPolicy": "Background"})  # fmt: skip
     except KubeError as error:
         if error.status != 404:

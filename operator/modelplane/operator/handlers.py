@@ -37,6 +37,7 @@ DEPLOYMENT_LABEL = "modelplane.dev/deployment"
 POOL_STATUS_INTERVAL_SECONDS = 20
 MAX_RETRY_SECONDS = 60
 REEVALUATION_DELAY_SECONDS = 2
+GONE_STATUSES = (404, 410)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.retry_lock = threading.Lock()
     memo.seeded = False
     memo.reevaluation_pending = False
+    memo.deleted_uids = set()
 
 
 @kopf.on.cleanup()
@@ -133,7 +135,7 @@ def _seed_reservations(memo: Any, cluster: Cluster) -> None:
 def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any] | None = None) -> None:
     _seed_reservations(memo, cluster)
     current = body if body is not None else cluster.deployment(key)
-    if current is None:
+    if current is None or current.get("metadata", {}).get("uid") in memo.deleted_uids:
         return
 
     def offers() -> list[PoolOffer]:
@@ -146,6 +148,10 @@ def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any
             _schedule_retry(memo, key, cluster, logger, str(error))
             return
         except KubeError as error:
+            if error.status in GONE_STATUSES or "being terminated" in str(error):
+                memo.reservations.set(key, None)
+                logger.debug(f"{key} is being deleted: {error}")
+                return
             logger.error(f"reconcile of {key} failed: {error}")
             return
     with memo.retry_lock:
@@ -199,7 +205,9 @@ def model_deployment_event(
     """Every event of a ModelDeployment (the initial listing included) is one idempotent reconcile."""
     key = f"{namespace}/{name}"
     if type == "DELETED":
-        memo.reservations.set(key, None)
+        with memo.locks.get(key):
+            memo.deleted_uids.add(body.get("metadata", {}).get("uid"))
+            memo.reservations.set(key, None)
         memo.locks.drop(key)
         _schedule_reevaluation(memo, Cluster.of(kwargs), logger)
         return
