@@ -3,8 +3,8 @@
 from typing import Any
 
 import pytest
-from hack.gen_crds import expected_files
 
+from hack.gen_crds import expected_files
 from modelplane.api.errors import InvalidObjectError
 from modelplane.crd import all_crds
 from tests.support import deployment, pool

@@ -77,7 +77,7 @@ def node(pool: dict[str, Any], index: int, gpu: dict[str, Any]) -> dict[str, Any
 
 def nodes_for(pools_file: Path) -> list[dict[str, Any]]:
     gpus = {gpu["id"]: gpu for gpu in yaml.safe_load(GPUS_FILE.read_text())["gpus"]}
-    result = []
+    result: list[dict[str, Any]] = []
     for document in yaml.safe_load_all(pools_file.read_text()):
         if not document or document.get("kind") != "GPUNodePool":
             continue

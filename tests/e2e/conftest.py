@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+
 from tests.e2e.operator_support import Cluster, running_operator, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,13 +5,13 @@ import json
 from typing import Any
 
 from kubernetes import client
+
+from modelplane.planning.service import offers_for, plan_deployment
+from modelplane.render.engine import render_deployment
 from tests.e2e.conftest import LocalCluster, kubectl
 from tests.e2e.operator_support import Cluster, wait_for
 from tests.support import deployment as model_deployment
 from tests.support import pool
-
-from modelplane.planning.service import offers_for, plan_deployment
-from modelplane.render.engine import render_deployment
 
 H100_SELECTOR = {"modelplane.dev/pool": "h100-onprem"}
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]

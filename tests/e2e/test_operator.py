@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.e2e.operator_support import Cluster, model_deployment, wait_for
 
 from modelplane.api.documents import load_documents
+from tests.e2e.operator_support import Cluster, model_deployment, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

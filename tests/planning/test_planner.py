@@ -1,6 +1,7 @@
 """Planner behaviour, table-driven, plus brute-force optimality as a property."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,7 @@ HYBRID = [
 ]
 
 
-def plan(**spec: object) -> PlanResult:
+def plan(**spec: Any) -> PlanResult:
     return plan_deployment(deployment(**spec), offers_for(HYBRID))
 
 
@@ -75,7 +76,7 @@ def test_locality_on_prem_only_rejects_cloud_pools() -> None:
 def test_prefer_on_prem_bursts_to_cloud_only_when_on_prem_is_full() -> None:
     full = [p.model_copy(update={"spec": p.spec.model_copy(update={"available_gpus": 0})})
             if p.spec.location.value == "on-prem" else p for p in HYBRID]  # fmt: skip
-    spec = {"placement": {"locality": "prefer-on-prem"}}
+    spec: dict[str, Any] = {"placement": {"locality": "prefer-on-prem"}}
     assert plan_deployment(deployment(**spec), offers_for(HYBRID)).plan.location == "on-prem"  # type: ignore[union-attr]
     burst = plan_deployment(deployment(**spec), offers_for(full))
     assert burst.plan is not None
@@ -134,7 +135,7 @@ MODELS = ["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct
           "mistralai/Mixtral-8x7B-Instruct-v0.1", "deepseek-ai/DeepSeek-V3"]  # fmt: skip
 
 
-def _brute_force_best(result_spec: dict[str, object]) -> tuple[object, ...] | None:
+def _brute_force_best(result_spec: dict[str, Any]) -> tuple[object, ...] | None:
     """Every pool × format × TP × PP, no pruning; the lowest rank key among feasible ones."""
     md = deployment(**result_spec)
     entry = find_model(md.spec.model.name)
@@ -171,7 +172,7 @@ def _brute_force_best(result_spec: dict[str, object]) -> tuple[object, ...] | No
                             cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * md.spec.replicas),
                         )  # fmt: skip
                         key = rank_key(md.spec, evaluation)
-                        best = key if best is None or key < best else best  # type: ignore[operator]
+                        best = key if best is None or key < best else best
                 tp *= 2
     return best
 
@@ -187,7 +188,7 @@ def _brute_force_best(result_spec: dict[str, object]) -> tuple[object, ...] | No
 )
 def test_plan_is_the_brute_force_optimum(model: str, strategy: str, quantization: str, max_model_len: int,
                                          concurrency: int, replicas: int) -> None:  # fmt: skip
-    spec = {"model": {"name": model}, "quantization": quantization, "maxModelLen": max_model_len,
+    spec: dict[str, Any] = {"model": {"name": model}, "quantization": quantization, "maxModelLen": max_model_len,
             "maxConcurrency": concurrency, "replicas": replicas, "placement": {"strategy": strategy}}  # fmt: skip
     if model == "deepseek-ai/DeepSeek-V3" and quantization != "auto":
         spec["quantization"] = "auto"
@@ -202,7 +203,7 @@ def test_plan_is_the_brute_force_optimum(model: str, strategy: str, quantization
         assert rank_key(deployment(**spec).spec, chosen) == best
 
 
-def _evaluations(spec: dict[str, object]) -> list[Evaluation]:
+def _evaluations(spec: dict[str, Any]) -> list[Evaluation]:
     md = deployment(**spec)
     entry = find_model(md.spec.model.name)
     assert entry is not None

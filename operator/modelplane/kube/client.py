@@ -19,9 +19,9 @@ def make_api_client(pool_size: int = 16) -> client.ApiClient:
     """An ApiClient with a connection pool sized for concurrent handlers."""
     configuration = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
     configuration.retries = 3
     return client.ApiClient(configuration)

@@ -70,7 +70,7 @@ def request(api: client.ApiClient, action: str, method: str, path: str,
         )  # fmt: skip
         response = api.call_api(method, url, header_params=header_params, body=serialized,
                                 _request_timeout=REQUEST_TIMEOUT_SECONDS)  # fmt: skip
-        data = response.read()  # type: ignore[no-untyped-call]
+        data = response.read()
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response, body=data.decode() if data else None)
     return json.loads(data) if data else None
