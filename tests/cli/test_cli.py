@@ -52,7 +52,7 @@ def test_plan_json_contract(tmp_path: Path) -> None:
 
 def test_plan_exit_2_when_infeasible(tmp_path: Path) -> None:
     path = write(tmp_path, MD.format(name="a", model="meta-llama/Llama-3.1-8B-Instruct", length=8192)
-                 + "  quantization: awq\n")  # fmt: skip
+                 + "  quantization: int8\n")  # fmt: skip
     result = runner.invoke(app, ["plan", str(path), "-o", "json"])
     assert result.exit_code == 2
     assert json.loads(result.stdout)[0]["plan"] is None
@@ -130,7 +130,7 @@ def test_render_directory_and_stream(tmp_path: Path) -> None:
 
 def test_render_infeasible_writes_nothing(tmp_path: Path) -> None:
     good = MD.format(name="ok", model="meta-llama/Llama-3.1-8B-Instruct", length=4096)
-    bad = MD.format(name="bad", model="meta-llama/Llama-3.1-8B-Instruct", length=4096) + "  quantization: gptq\n"
+    bad = MD.format(name="bad", model="meta-llama/Llama-3.1-8B-Instruct", length=4096) + "  quantization: int8\n"
     path = write(tmp_path, good + "---\n" + bad)
     out = tmp_path / "out"
     result = runner.invoke(app, ["render", str(path), "-o", str(out)])

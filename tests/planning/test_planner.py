@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelplane.api.errors import InvalidObjectError
 from modelplane.api.plan import PlanResult, ReasonCode
 from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.models import find_model
@@ -90,9 +91,16 @@ def test_tensorrt_llm_is_nvidia_only() -> None:
 
 
 def test_prequantized_formats_are_never_invented() -> None:
-    result = plan(quantization="awq")
+    # vLLM serves int8 only from an int8 checkpoint; awq/gptq are refused before planning (admission rule).
+    result = plan(quantization="int8")
     assert not result.feasible
     assert result.reasons[0].code is ReasonCode.UNSUPPORTED_QUANTIZATION
+    with pytest.raises(InvalidObjectError):
+        plan(quantization="awq")
+    awq = plan(model={"name": "Qwen/Qwen2.5-72B-Instruct-AWQ"}, quantization="auto", maxModelLen=4096)
+    assert awq.plan is not None
+    assert awq.plan.quantization == "awq"
+    assert awq.plan.pre_quantized
 
 
 def test_infeasible_gets_suggestions() -> None:
@@ -105,10 +113,16 @@ def test_infeasible_gets_suggestions() -> None:
 
 
 def test_pinned_shape_is_checked_not_searched() -> None:
-    result = plan(parallelism={"tensorParallel": 3})
+    result = plan(parallelism={"tensorParallel": 16})
     assert not result.feasible
-    assert all(ReasonCode.HEADS_NOT_DIVISIBLE in {r.code for r in c.reasons} for c in result.candidates
-               if not {r.code for r in c.reasons} & {ReasonCode.EXCEEDS_GPUS_PER_NODE})  # fmt: skip
+    assert all(c.tensor_parallel == 16 for c in result.candidates)
+    assert codes(result, "h100") == {ReasonCode.EXCEEDS_GPUS_PER_NODE}
+    # 6 divides neither Llama's 32 heads nor is a power of two; with the architecture's heads it is checked.
+    odd = plan(
+        model={"name": "meta-llama/Llama-3.1-8B-Instruct", "architecture": {"num_attention_heads": 48}},
+        parallelism={"tensorParallel": 6},
+    )
+    assert ReasonCode.HEADS_NOT_DIVISIBLE in codes(odd, "h100")  # fmt: skip
 
 
 def test_kv_fp8_doubles_the_tokens_that_fit() -> None:
@@ -237,9 +251,9 @@ def test_no_feasible_candidate_exceeds_its_budget(model: str, max_model_len: int
             assert used_without_kv + kv_needed_upper <= memory.budget_bytes_per_gpu
 
 
-def test_offer_free_gpus_never_exceed_pool() -> None:
-    offer = offer_from_pool(pool("p", "L4-24GB", 1, 4, available_gpus=99))
-    assert offer.free_gpus == 4
+def test_offer_free_gpus_follow_available_gpus() -> None:
+    assert offer_from_pool(pool("p", "L4-24GB", 1, 4, available_gpus=2)).free_gpus == 2
+    assert offer_from_pool(pool("p", "L4-24GB", 1, 4)).free_gpus == 4
 
 
 @pytest.mark.parametrize("name", MODELS)
