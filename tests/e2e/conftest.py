@@ -4,6 +4,7 @@ The cluster is reused when already up (make cluster-up), else started for the se
 Every test gets a fresh namespace; CRDs are applied once. Waiting is polling on conditions, never sleeps.
 """
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -12,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 from tests.e2e.operator_support import Cluster, running_operator, wait_for
+from tests.tools import helm_binary
 
 REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "modelplane"
+OPERATOR_NAMESPACE = "modelplane-system"
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 CLUSTER_SCRIPT = REPO / "hack" / "cluster" / "cluster.sh"
 POOLS_FILE = REPO / "examples" / "pools" / "hybrid.yaml"
 
@@ -96,11 +102,36 @@ def namespace(kube: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(local_cluster: LocalCluster, crds: None, pools: None, tmp_path_factory: pytest.TempPathFactory,
-             ) -> Iterator[Any]:  # fmt: skip
+def chart_rbac_kubeconfig(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Credentials of the chart's ServiceAccount, bound to exactly the chart's ClusterRole."""
+    rendered = subprocess.run(
+        [str(helm_binary()), "template", "modelplane", str(CHART), "--namespace", OPERATOR_NAMESPACE,
+         "--set", "crds.enabled=false"], check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    kubectl(local_cluster, "create", "namespace", OPERATOR_NAMESPACE, check=False)
+    kubectl(local_cluster, "apply", "--server-side", "--force-conflicts", "-f", "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))  # fmt: skip
+    account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
+    token = kubectl(local_cluster, "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h").stdout
+    admin = yaml.safe_load(local_cluster.kubeconfig.read_text())
+    config_file = tmp_path_factory.mktemp("rbac") / "kubeconfig"
+    config_file.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"], "current-context": "operator",
+        "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": account}}],
+        "users": [{"name": account, "user": {"token": token.strip()}}],
+    }))  # fmt: skip
+    return config_file
+
+
+@pytest.fixture(scope="session")
+def operator(local_cluster: LocalCluster, crds: None, pools: None, chart_rbac_kubeconfig: Path) -> Iterator[Any]:
+    """The operator as a process, running with exactly the Helm chart's RBAC (its ServiceAccount's token)."""
     log = local_cluster.logs / "operator-e2e.log"
-    with running_operator(local_cluster.kubeconfig, log) as process:
+    with running_operator(chart_rbac_kubeconfig, log) as process:
         yield process
+    denied = [line for line in log.read_text().splitlines() if "forbidden: User" in line]
+    assert not denied, f"the chart's RBAC denied the operator: {denied[:3]}"
 
 
 def node_names(kube: Cluster, selector: str) -> list[str]:

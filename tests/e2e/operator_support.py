@@ -54,7 +54,7 @@ def running_operator(kubeconfig: Path, log_path: Path, extra_args: tuple[str, ..
                      env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     """The operator exactly as users run it: `python -m modelplane.operator`, ready when /healthz answers."""
     port = free_port()
-    log = log_path.open("ab")
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "modelplane.operator", "--all-namespaces", "--standalone",
          f"--liveness=http://127.0.0.1:{port}/healthz", *extra_args],
