@@ -7,12 +7,11 @@ import platform
 import statistics
 import time
 
-from tests.support import deployment, pool
-
 from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.catalog.gpus import gpu_catalog
 from modelplane.catalog.models import model_catalog
 from modelplane.planning.service import offers_for, plan_deployment
+from tests.support import deployment, pool
 
 REPEATS = 200
 

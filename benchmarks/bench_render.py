@@ -6,11 +6,10 @@ Run: .venv/bin/python -m benchmarks.bench_render
 import statistics
 import time
 
-from tests.support import deployment
-
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.engine import render_deployment
 from modelplane.render.serialize import dump_stream
+from tests.support import deployment
 
 REPEATS = 200
 

@@ -8,6 +8,8 @@ replicated on every TP rank rather than split. Sliding-window layers never hold 
 window's tokens of one sequence.
 """
 
+from itertools import accumulate
+
 from modelplane.catalog.architecture import Architecture
 
 
@@ -24,16 +26,23 @@ def kv_cache_bytes_per_token(arch: Architecture, dtype_bytes: int) -> int:
     return arch.num_layers * kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel=1)
 
 
+def windowed_prefix(arch: Architecture) -> tuple[int, ...]:
+    """Prefix counts of sliding-window layers, so a stage's windowed layers are counted in O(1)."""
+    windowed = set(arch.sliding_window_layers)
+    return tuple(accumulate((int(layer in windowed) for layer in range(arch.num_layers)), initial=0))
+
+
 def sequence_kv_bytes(
-    arch: Architecture, layers: range, dtype_bytes: int, tensor_parallel: int, sequence_length: int
+    arch: Architecture,
+    layers: range,
+    dtype_bytes: int,
+    tensor_parallel: int,
+    sequence_length: int,
+    prefix: tuple[int, ...] | None = None,
 ) -> int:
     """KV bytes one sequence of `sequence_length` tokens occupies on one GPU holding `layers`."""
     per_layer = kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
-    windowed = set(arch.sliding_window_layers)
-    total_tokens = 0
-    for layer in layers:
-        if layer in windowed and arch.sliding_window is not None:
-            total_tokens += min(sequence_length, arch.sliding_window)
-        else:
-            total_tokens += sequence_length
-    return per_layer * total_tokens
+    counts = prefix or windowed_prefix(arch)
+    windowed = counts[layers.stop] - counts[layers.start]
+    capped = min(sequence_length, arch.sliding_window) if arch.sliding_window is not None else sequence_length
+    return per_layer * ((len(layers) - windowed) * sequence_length + windowed * capped)

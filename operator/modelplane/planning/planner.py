@@ -34,7 +34,7 @@ from modelplane.planning.estimates import (
     decode_throughput,
 )
 from modelplane.planning.inventory import PoolOffer
-from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, sequence_kv_bytes
+from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, sequence_kv_bytes, windowed_prefix
 from modelplane.planning.overhead import overhead_bytes_per_gpu
 from modelplane.planning.parameters import ParameterBreakdown, count_parameters
 from modelplane.planning.shapes import (
@@ -44,7 +44,7 @@ from modelplane.planning.shapes import (
     layout,
     tensor_parallel_options,
 )
-from modelplane.planning.stages import stage_layers, stage_weight_bytes
+from modelplane.planning.stages import WeightTable, stage_layers
 from modelplane.planning.weights import WeightFormat
 
 SIXTEEN_BIT = (WeightFormat.BF16, WeightFormat.FP16)
@@ -65,6 +65,7 @@ class MemoryFit:
     traffic: tuple[StageTraffic, ...]
     fits: bool
     required_tokens: int
+    throughput: Throughput | None
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class Evaluation:
         return not self.reasons
 
     def candidate(self) -> Candidate:
-        return Candidate(
+        """Built without re-validation: every field comes from typed planner values."""
+        return Candidate.model_construct(
             pool=self.offer.name,
             gpu=self.offer.gpu.id,
             tensor_parallel=self.layout.tensor_parallel,
@@ -99,7 +101,7 @@ class Evaluation:
 
     def estimates(self) -> Estimates:
         assert self.throughput is not None
-        return Estimates(
+        return Estimates.model_construct(
             decode_tokens_per_second=self.throughput.aggregate,
             decode_tokens_per_second_per_sequence=self.throughput.per_sequence,
             cost_per_hour=str(self.hourly_cost) if self.hourly_cost is not None else None,
@@ -116,7 +118,7 @@ def _money(value: Decimal | None) -> str | None:
 
 
 def _reason(code: ReasonCode, message: str) -> Reason:
-    return Reason(code=code, message=message)
+    return Reason.model_construct(code=code, message=message)
 
 
 def checkpoint_format(arch: Architecture, entry: ModelEntry | None) -> WeightFormat | None:
@@ -141,11 +143,21 @@ class _Planner:
         self.kv_dtype_bytes = 1 if spec.kv_cache_dtype is KvCacheDtype.FP8 else 2
         self.required_tokens = spec.max_model_len * spec.max_concurrency
         self._memory: dict[tuple[str, WeightFormat, int, int], MemoryFit] = {}
-        self._layer_bytes: dict[tuple[WeightFormat, bool], list[int]] = {}
+        self._tables: dict[WeightFormat, WeightTable] = {}
+        self._pp_cache: dict[tuple[str, WeightFormat, int, int], list[int]] = {}
 
     @cached_property
     def breakdown(self) -> ParameterBreakdown:
         return count_parameters(self.arch)
+
+    @cached_property
+    def windowed(self) -> tuple[int, ...]:
+        return windowed_prefix(self.arch)
+
+    def weights(self, weight_format: WeightFormat) -> WeightTable:
+        if weight_format not in self._tables:
+            self._tables[weight_format] = WeightTable.build(self.arch, self.breakdown, weight_format)
+        return self._tables[weight_format]
 
     # -- deployment-level checks -------------------------------------------------------------
     def deployment_reasons(self) -> list[Reason]:
@@ -244,38 +256,39 @@ class _Planner:
         return self._memory[key]
 
     def _compute_memory(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pp: int) -> MemoryFit:
+        """Per-stage arithmetic in plain integers; the stage with the fewest KV tokens binds the replica."""
         spec, arch = self.spec, self.arch
         budget = gpu.memory_bytes * spec.gpu_memory_utilization // 100
         overhead = overhead_bytes_per_gpu(arch, spec.runtime.value, tp, pp)
-        binding: MemoryBreakdown | None = None
+        table = self.weights(weight_format)
+        per_layer = kv_bytes_per_token_per_layer(arch, self.kv_dtype_bytes, tp)
+        length, average_context = spec.max_model_len, max(1, spec.max_model_len // 2)
+        binding: tuple[int, int, int] | None = None
         traffic = []
         for stage, layers in enumerate(stage_layers(arch.num_layers, pp)):
-            weights = -(-stage_weight_bytes(arch, self.breakdown, weight_format, layers, stage, pp) // tp)
-            sequence = sequence_kv_bytes(arch, layers, self.kv_dtype_bytes, tp, spec.max_model_len)
-            available = budget - weights - overhead
-            tokens = max(0, available) * spec.max_model_len // sequence if sequence else 0
-            stage_memory = MemoryBreakdown(
-                weight_bytes_per_gpu=weights,
-                kv_cache_bytes_per_token=kv_bytes_per_token_per_layer(arch, self.kv_dtype_bytes, tp) * len(layers),
-                overhead_bytes_per_gpu=overhead,
-                kv_cache_tokens=tokens,
-                budget_bytes_per_gpu=budget,
-                gpu_memory_bytes=gpu.memory_bytes,
-            )
-            if binding is None or tokens < binding.kv_cache_tokens:
-                binding = stage_memory
-            active = -(-stage_weight_bytes(arch, self.breakdown, weight_format, layers, stage, pp, active=True) // tp)
-            average_context = max(1, spec.max_model_len // 2)
-            traffic.append(
-                StageTraffic(
-                    weight_bytes_per_gpu=active,
-                    kv_bytes_per_sequence_per_gpu=sequence_kv_bytes(
-                        arch, layers, self.kv_dtype_bytes, tp, average_context
-                    ),
-                )
-            )
+            weights = -(-table.stage(layers, stage, pp) // tp)
+            sequence = sequence_kv_bytes(arch, layers, self.kv_dtype_bytes, tp, length, self.windowed)
+            tokens = max(0, budget - weights - overhead) * length // sequence if sequence else 0
+            if binding is None or tokens < binding[1]:
+                binding = (weights, tokens, per_layer * len(layers))
+            traffic.append(StageTraffic(
+                weight_bytes_per_gpu=-(-table.stage(layers, stage, pp, active=True) // tp),
+                kv_bytes_per_sequence_per_gpu=sequence_kv_bytes(arch, layers, self.kv_dtype_bytes, tp,
+                                                                average_context, self.windowed),
+            ))  # fmt: skip
         assert binding is not None
-        return MemoryFit(binding, tuple(traffic), binding.kv_cache_tokens >= self.required_tokens, self.required_tokens)
+        weights, tokens, kv_per_token = binding
+        memory = MemoryBreakdown.model_construct(
+            weight_bytes_per_gpu=weights,
+            kv_cache_bytes_per_token=kv_per_token,
+            overhead_bytes_per_gpu=overhead,
+            kv_cache_tokens=tokens,
+            budget_bytes_per_gpu=budget,
+            gpu_memory_bytes=gpu.memory_bytes,
+        )
+        fits = tokens >= self.required_tokens
+        throughput = decode_throughput(gpu, tp, traffic, spec.max_concurrency) if fits else None
+        return MemoryFit(memory, tuple(traffic), fits, self.required_tokens, throughput)
 
     # -- candidates --------------------------------------------------------------------------
     def evaluate(self, offer: PoolOffer, weight_format: WeightFormat, tp: int) -> Evaluation:
@@ -326,7 +339,7 @@ class _Planner:
                 )
             options = [pinned_pp]
         else:
-            options = list(range(self._lowest_pp(offer.gpu, weight_format, tp), most + 1)) or [most]
+            options = self._pp_options(offer.gpu, weight_format, tp, most)
         fit = None
         pp = options[0]
         for pp in options:
@@ -338,7 +351,7 @@ class _Planner:
         assert shape is not None
         if not fit.fits:
             return Evaluation(offer, weight_format, shape, (self._memory_reason(fit, shape),), fit.breakdown)
-        throughput = decode_throughput(offer.gpu, tp, list(fit.traffic), spec.max_concurrency)
+        throughput = fit.throughput
         hourly = cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * spec.replicas)
         reasons = []
         if shape.nodes_per_replica > 1 and spec.runtime is Runtime.TENSORRT_LLM:
@@ -362,11 +375,30 @@ class _Planner:
             )
         return Evaluation(offer, weight_format, shape, tuple(reasons), fit.breakdown, throughput, hourly)
 
-    def _lowest_pp(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int) -> int:
-        """A lower bound on PP: the weights alone must fit in TP × PP budgets."""
-        total = stage_weight_bytes(self.arch, self.breakdown, weight_format, range(self.arch.num_layers), 0, 1)
-        budget = gpu.memory_bytes * self.spec.gpu_memory_utilization // 100
-        return max(1, total // (tp * budget))
+    def _replica_fits_in_total(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pp: int) -> bool:
+        """A necessary condition: all GPUs of the replica together hold the weights and the load's KV cache.
+
+        Summed over stages, per-GPU needs add up to the whole model's weights and TP × (one sequence's KV
+        on one rank) × maxConcurrency, so a shape failing this cannot pass the per-stage check.
+        """
+        spec = self.spec
+        budget = gpu.memory_bytes * spec.gpu_memory_utilization // 100
+        usable = tp * pp * (budget - overhead_bytes_per_gpu(self.arch, spec.runtime.value, tp, pp))
+        weights = self.weights(weight_format).stage(range(self.arch.num_layers), 0, 1)
+        sequence = sequence_kv_bytes(self.arch, range(self.arch.num_layers), self.kv_dtype_bytes, tp,
+                                     spec.max_model_len, self.windowed)  # fmt: skip
+        return usable >= weights + tp * sequence * spec.max_concurrency
+
+    def _pp_options(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, most: int) -> list[int]:
+        """PP degrees worth the per-stage check, smallest first; only the largest when none can fit."""
+        key = (gpu.id, weight_format, tp, most)
+        if key not in self._pp_cache:
+            if not self._replica_fits_in_total(gpu, weight_format, tp, most):
+                self._pp_cache[key] = [most]
+            else:
+                first = next(pp for pp in range(1, most + 1) if self._replica_fits_in_total(gpu, weight_format, tp, pp))
+                self._pp_cache[key] = list(range(first, most + 1))
+        return self._pp_cache[key]
 
     def _memory_reason(self, fit: MemoryFit, shape: Layout) -> Reason:
         memory = fit.breakdown

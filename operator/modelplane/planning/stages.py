@@ -6,6 +6,9 @@ LM head). The first stage holds the embedding; the last holds the final norm and
 tied embeddings and PP > 1 both ends hold a copy.
 """
 
+from dataclasses import dataclass
+from itertools import accumulate
+
 from modelplane.catalog.architecture import Architecture
 from modelplane.planning.parameters import ParameterBreakdown
 from modelplane.planning.weights import SIXTEEN_BIT_BYTES, WeightFormat, layer_weight_bytes
@@ -23,6 +26,48 @@ def stage_layers(num_layers: int, pipeline_parallel: int) -> list[range]:
     return ranges
 
 
+@dataclass(frozen=True)
+class WeightTable:
+    """Prefix sums of per-layer bytes in one format, so any stage's weights cost O(1) to look up.
+
+    The planner asks for thousands of (TP, PP, stage) combinations per deployment.
+    """
+
+    prefix: tuple[int, ...]
+    active_prefix: tuple[int, ...]
+    embedding_bytes: int
+    head_bytes: int
+    tied: bool
+
+    @classmethod
+    def build(cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: WeightFormat) -> "WeightTable":
+        full = [layer_weight_bytes(layer, weight_format, arch) for layer in breakdown.layers]
+        active = [layer_weight_bytes(layer.active_view(), weight_format, arch) for layer in breakdown.layers]
+        return cls(
+            prefix=tuple(accumulate(full, initial=0)),
+            active_prefix=tuple(accumulate(active, initial=0)),
+            embedding_bytes=SIXTEEN_BIT_BYTES * breakdown.embedding,
+            head_bytes=SIXTEEN_BIT_BYTES * (breakdown.lm_head + breakdown.final_norm),
+            tied=breakdown.lm_head == 0,
+        )
+
+    def stage(self, layers: range, stage: int, pipeline_parallel: int, *, active: bool = False) -> int:
+        """Weight bytes of one whole stage (before dividing across its TP ranks).
+
+        With `active`, only what one decode step reads: routed experts only, and no embedding table
+        (a step gathers one row of it).
+        """
+        prefix = self.active_prefix if active else self.prefix
+        total = prefix[layers.stop] - prefix[layers.start]
+        if stage == 0 and not active:
+            total += self.embedding_bytes
+        if stage == pipeline_parallel - 1:
+            total += self.head_bytes
+            if self.tied and pipeline_parallel > 1:
+                total += self.embedding_bytes
+        return total
+
+
 def stage_weight_bytes(
     arch: Architecture,
     breakdown: ParameterBreakdown,
@@ -33,18 +78,5 @@ def stage_weight_bytes(
     *,
     active: bool = False,
 ) -> int:
-    """Weight bytes of one whole stage (before dividing across its TP ranks).
-
-    With `active`, only what one decode step reads: routed experts only, and no embedding table
-    (a step gathers one row of it).
-    """
-    params = [breakdown.layers[index] for index in layers]
-    if active:
-        params = [layer.active_view() for layer in params]
-    total = sum(layer_weight_bytes(layer, weight_format, arch) for layer in params)
-    if stage == 0 and not active:
-        total += SIXTEEN_BIT_BYTES * breakdown.embedding
-    if stage == pipeline_parallel - 1:
-        head = breakdown.lm_head or (breakdown.embedding if pipeline_parallel > 1 else 0)
-        total += SIXTEEN_BIT_BYTES * (head + breakdown.final_norm)
-    return total
+    """Weight bytes of one stage; see WeightTable.stage."""
+    return WeightTable.build(arch, breakdown, weight_format).stage(layers, stage, pipeline_parallel, active=active)
