@@ -69,7 +69,7 @@ pki() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=modelplane-local-ca" \
       -keyout ca.key -out ca.crt 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout server.key -out server.csr 2>/dev/null
-    printf 'subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    printf 'subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
     openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile server.ext \
       -out server.crt 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=modelplane-admin/O=system:masters" -keyout admin.key \
@@ -132,7 +132,7 @@ up() {
     --client-ca-file="$DIR/pki/ca.crt" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
+    --service-cluster-ip-range=10.96.0.0/16 \
     --authorization-mode=Node,RBAC \
     --allow-privileged=true \
     --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \

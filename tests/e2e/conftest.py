@@ -10,18 +10,18 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, config
 
-from tests.e2e.operator_support import Cluster, running_operator, wait_for
+from tests.e2e.operator_support import Cluster, OperatorProcess, wait_for
 from tests.tools import helm_binary
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "modelplane"
 OPERATOR_NAMESPACE = "modelplane-system"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:modelplane"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 CLUSTER_SCRIPT = REPO / "hack" / "cluster" / "cluster.sh"
 POOLS_FILE = REPO / "examples" / "pools" / "hybrid.yaml"
@@ -125,11 +125,15 @@ def chart_rbac_kubeconfig(local_cluster: LocalCluster, tmp_path_factory: pytest.
 
 
 @pytest.fixture(scope="session")
-def operator(local_cluster: LocalCluster, crds: None, pools: None, chart_rbac_kubeconfig: Path) -> Iterator[Any]:
+def operator(local_cluster: LocalCluster, crds: None, pools: None,
+             chart_rbac_kubeconfig: Path) -> Iterator[OperatorProcess]:  # fmt: skip
     """The operator as a process, running with exactly the Helm chart's RBAC (its ServiceAccount's token)."""
     log = local_cluster.logs / "operator-e2e.log"
-    with running_operator(chart_rbac_kubeconfig, log) as process:
-        yield process
+    log.unlink(missing_ok=True)
+    process = OperatorProcess(chart_rbac_kubeconfig, log)
+    process.start()
+    yield process
+    process.stop()
     denied = [line for line in log.read_text().splitlines() if "forbidden: User" in line]
     assert not denied, f"the chart's RBAC denied the operator: {denied[:3]}"
 

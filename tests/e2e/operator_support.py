@@ -1,5 +1,6 @@
 """Run the operator as a real process against the local control plane, and wait on conditions."""
 
+import json
 import os
 import signal
 import socket
@@ -54,7 +55,7 @@ def running_operator(kubeconfig: Path, log_path: Path, extra_args: tuple[str, ..
                      env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     """The operator exactly as users run it: `python -m modelplane.operator`, ready when /healthz answers."""
     port = free_port()
-    log = log_path.open("wb")
+    log = log_path.open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "modelplane.operator", "--all-namespaces", "--standalone",
          f"--liveness=http://127.0.0.1:{port}/healthz", *extra_args],
@@ -158,3 +159,38 @@ class Cluster:
                 return False
             raise
         return True
+
+
+class OperatorProcess:
+    """The running operator, restartable in place (same credentials, same log)."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+        self.kubeconfig, self.log_path = kubeconfig, log_path
+        self._context: Any = None
+
+    def start(self) -> None:
+        self._context = running_operator(self.kubeconfig, self.log_path)
+        self._context.__enter__()
+
+    def stop(self) -> None:
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+            self._context = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def audit_writes(audit_log: Path, username: str, since: str) -> list[dict[str, Any]]:
+    """Mutating requests `username` completed after the RFC 3339 timestamp `since`, from the audit log."""
+    writes = []
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        if (event.get("stage") == "ResponseComplete" and event["user"]["username"] == username
+                and event["verb"] in MUTATING and event["stageTimestamp"] > since):  # fmt: skip
+            writes.append(event)
+    return writes
+
+
+MUTATING = {"create", "update", "patch", "delete", "deletecollection"}

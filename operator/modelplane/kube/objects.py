@@ -39,16 +39,22 @@ CHILD_KINDS: dict[str, ResourceKind] = {
 
 
 def is_subset(desired: Any, live: Any) -> bool:
-    """True when every field of `desired` has the same value in `live` (server-added fields ignored)."""
+    """True when every field of `desired` has the same value in `live` (server-added fields ignored).
+
+    The API server drops empty lists and maps, so an empty desired value matches a missing field.
+    """
     if isinstance(desired, dict):
-        return isinstance(live, dict) and all(key in live and is_subset(value, live[key])
-                                              for key, value in desired.items())  # fmt: skip
+        if not isinstance(live, dict):
+            return False
+        return all(
+            is_subset(value, live[key]) if key in live else value in ({}, [], None) for key, value in desired.items()
+        )
     if isinstance(desired, list):
         return (isinstance(live, list) and len(desired) == len(live)
                 and all(is_subset(d, item) for d, item in zip(desired, live, strict=True)))  # fmt: skip
     if isinstance(desired, str) and isinstance(live, int) and not isinstance(live, bool):
         return desired == str(live)
-    return bool(desired == live)
+    return type(desired) is type(live) and bool(desired == live)
 
 
 def _encoded(body: Any, content_type: str) -> Any:

@@ -55,13 +55,10 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[str, ConditionState]:
     """Ready / Progressing / Degraded of a ModelDeployment from its Deployment or LeaderWorkerSet."""
+    waiting = ConditionState("False", "ReplicasNotReady", f"waiting for {replicas} replica(s) to become ready")
+    rolling_out = ConditionState("True", "RollingOut", "rolling out the serving workload")
     if workload is None:
-        return {
-            READY: ConditionState("False", "WorkloadMissing", "the serving workload does not exist yet"),
-            PROGRESSING: ConditionState("True", "Creating", "creating the serving workload"),
-            DEGRADED: ConditionState("False", "AsExpected"),
-        }
-    kind = workload["kind"]
+        return {READY: waiting, PROGRESSING: rolling_out, DEGRADED: ConditionState("False", "AsExpected")}
     status = workload.get("status") or {}
     ready_replicas = int(status.get("readyReplicas") or 0)
     updated = int(status.get("updatedReplicas") or 0)
@@ -74,15 +71,12 @@ def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[
     elif ready_replicas >= replicas and generation_seen and _condition(workload, "Available").get("status") == "True":
         ready = ConditionState("True", "Available", f"{ready_replicas}/{replicas} replicas ready")
     else:
-        ready = ConditionState("False", "ReplicasNotReady", f"{ready_replicas}/{replicas} {kind} replicas ready")
+        ready = waiting
     rolling = not generation_seen or updated < replicas or ready_replicas < replicas
     if stalled:
         message = failure.get("message") or progress.get("message") or "rollout stalled"
         return {READY: ready, PROGRESSING: ConditionState("False", "RolloutStalled", message),
                 DEGRADED: ConditionState("True", "RolloutStalled", message)}  # fmt: skip
-    progressing = (
-        ConditionState("True", "RollingOut", f"{updated}/{replicas} replicas updated, {ready_replicas} ready")
-        if rolling and replicas
-        else ConditionState("False", "Complete", "rollout complete")
-    )
+    settled = not rolling and ready.status == "True"
+    progressing = ConditionState("False", "Complete", "rollout complete") if settled else rolling_out
     return {READY: ready, PROGRESSING: progressing, DEGRADED: ConditionState("False", "AsExpected")}

@@ -96,7 +96,7 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
     status: dict[str, Any] = {**base, "replanToken": token} if token is not None else dict(base)
     if pinned is not None:
         plan = pinned
-        conditions[PLANNED] = ConditionState("True", "PlanPinned", _describe(plan))
+        conditions[PLANNED] = ConditionState("True", "Planned", _describe(plan))
         better = result.plan
         if result.feasible and better is not None and _shape(better) != _shape(pinned):
             conditions[PLAN_OUTDATED] = ConditionState(

@@ -84,6 +84,7 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.seeded = False
     memo.reevaluation_pending = False
     memo.deleted_uids = set()
+    memo.written = {}
 
 
 @kopf.on.cleanup()
@@ -142,8 +143,13 @@ def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any
         return offers_for_deployment(cluster.pool_states(logger), memo.reservations.snapshot(), key)
 
     with memo.locks.get(key):
+        uid = current["metadata"].get("uid")
+        written = memo.written.get(key)
+        if written is not None and written[0] == uid:
+            # Our own last status write is newer than any cached body: this process is its only writer.
+            current = {**current, "status": {**(current.get("status") or {}), **written[1]}}
         try:
-            reconcile(memo.api, current, offers, memo.reservations, key)
+            memo.written[key] = (uid, reconcile(memo.api, current, offers, memo.reservations, key))
         except TransientKubeError as error:
             _schedule_retry(memo, key, cluster, logger, str(error))
             return
@@ -208,6 +214,7 @@ def model_deployment_event(
         with memo.locks.get(key):
             memo.deleted_uids.add(body.get("metadata", {}).get("uid"))
             memo.reservations.set(key, None)
+            memo.written.pop(key, None)
         memo.locks.drop(key)
         _schedule_reevaluation(memo, Cluster.of(kwargs), logger)
         return

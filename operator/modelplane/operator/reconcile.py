@@ -26,10 +26,18 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 @dataclass
 class Reservations:
-    """GPUs each deployment's plan holds per pool, known before its pods exist. Thread-safe."""
+    """GPUs each deployment's plan holds per pool, known before its pods exist. Thread-safe.
 
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    `planning` serializes "read free capacity, choose a plan, reserve it" across handler threads, so
+    concurrent deployments cannot all take the same free GPUs.
+    """
+
+    _lock: threading.RLock = field(default_factory=threading.RLock)
     _held: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    @property
+    def planning(self) -> threading.RLock:
+        return self._lock
 
     def set(self, key: str, reservation: tuple[str, int] | None) -> None:
         with self._lock:
@@ -112,10 +120,11 @@ def reconcile(
     offers: Callable[[], Sequence[PoolOffer]],
     reservations: Reservations,
     key: str,
-) -> Decision:
-    """One idempotent pass: zero API writes when the cluster already matches."""
-    decision = decide(body, offers)
-    reservations.set(key, decision.reservation)
+) -> dict[str, Any]:
+    """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored."""
+    with reservations.planning:
+        decision = decide(body, offers)
+        reservations.set(key, decision.reservation)
     if decision.objects:
         workload = _converge_children(api, body, decision.objects)
     elif decision.objects is None and (body.get("status") or {}).get("plan"):
@@ -134,7 +143,8 @@ def reconcile(
         metadata = body["metadata"]
         patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], wanted)
         _post_transitions(api, body, current, decision)
-    return decision
+        return {**current, **wanted}
+    return current
 
 
 def _post_transitions(api: client.ApiClient, body: dict[str, Any], current: dict[str, Any], decision: Decision) -> None:

@@ -1,0 +1,91 @@
+"""A scaled-down version of the 1,000-deployment benchmark, as a correctness test (no timing assertions):
+50 ModelDeployments converge, each costs its children plus at most two writes, and a restart of the
+operator makes zero mutating requests."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+
+from tests.e2e.conftest import OPERATOR_USER, LocalCluster
+from tests.e2e.operator_support import Cluster, OperatorProcess, audit_writes, model_deployment, wait_for
+
+MODELS = ["meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
+          "meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]  # fmt: skip
+NAMESPACES = 5
+PER_NAMESPACE = 10
+CHILDREN_PER_DEPLOYMENT = 2  # Service + Deployment
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def all_ready(kube: Cluster, namespaces: list[str]) -> bool:
+    for namespace in namespaces:
+        items = kube.custom.list_namespaced_custom_object("modelplane.dev", "v1alpha1", namespace,
+                                                          "modeldeployments")["items"]  # fmt: skip
+        if len(items) < PER_NAMESPACE:
+            return False
+        for md in items:
+            ready = [c for c in (md.get("status") or {}).get("conditions", []) if c["type"] == "Ready"]
+            if not ready or ready[0]["status"] != "True":
+                return False
+    return True
+
+
+def test_fifty_deployments_converge_and_a_restart_writes_nothing(
+    kube: Cluster, local_cluster: LocalCluster, operator: OperatorProcess
+) -> None:
+    namespaces = [f"scale-{index}" for index in range(NAMESPACES)]
+    for namespace in namespaces:
+        kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        started = now()
+        for index in range(NAMESPACES * PER_NAMESPACE):
+            namespace = namespaces[index % NAMESPACES]
+            kube.create_md(model_deployment(f"md-{index}", namespace, model={"name": MODELS[index % len(MODELS)]},
+                                            maxModelLen=4096))  # fmt: skip
+        wait_for(lambda: all_ready(kube, namespaces), 240, "all 50 ModelDeployments Ready")
+        audit = local_cluster.logs / "audit.log"
+        settle = wait_for(lambda: _quiet_since(audit, started), 60, "the operator to stop writing")
+        writes = audit_writes(audit, OPERATOR_USER, started)
+        per_deployment = _by_deployment(writes)
+        assert len(per_deployment) == NAMESPACES * PER_NAMESPACE, sorted(k for k in per_deployment if "/md-" not in k)
+        worst = max(per_deployment.values())
+        assert worst <= CHILDREN_PER_DEPLOYMENT + 2, f"writes per deployment: {sorted(per_deployment.values())}"
+
+        restart = now()
+        operator.restart()
+        wait_for(lambda: _quiet_since(audit, restart), 60, "the restarted operator to settle")
+        after_restart = [w for w in audit_writes(audit, OPERATOR_USER, restart)
+                         if w["objectRef"].get("namespace") in namespaces]  # fmt: skip
+        assert after_restart == [], [(w["verb"], w["objectRef"]) for w in after_restart][:5]
+        assert settle
+    finally:
+        for namespace in namespaces:
+            kube.core.delete_namespace(namespace)
+
+
+def _quiet_since(audit: Any, since: str) -> bool:
+    """No write by the operator in the last 3 seconds (and at least 3 seconds passed since `since`)."""
+    moment = datetime.now(UTC).timestamp()
+    start = datetime.strptime(since, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    if moment - start < 3:
+        return False
+    recent = [w for w in audit_writes(audit, OPERATOR_USER, since)
+              if datetime.strptime(w["stageTimestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+              > moment - 3]  # fmt: skip
+    return not recent
+
+
+def _by_deployment(writes: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for write in writes:
+        ref = write["objectRef"]
+        if ref.get("resource") == "events":
+            key = f"{ref.get('namespace')}/event"
+        else:
+            key = f"{ref.get('namespace')}/{ref.get('name')}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
