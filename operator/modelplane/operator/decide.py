@@ -117,12 +117,12 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
         events.append(("Warning", reason, message))
         keep = {"rejected": rejected_pools(result, None)}
         return Decision({**status, **keep}, {PLANNED: ConditionState("False", reason, message)}, None, None, events)
-    status.update({
-        "plan": plan.to_wire(),
-        "planGeneration": generation,
-        "planHash": plan_hash(plan),
-        "rejected": rejected_pools(result, plan.pool),
-    })  # fmt: skip
+    status.update({"plan": plan.to_wire(), "planGeneration": generation, "planHash": plan_hash(plan)})
+    if pinned is None:
+        # The why-not list belongs to the moment of planning; other deployments filling pools later must
+        # not rewrite a pinned deployment's status.
+        status["rejected"] = rejected_pools(result, plan.pool)
+
     if deployment.spec.mode is Mode.PLAN_ONLY:
         conditions[READY] = ConditionState("True", "PlanOnly", "mode PlanOnly: planned, no serving objects created")
         return Decision(status, conditions, [], plan, events)
