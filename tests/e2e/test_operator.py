@@ -84,6 +84,10 @@ def test_infeasible_edit_keeps_serving_children(kube: Cluster, namespace: str, o
     assert after.spec.template.spec.containers[0].args == before.spec.template.spec.containers[0].args
     assert md["status"]["plan"]["maxModelLen"] == 4096
     assert kube.condition(namespace, "keep", "Ready")["status"] == "True"
+    events = wait_for(lambda: [e for e in kube.core.list_namespaced_event(namespace).items
+                               if e.involved_object.name == "keep" and e.type == "Warning"], 30,
+                      "a Warning event for the refused edit")  # fmt: skip
+    assert events[0].reason == planned["reason"]
 
 
 def test_drift_is_restored(kube: Cluster, namespace: str, operator: Any) -> None:

@@ -1,0 +1,87 @@
+"""The pure decision of a reconcile: pinning, re-plan requests, infeasible edits, PlanOnly."""
+
+from typing import Any
+
+from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, READY, merge_conditions, workload_conditions
+from modelplane.operator.decide import REPLAN_ANNOTATION, decide
+from modelplane.planning.service import offers_for
+from tests.support import pool
+
+POOLS = [pool("cheap", "L4-24GB", 1, 8, cost="0.50"), pool("big", "H100-SXM-80GB", 8, 2, cost="3.00")]
+
+
+def body(generation: int = 1, status: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
+         **spec: Any) -> dict[str, Any]:  # fmt: skip
+    spec.setdefault("model", {"name": "meta-llama/Llama-3.1-8B-Instruct"})
+    spec.setdefault("maxModelLen", 4096)
+    return {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "chat", "namespace": "ns", "generation": generation, "uid": "u",
+                         "annotations": annotations or {}},
+            "spec": spec, "status": status or {}}  # fmt: skip
+
+
+def test_new_deployment_is_planned_and_rendered() -> None:
+    decision = decide(body(), lambda: offers_for(POOLS))
+    assert decision.plan is not None
+    assert decision.plan.pool == "cheap"
+    assert decision.conditions[PLANNED].status == "True"
+    assert decision.objects is not None
+    assert {obj["kind"] for obj in decision.objects} == {"Service", "Deployment"}
+    assert decision.reservation == ("cheap", 1)
+
+
+def test_pinned_plan_stays_and_a_better_one_is_reported() -> None:
+    first = decide(body(), lambda: offers_for(POOLS))
+    assert first.plan is not None
+    pinned_status = first.status
+    expensive_only = [POOLS[1]]
+    moved = decide(body(status={**pinned_status, "plan": {**pinned_status["plan"]}}), lambda: offers_for(POOLS))
+    assert moved.plan is not None
+    assert moved.plan.pool == "cheap"
+    # Pinned on "big" while "cheap" exists: the plan stays, PlanOutdated says why.
+    on_big = decide(body(), lambda: offers_for(expensive_only))
+    assert on_big.plan is not None
+    stay = decide(body(status=on_big.status), lambda: offers_for(POOLS))
+    assert stay.plan is not None
+    assert stay.plan.pool == "big"
+    assert stay.conditions[PLAN_OUTDATED].status == "True"
+    replanned = decide(body(status=on_big.status, annotations={REPLAN_ANNOTATION: "now"}), lambda: offers_for(POOLS))
+    assert replanned.plan is not None
+    assert replanned.plan.pool == "cheap"
+    assert replanned.status["replanToken"] == "now"
+
+
+def test_infeasible_edit_leaves_children_alone() -> None:
+    planned = decide(body(), lambda: offers_for(POOLS))
+    edited = decide(body(generation=2, status=planned.status, maxModelLen=131072, maxConcurrency=512),
+                    lambda: offers_for(POOLS))  # fmt: skip
+    assert edited.objects is None
+    assert edited.plan is None
+    assert edited.conditions[PLANNED].status == "False"
+    assert "plan" not in edited.status
+    assert edited.reservation is None
+
+
+def test_plan_only_creates_nothing_and_is_ready() -> None:
+    decision = decide(body(mode="PlanOnly"), lambda: offers_for(POOLS))
+    assert decision.objects == []
+    assert decision.conditions[READY].reason == "PlanOnly"
+
+
+def test_invalid_spec_is_reported_not_raised() -> None:
+    decision = decide(body(maxModelLen=-1), lambda: offers_for(POOLS))
+    assert decision.conditions[PLANNED].reason == "InvalidSpec"
+    assert "spec.maxModelLen" in decision.conditions[PLANNED].message
+    assert decision.objects is None
+
+
+def test_transition_time_moves_only_with_status() -> None:
+    first = merge_conditions([], workload_conditions(None, 1), 1, "t1")
+    again = merge_conditions(first, workload_conditions(None, 1), 1, "t2")
+    assert [c["lastTransitionTime"] for c in again] == [c["lastTransitionTime"] for c in first]
+    ready = {"kind": "Deployment", "metadata": {"generation": 1},
+             "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                        "conditions": [{"type": "Available", "status": "True"}]}}  # fmt: skip
+    after = {c["type"]: c for c in merge_conditions(again, workload_conditions(ready, 1), 1, "t3")}
+    assert after["Ready"]["status"] == "True"
+    assert after["Ready"]["lastTransitionTime"] == "t3"
