@@ -1,6 +1,7 @@
 """What would make an infeasible deployment fit: re-plan pure variants of the spec and report winners."""
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from modelplane.api.model_deployment import (
     KvCacheDtype,
@@ -10,6 +11,7 @@ from modelplane.api.model_deployment import (
     Quantization,
 )
 from modelplane.api.plan import PlanResult, ReasonCode
+from modelplane.catalog.models import resolve_architecture
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
 from modelplane.planning.planner import Evaluation, Outcome, plan_core
 
@@ -40,19 +42,33 @@ def _longest_fitting_len(spec: ModelDeploymentSpec, evaluations: Sequence[Evalua
     )
 
 
+def _position_limit(spec: ModelDeploymentSpec) -> int | None:
+    arch, _ = resolve_architecture(spec.model.name, spec.model.architecture, "suggestions")
+    return arch.max_position_embeddings
+
+
 def suggest(
     name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequence[PoolOffer], outcome: Outcome
 ) -> list[str]:
     """Concrete changes that make the deployment feasible, most local first."""
     suggestions = []
+    limit = _position_limit(spec)
+    if limit is not None and spec.max_model_len > limit:
+        shorter = spec.model_copy(update={"max_model_len": limit})
+        result = plan_core(name, namespace, shorter, offers).result
+        fits = f", which fits on {_describe(result)}" if result.feasible else ""
+        suggestions.append(f"maxModelLen {limit} (the model's max_position_embeddings) or less{fits}")
     longest = _longest_fitting_len(spec, outcome.evaluations)
     if longest:
         suggestions.append(longest)
     variants: list[tuple[str, Callable[[], ModelDeploymentSpec], Sequence[PoolOffer]]] = []
-    if spec.quantization in (Quantization.AUTO, Quantization.BF16, Quantization.FP16):
-        variants.append(
-            ("quantization fp8", lambda: spec.model_copy(update={"quantization": Quantization.FP8}), offers)
-        )
+    for quantization in (Quantization.AUTO, Quantization.FP8):
+        if spec.quantization is not quantization:
+            variants.append((f"quantization {quantization.value}",
+                             partial(spec.model_copy, update={"quantization": quantization}), offers))  # fmt: skip
+    if spec.parallelism is not None:
+        variants.append(("letting modelplane choose TP and PP",
+                         partial(spec.model_copy, update={"parallelism": None}), offers))  # fmt: skip
     if spec.kv_cache_dtype is KvCacheDtype.AUTO:
         variants.append(
             ("kvCacheDtype fp8", lambda: spec.model_copy(update={"kv_cache_dtype": KvCacheDtype.FP8}), offers)
