@@ -1,0 +1,99 @@
+"""Bad input is refused at admission by the CRD schema and CEL rules, and the message names the field."""
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import LocalCluster, kubectl
+
+MD_BASE: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
+POOL_BASE: dict[str, Any] = {"gpu": "L4-24GB", "gpusPerNode": 1, "nodes": 2, "location": "cloud"}
+
+MD_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("zero-len", {"maxModelLen": 0}, "spec.maxModelLen"),
+    ("string-len", {"maxModelLen": "long"}, "spec.maxModelLen"),
+    ("absurd-len", {"maxModelLen": 99999999}, "spec.maxModelLen"),
+    ("negative-replicas", {"replicas": -1}, "spec.replicas"),
+    ("too-many-replicas", {"replicas": 1001}, "spec.replicas"),
+    ("zero-concurrency", {"maxConcurrency": 0}, "spec.maxConcurrency"),
+    ("unknown-quantization", {"quantization": "int3"}, "spec.quantization"),
+    ("unknown-kv-dtype", {"kvCacheDtype": "fp4"}, "spec.kvCacheDtype"),
+    ("unknown-runtime", {"runtime": "sglang"}, "spec.runtime"),
+    ("float-utilization", {"gpuMemoryUtilization": 0.9}, "spec.gpuMemoryUtilization"),
+    ("utilization-100", {"gpuMemoryUtilization": 100}, "spec.gpuMemoryUtilization"),
+    ("tp-not-power-of-two", {"parallelism": {"tensorParallel": 3}}, "tensorParallel"),
+    ("tp-zero", {"parallelism": {"tensorParallel": 0}}, "spec.parallelism.tensorParallel"),
+    ("pp-too-deep", {"parallelism": {"pipelineParallel": 65}}, "spec.parallelism.pipelineParallel"),
+    ("awq-without-awq-model", {"quantization": "awq"}, "spec.quantization"),
+    ("unknown-field", {"replica": 2}, "replica"),
+    ("empty-model-name", {"model": {"name": ""}}, "spec.model.name"),
+    ("model-name-with-spaces", {"model": {"name": "my model"}}, "spec.model.name"),
+    ("oversized-model-name", {"model": {"name": "a" * 300}}, "spec.model.name"),
+    ("unknown-strategy", {"placement": {"strategy": "random"}}, "spec.placement.strategy"),
+    ("unknown-locality", {"placement": {"locality": "moon"}}, "spec.placement.locality"),
+    ("empty-pool-list", {"placement": {"pools": []}}, "spec.placement.pools"),
+    ("unknown-mode", {"mode": "Dry"}, "spec.mode"),
+    ("bad-env-name", {"env": [{"name": "A B", "value": "x"}]}, "spec.env[0].name"),
+    ("oversized-extra-arg", {"extraArgs": ["x" * 5000]}, "spec.extraArgs[0]"),
+    ("unknown-service-type", {"serviceType": "Ingress"}, "spec.serviceType"),
+    ("bad-secret-name", {"hfTokenSecretRef": {"name": "Bad_Name"}}, "spec.hfTokenSecretRef.name"),
+    ("negative-pdb", {"podDisruptionBudget": {"maxUnavailable": -1}}, "spec.podDisruptionBudget.maxUnavailable"),
+    ("bad-cpu-quantity", {"resources": {"cpu": "lots"}}, "spec.resources.cpu"),
+]
+POOL_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("zero-gpus-per-node", {"gpusPerNode": 0}, "spec.gpusPerNode"),
+    ("negative-nodes", {"nodes": -3}, "spec.nodes"),
+    ("unknown-location", {"location": "mars"}, "spec.location"),
+    ("negative-cost", {"costPerGpuHour": "-1"}, "spec.costPerGpuHour"),
+    ("float-cost", {"costPerGpuHour": 2.1}, "spec.costPerGpuHour"),
+    ("available-beyond-pool", {"availableGpus": 3}, "availableGpus"),
+    ("empty-gpu", {"gpu": ""}, "spec.gpu"),
+]
+
+
+def dry_run(cluster: LocalCluster, body: dict[str, Any]) -> tuple[int, str]:
+    result = kubectl(cluster, "create", "--dry-run=server", "--validate=strict", "-f", "-", input=json.dumps(body),
+                     check=False)  # fmt: skip
+    return result.returncode, result.stderr
+
+
+@pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in MD_CASES], ids=[c[0] for c in MD_CASES])
+def test_model_deployment_refused(local_cluster: LocalCluster, crds: None, namespace: str, edit: dict[str, Any],
+                                  field: str) -> None:  # fmt: skip
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "bad", "namespace": namespace}, "spec": {**MD_BASE, **edit}}  # fmt: skip
+    code, message = dry_run(local_cluster, body)
+    assert code != 0
+    assert field in message, message
+
+
+@pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in POOL_CASES], ids=[c[0] for c in POOL_CASES])
+def test_gpu_node_pool_refused(local_cluster: LocalCluster, crds: None, edit: dict[str, Any], field: str) -> None:
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": "bad-pool"},
+            "spec": {**POOL_BASE, **edit}}  # fmt: skip
+    code, message = dry_run(local_cluster, body)
+    assert code != 0
+    assert field in message, message
+
+
+def test_pool_gpu_and_location_are_immutable(local_cluster: LocalCluster, crds: None) -> None:
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": "immutable-test"},
+            "spec": POOL_BASE}  # fmt: skip
+    kubectl(local_cluster, "apply", "-f", "-", input=json.dumps(body))
+    try:
+        changed = {**body, "spec": {**POOL_BASE, "gpu": "L40S-48GB"}}
+        result = kubectl(local_cluster, "apply", "-f", "-", input=json.dumps(changed), check=False)
+        assert result.returncode != 0
+        assert "immutable" in result.stderr
+    finally:
+        kubectl(local_cluster, "delete", "gpunodepool", "immutable-test", check=False)
+
+
+def test_valid_objects_pass(local_cluster: LocalCluster, crds: None, namespace: str) -> None:
+    spec = {**MD_BASE, "quantization": "awq", "model": {"name": "Qwen/Qwen2.5-72B-Instruct-AWQ"},
+            "parallelism": {"tensorParallel": 4}}  # fmt: skip
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "good", "namespace": namespace}, "spec": spec}  # fmt: skip
+    code, message = dry_run(local_cluster, body)
+    assert code == 0, message
