@@ -162,3 +162,19 @@ def test_pool_status_reports_nodes_and_free_gpus(kube: Cluster, operator: Any, p
     assert current["readyNodes"] == pools[0].spec.nodes
     assert current["totalGpus"] == pools[0].spec.nodes * pools[0].spec.gpus_per_node
     assert 0 <= current["freeGpus"] <= current["totalGpus"]
+
+
+def test_hf_token_is_referenced_never_copied(kube: Cluster, namespace: str, operator: Any) -> None:
+    secret_value = "hf_do-not-leak-0123456789"
+    kube.core.create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="hf-token"), string_data={"token": secret_value}))  # fmt: skip
+    kube.create_md(model_deployment("secret", namespace, hfTokenSecretRef={"name": "hf-token"}))
+    md = kube.wait_condition(namespace, "secret", "Ready", "True", timeout=120)
+    deployment = kube.apps.read_namespaced_deployment("secret", namespace)
+    env = deployment.spec.template.spec.containers[0].env
+    [token] = [var for var in env if var.name == "HF_TOKEN"]
+    assert token.value is None
+    assert (token.value_from.secret_key_ref.name, token.value_from.secret_key_ref.key) == ("hf-token", "token")
+    events = json.dumps([e.to_dict() for e in kube.core.list_namespaced_event(namespace).items], default=str)
+    seen = [json.dumps(md), json.dumps(deployment.to_dict(), default=str), events, operator.log_path.read_text()]
+    assert not any(secret_value in text for text in seen)
