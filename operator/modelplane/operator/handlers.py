@@ -3,6 +3,7 @@
 Handlers stay tiny; the work is in decide (pure), pools (pure) and reconcile (the API calls).
 """
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from modelplane.operator.reconcile import KeyedLocks, Reservations, reconcile
 from modelplane.operator.settings import configure
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
 
+LOGGER = logging.getLogger("modelplane.pools")
 CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "modelplane"}
 DEPLOYMENT_LABEL = "modelplane.dev/deployment"
 POOL_STATUS_INTERVAL_SECONDS = 20
@@ -85,10 +87,14 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.reevaluation_pending = False
     memo.deleted_uids = set()
     memo.written = {}
+    memo.cluster = None
+    memo.stopped = threading.Event()
+    threading.Thread(target=pool_status_loop, args=(memo, memo.stopped), name="pool-status", daemon=True).start()
 
 
 @kopf.on.cleanup()
 def cleanup(memo: Any, **_: Any) -> None:
+    memo.stopped.set()
     memo.api.close()
 
 
@@ -200,8 +206,9 @@ def _schedule_reevaluation(memo: Any, cluster: Cluster, logger: Any) -> None:
 @kopf.on.event(API_GROUP, API_VERSION, "gpunodepools")
 def gpu_node_pool_event(type: str, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
     """New or changed pools can make a better plan possible (initial listing excluded)."""
+    memo.cluster = Cluster.of(kwargs)
     if type in ("ADDED", "MODIFIED", "DELETED") and memo.seeded:
-        _schedule_reevaluation(memo, Cluster.of(kwargs), logger)
+        _schedule_reevaluation(memo, memo.cluster, logger)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
@@ -209,6 +216,7 @@ def model_deployment_event(
     type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """Every event of a ModelDeployment (the initial listing included) is one idempotent reconcile."""
+    memo.cluster = Cluster.of(kwargs)
     key = f"{namespace}/{name}"
     if type == "DELETED":
         with memo.locks.get(key):
@@ -246,26 +254,36 @@ for _group, _version, _plural in (
     kopf.on.event(_group, _version, _plural, labels=CHILD_SELECTOR, id=f"child-{_plural}")(child_event)
 
 
-@kopf.timer(API_GROUP, API_VERSION, "gpunodepools", interval=POOL_STATUS_INTERVAL_SECONDS, initial_delay=1)
-def pool_status(name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
-    """GPUNodePool status: its nodes and free GPUs (allocatable minus GPUs requested by scheduled pods)."""
-    state = Cluster.of(kwargs).pool_states(logger).get(name)
-    if state is None:
-        return
-    wanted: dict[str, Any] = {
-        "observedGeneration": int(body.get("metadata", {}).get("generation") or 0),
-        "readyNodes": sum(1 for node in state.nodes if node.ready),
-        "totalGpus": state.allocatable,
-        "freeGpus": max(0, state.allocatable - state.requested),
-        "nodes": [
-            {"name": node.name, "allocatableGpus": node.allocatable_gpus,
-             "requestedGpus": state.requested_by_node.get(node.name, 0)}
-            for node in state.nodes
-        ],
-    }  # fmt: skip
-    current = dict(body.get("status") or {})
-    if not is_subset(wanted, current):
-        try:
-            patch_status(memo.api, "gpunodepools", None, name, wanted)
-        except KubeError as error:
-            logger.warning(f"could not update pool status: {error}")
+def pool_status_loop(memo: Any, stopped: threading.Event) -> None:
+    """GPUNodePool status every few seconds: its nodes and free GPUs (allocatable minus requested by pods).
+
+    A plain thread rather than a kopf timer: kopf guards timers with a finalizer on every pool, which
+    would be a write (and a permission) the operator does not otherwise need.
+    """
+    while not stopped.wait(POOL_STATUS_INTERVAL_SECONDS):
+        cluster: Cluster | None = memo.cluster
+        if cluster is None:
+            continue
+        states = cluster.pool_states(LOGGER)
+        for body in _values(cluster.gpu_pools):
+            name = body["metadata"]["name"]
+            state = states.get(name)
+            if state is None:
+                continue
+            wanted: dict[str, Any] = {
+                "observedGeneration": int(body["metadata"].get("generation") or 0),
+                "readyNodes": sum(1 for node in state.nodes if node.ready),
+                "totalGpus": state.allocatable,
+                "freeGpus": max(0, state.allocatable - state.requested),
+                "nodes": [
+                    {"name": node.name, "allocatableGpus": node.allocatable_gpus,
+                     "requestedGpus": state.requested_by_node.get(node.name, 0)}
+                    for node in state.nodes
+                ],
+            }  # fmt: skip
+            if is_subset(wanted, dict(body.get("status") or {})):
+                continue
+            try:
+                patch_status(memo.api, "gpunodepools", None, name, wanted)
+            except KubeError as error:
+                LOGGER.warning(f"could not update the status of pool {name}: {error}")
