@@ -42,6 +42,16 @@ REEVALUATION_DELAY_SECONDS = 2
 GONE_STATUSES = (404, 410)
 
 
+@dataclass
+class Shared:
+    """Operator-wide mutable state. kopf hands each object a shallow copy of the memo, so flags set on the
+    memo itself would stay with one object; attributes of this one shared instance are seen by all."""
+
+    seeded: bool = False
+    reevaluation_pending: bool = False
+    cluster: "Cluster | None" = None
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The in-memory views kopf keeps up to date, as handed to any handler."""
@@ -83,11 +93,9 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.locks = KeyedLocks()
     memo.retries = {}
     memo.retry_lock = threading.Lock()
-    memo.seeded = False
-    memo.reevaluation_pending = False
+    memo.shared = Shared()
     memo.deleted_uids = set()
     memo.written = {}
-    memo.cluster = None
     memo.stopped = threading.Event()
     threading.Thread(target=pool_status_loop, args=(memo, memo.stopped), name="pool-status", daemon=True).start()
 
@@ -128,7 +136,7 @@ def gpu_pods(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dic
 
 def _seed_reservations(memo: Any, cluster: Cluster) -> None:
     """After a restart, every pinned plan holds its GPUs before any deployment is re-planned."""
-    if memo.seeded:
+    if memo.shared.seeded:
         return
     for body in _values(cluster.deployments):
         plan = (body.get("status") or {}).get("plan")
@@ -136,7 +144,7 @@ def _seed_reservations(memo: Any, cluster: Cluster) -> None:
             metadata = body["metadata"]
             reservation = (plan["pool"], int(plan["gpusPerReplica"]) * int(plan["replicas"]))
             memo.reservations.set(f"{metadata['namespace']}/{metadata['name']}", reservation)
-    memo.seeded = True
+    memo.shared.seeded = True
 
 
 def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any] | None = None) -> None:
@@ -188,13 +196,13 @@ def _schedule_reevaluation(memo: Any, cluster: Cluster, logger: Any) -> None:
     Debounced, so a burst of changes costs one pass; pinned plans stay, PlanOutdated says if a better one exists.
     """
     with memo.retry_lock:
-        if memo.reevaluation_pending:
+        if memo.shared.reevaluation_pending:
             return
-        memo.reevaluation_pending = True
+        memo.shared.reevaluation_pending = True
 
     def reevaluate() -> None:
         with memo.retry_lock:
-            memo.reevaluation_pending = False
+            memo.shared.reevaluation_pending = False
         for key in list(cluster.deployments):
             _run(memo, key, cluster, logger)
 
@@ -206,9 +214,9 @@ def _schedule_reevaluation(memo: Any, cluster: Cluster, logger: Any) -> None:
 @kopf.on.event(API_GROUP, API_VERSION, "gpunodepools")
 def gpu_node_pool_event(type: str, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
     """New or changed pools can make a better plan possible (initial listing excluded)."""
-    memo.cluster = Cluster.of(kwargs)
-    if type in ("ADDED", "MODIFIED", "DELETED") and memo.seeded:
-        _schedule_reevaluation(memo, memo.cluster, logger)
+    memo.shared.cluster = Cluster.of(kwargs)
+    if type in ("ADDED", "MODIFIED", "DELETED") and memo.shared.seeded:
+        _schedule_reevaluation(memo, memo.shared.cluster, logger)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
@@ -216,7 +224,7 @@ def model_deployment_event(
     type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """Every event of a ModelDeployment (the initial listing included) is one idempotent reconcile."""
-    memo.cluster = Cluster.of(kwargs)
+    memo.shared.cluster = Cluster.of(kwargs)
     key = f"{namespace}/{name}"
     if type == "DELETED":
         with memo.locks.get(key):
@@ -261,7 +269,7 @@ def pool_status_loop(memo: Any, stopped: threading.Event) -> None:
     would be a write (and a permission) the operator does not otherwise need.
     """
     while not stopped.wait(POOL_STATUS_INTERVAL_SECONDS):
-        cluster: Cluster | None = memo.cluster
+        cluster: Cluster | None = memo.shared.cluster
         if cluster is None:
             continue
         states = cluster.pool_states(LOGGER)
