@@ -90,6 +90,18 @@ def test_tensorrt_llm_is_nvidia_only() -> None:
     assert codes(result, "mi300x") == {ReasonCode.RUNTIME_UNSUPPORTED}
 
 
+def test_tensorrt_llm_never_spans_nodes() -> None:
+    result = plan(model={"name": "meta-llama/Llama-3.1-405B-Instruct"}, quantization="bf16", runtime="tensorrt-llm",
+                  placement={"pools": ["h100"]})  # fmt: skip
+    assert not result.feasible
+    assert ReasonCode.RUNTIME_UNSUPPORTED in codes(result, "h100")
+    vllm = plan(
+        model={"name": "meta-llama/Llama-3.1-405B-Instruct"}, quantization="bf16", placement={"pools": ["h100"]}
+    )
+    assert vllm.plan is not None
+    assert vllm.plan.nodes_per_replica > 1
+
+
 def test_prequantized_formats_are_never_invented() -> None:
     # vLLM serves int8 only from an int8 checkpoint; awq/gptq are refused before planning (admission rule).
     result = plan(quantization="int8")
