@@ -12,6 +12,7 @@ import yaml
 
 from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.runtimes import runtime_spec
+from modelplane.render.engine import pod_specs
 from tests.render.test_golden import golden_objects
 
 KUBERNETES_VERSION = "1.33.0"
@@ -27,15 +28,6 @@ def lws_schema() -> dict[str, Any]:
     crd = yaml.safe_load(Path(path.strip()).read_text())
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
-
-
-def pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    if obj["kind"] == "Deployment":
-        return [obj["spec"]["template"]["spec"]]
-    if obj["kind"] == "LeaderWorkerSet":
-        template = obj["spec"]["leaderWorkerTemplate"]
-        return [template["leaderTemplate"]["spec"], template["workerTemplate"]["spec"]]
-    return []
 
 
 @pytest.mark.parametrize(("name", "obj"), OBJECTS, ids=IDS)

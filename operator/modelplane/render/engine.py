@@ -71,7 +71,8 @@ def render_context(context: RenderContext) -> list[dict[str, Any]]:
     return objects
 
 
-def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+def pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod templates inside a rendered workload (none for a Service or PDB)."""
     if obj["kind"] == "Deployment":
         return [obj["spec"]["template"]["spec"]]
     if obj["kind"] == "LeaderWorkerSet":
@@ -88,7 +89,7 @@ def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: P
         if metadata.get("name") != context.name or metadata.get("namespace") != context.namespace:
             raise TemplateOutputError(f"{obj.get('kind')} has the wrong name or namespace")
         gpus_in_group = 0
-        for pod in _pod_specs(obj):
+        for pod in pod_specs(obj):
             for container in pod["containers"]:
                 limits = container["resources"]["limits"]
                 if limits.get(resource) != str(plan.gpus_per_pod):
