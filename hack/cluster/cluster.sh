@@ -5,6 +5,7 @@
 #   cluster.sh down     stop exactly the processes `up` started, remove the state directory
 #   cluster.sh status   exit 0 when every component runs and /readyz is ok
 #   cluster.sh env      print `export KUBECONFIG=...`
+#   cluster.sh restart-apiserver   stop and start kube-apiserver only (fault-injection tests)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -104,6 +105,31 @@ all_nodes_ready() {
   [[ -n $statuses ]] && ! grep -qv '^True$' <<<"$statuses"
 }
 
+start_apiserver() {
+  start kube-apiserver "$K8S_BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address=127.0.0.1 \
+    --tls-cert-file="$DIR/pki/server.crt" --tls-private-key-file="$DIR/pki/server.key" \
+    --client-ca-file="$DIR/pki/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --authorization-mode=Node,RBAC \
+    --allow-privileged=true \
+    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \
+    --audit-policy-file="$HERE/audit-policy.yaml" --audit-log-path="$DIR/logs/audit.log" \
+    --audit-log-format=json --audit-log-maxsize=500
+}
+
+restart_apiserver() {
+  # Fault injection for tests: the API server goes away and comes back; everything else keeps running.
+  local pid; pid=$(cat "$DIR/pids/kube-apiserver.pid")
+  kill "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  start_apiserver
+  wait_until 90 kube-apiserver readyz
+}
+
 up() {
   if healthy; then
     nodes
@@ -125,19 +151,7 @@ up() {
     --auto-compaction-retention=1 --quota-backend-bytes=8589934592 --unsafe-no-fsync=true
   wait_until 30 etcd curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 
-  start kube-apiserver "$K8S_BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address=127.0.0.1 \
-    --tls-cert-file="$DIR/pki/server.crt" --tls-private-key-file="$DIR/pki/server.key" \
-    --client-ca-file="$DIR/pki/ca.crt" \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 \
-    --authorization-mode=Node,RBAC \
-    --allow-privileged=true \
-    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \
-    --audit-policy-file="$HERE/audit-policy.yaml" --audit-log-path="$DIR/logs/audit.log" \
-    --audit-log-format=json --audit-log-maxsize=500
+  start_apiserver
   wait_until 90 kube-apiserver readyz
 
   start kube-controller-manager "$K8S_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG_FILE" \
@@ -183,6 +197,7 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) healthy ;;
+  restart-apiserver) restart_apiserver ;;
   env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
-  *) echo "usage: $0 build|up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 build|up|down|status|env|restart-apiserver" >&2; exit 2 ;;
 esac

@@ -167,10 +167,11 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.kubeconfig, self.log_path = kubeconfig, log_path
         self._context: Any = None
+        self.process: subprocess.Popen[bytes]
 
     def start(self) -> None:
         self._context = running_operator(self.kubeconfig, self.log_path)
-        self._context.__enter__()
+        self.process = self._context.__enter__()
 
     def stop(self) -> None:
         if self._context is not None:
@@ -180,6 +181,16 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no graceful shutdown, as when a node dies under the operator."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self._context = None
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
 
 
 def audit_writes(audit_log: Path, username: str, since: str) -> list[dict[str, Any]]:

@@ -1,0 +1,68 @@
+"""Faults lose nothing and duplicate nothing: SIGKILL mid-reconcile, and the API server going away."""
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from tests.e2e.conftest import CLUSTER_SCRIPT
+from tests.e2e.operator_support import Cluster, OperatorProcess, model_deployment, wait_for
+
+COUNT = 200
+NAMESPACES = ("fault-a", "fault-b")
+MANAGED = "app.kubernetes.io/managed-by=modelplane"
+
+
+def deployments_ready(kube: Cluster) -> int:
+    ready = 0
+    for namespace in NAMESPACES:
+        for md in kube.custom.list_namespaced_custom_object("modelplane.dev", "v1alpha1", namespace,
+                                                            "modeldeployments")["items"]:  # fmt: skip
+            conditions = {c["type"]: c for c in (md.get("status") or {}).get("conditions", [])}
+            if conditions.get("Ready", {}).get("status") == "True":
+                ready += 1
+    return ready
+
+
+def test_sigkill_while_reconciling_loses_and_duplicates_nothing(kube: Cluster, operator: OperatorProcess) -> None:
+    for namespace in NAMESPACES:
+        kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        # replicas 0: children are real objects, but 200 deployments need no GPUs in the simulated estate.
+        for index in range(COUNT):
+            kube.create_md(model_deployment(f"md-{index}", NAMESPACES[index % 2], replicas=0))
+        wait_for(lambda: deployments_ready(kube) >= 20, 120, "the operator to be mid-way")
+        operator.kill()
+        operator.start()
+        wait_for(lambda: deployments_ready(kube) == COUNT, 300, f"all {COUNT} deployments Ready after SIGKILL")
+        for namespace in NAMESPACES:
+            owned = kube.apps.list_namespaced_deployment(
+                namespace, label_selector="app.kubernetes.io/managed-by=modelplane"
+            )
+            services = kube.core.list_namespaced_service(
+                namespace, label_selector="app.kubernetes.io/managed-by=modelplane"
+            )
+            names = sorted(d.metadata.name for d in owned.items)
+            assert names == sorted(set(names)), "duplicate children"
+            assert len(names) == COUNT // 2
+            assert len(services.items) == COUNT // 2
+            mds = {md["metadata"]["name"]: md["metadata"]["uid"] for md in kube.custom.list_namespaced_custom_object(
+                "modelplane.dev", "v1alpha1", namespace, "modeldeployments")["items"]}  # fmt: skip
+            for child in [*owned.items, *services.items]:
+                [owner] = child.metadata.owner_references
+                assert mds[owner.name] == owner.uid, f"orphan {child.metadata.name}"
+    finally:
+        for namespace in NAMESPACES:
+            kube.core.delete_namespace(namespace)
+
+
+def test_operator_survives_an_api_server_restart(kube: Cluster, namespace: str, operator: OperatorProcess,
+                                                 local_cluster: Any) -> None:  # fmt: skip
+    pid = operator.pid
+    env = {**os.environ, "MODELPLANE_CLUSTER_DIR": str(Path(local_cluster.kubeconfig).parent)}
+    subprocess.run([str(CLUSTER_SCRIPT), "restart-apiserver"], check=True, env=env, capture_output=True)
+    kube.create_md(model_deployment("after-restart", namespace))
+    kube.wait_condition(namespace, "after-restart", "Ready", "True", timeout=180)
+    assert operator.pid == pid, "the operator restarted instead of reconnecting"
