@@ -134,7 +134,10 @@ def operator(local_cluster: LocalCluster, crds: None, pools: None,
     process.start()
     yield process
     process.stop()
-    denied = [line for line in log.read_text().splitlines() if "forbidden: User" in line]
+    # kopf retries a refused watch; while the API server restarts (test_faults) RBAC is briefly unsynced and
+    # refuses everything, so only denials that kopf gave up on, or that failed a reconcile, count.
+    denied = [line for line in log.read_text().splitlines()
+              if "forbidden: User" in line and ("Request attempt #" not in line or "attempt #9/9" in line)]  # fmt: skip
     assert not denied, f"the chart's RBAC denied the operator: {denied[:3]}"
 
 

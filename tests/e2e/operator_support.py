@@ -56,9 +56,10 @@ def running_operator(kubeconfig: Path, log_path: Path, extra_args: tuple[str, ..
     """The operator exactly as users run it: `python -m modelplane.operator`, ready when /healthz answers."""
     port = free_port()
     log = log_path.open("ab")
+    mode = list(extra_args) if any(arg.startswith("--peering") for arg in extra_args) else ["--standalone"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "modelplane.operator", "--all-namespaces", "--standalone",
-         f"--liveness=http://127.0.0.1:{port}/healthz", *extra_args],
+        [sys.executable, "-m", "modelplane.operator", "--all-namespaces", *mode,
+         f"--liveness=http://127.0.0.1:{port}/healthz"],
         env={**os.environ, "KUBECONFIG": str(kubeconfig), **(env or {})},
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

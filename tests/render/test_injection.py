@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from jinja2 import nodes
 
 from modelplane.api.plan import Plan
+from modelplane.operator.decide import decide
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.context import Container, RenderContext
 from modelplane.render.engine import environment, render_deployment
@@ -76,3 +77,23 @@ def test_templates_only_name_fields_of_the_context() -> None:
     assert _attributes("ctx") <= set(RenderContext.model_fields)
     assert _attributes("c") <= set(Container.model_fields)
     assert _attributes("ctx")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(env_value=TEXT, label_value=TEXT)
+def test_operator_path_keeps_structure(env_value: str, label_value: str) -> None:
+    """The operator's own path (API body -> decide -> objects) keeps user strings as values, never structure."""
+
+    def body(env: str, label: str) -> dict[str, Any]:
+        metadata = {"name": "chat", "namespace": "ns", "generation": 1, "uid": "u", "labels": {"team": label}}
+        spec = {**BASE_SPEC, "env": [{"name": "A", "value": env}], "extraArgs": ["--seed", "x"]}
+        return {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment", "metadata": metadata,
+                "spec": spec}  # fmt: skip
+
+    decision = decide(body(env_value, label_value), lambda: offers_for([]))
+    baseline = decide(body("x", "x"), lambda: offers_for([]))
+    assert decision.objects is not None
+    assert baseline.objects is not None
+    assert strip_user_values(decision.objects) == strip_user_values(baseline.objects)
+    workload = next(obj for obj in decision.objects if obj["kind"] == "Deployment")
+    assert {"name": "A", "value": env_value} in workload["spec"]["template"]["spec"]["containers"][0]["env"]

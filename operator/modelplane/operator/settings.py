@@ -1,6 +1,7 @@
 """Every kopf setting in one place, applied once at start-up."""
 
 import logging
+import secrets
 
 import kopf
 
@@ -11,6 +12,9 @@ WATCH_CLIENT_TIMEOUT_SECONDS = 330
 CONNECT_TIMEOUT_SECONDS = 10
 REQUEST_TIMEOUT_SECONDS = 30
 HANDLER_WORKERS = 16
+PEERING_NAME = "modelplane"
+DEFAULT_KOPF_PEERING = "default"
+MAX_PRIORITY = 1_000_000
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -32,5 +36,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.enabled = False
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = HANDLER_WORKERS
-    settings.peering.name = "modelplane"
+    if settings.peering.name == DEFAULT_KOPF_PEERING:
+        settings.peering.name = PEERING_NAME
     settings.peering.mandatory = False
+    if not settings.peering.standalone and settings.peering.priority == 0:
+        # Replicas of one Deployment share their arguments; kopf freezes every operator when peers have the
+        # same priority, so each replica draws its own and the highest one acts.
+        settings.peering.priority = secrets.randbelow(MAX_PRIORITY) + 1
