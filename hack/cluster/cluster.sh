@@ -5,7 +5,7 @@
 #   cluster.sh down     stop exactly the processes `up` started, remove the state directory
 #   cluster.sh status   exit 0 when every component runs and /readyz is ok
 #   cluster.sh env      print `export KUBECONFIG=...`
-#   cluster.sh restart-apiserver   stop and start kube-apiserver only (fault-injection tests)
+#   cluster.sh restart-control-plane   stop and start kube-apiserver and etcd (fault-injection tests)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -57,7 +57,7 @@ healthy() {
 
 start() {  # start NAME COMMAND...
   local name=$1; shift
-  nohup "$@" >"$DIR/logs/$name.log" 2>&1 &
+  nohup "$@" >>"$DIR/logs/$name.log" 2>&1 &
   echo $! >"$DIR/pids/$name.pid"
 }
 
@@ -105,6 +105,16 @@ all_nodes_ready() {
   [[ -n $statuses ]] && ! grep -qv '^True$' <<<"$statuses"
 }
 
+start_etcd() {
+  start etcd "$ETCD_BIN/etcd" --name=node0 --data-dir="$DIR/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="node0=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --auto-compaction-retention=1 --quota-backend-bytes=8589934592 --unsafe-no-fsync=true
+}
+
 start_apiserver() {
   start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
@@ -121,11 +131,15 @@ start_apiserver() {
     --audit-log-format=json --audit-log-maxsize=500
 }
 
-restart_apiserver() {
-  # Fault injection for tests: the API server goes away and comes back; everything else keeps running.
-  local pid; pid=$(cat "$DIR/pids/kube-apiserver.pid")
-  kill "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+restart_control_plane() {
+  # Fault injection for tests: kube-apiserver and etcd go away and come back; everything else keeps running.
+  for component in kube-apiserver etcd; do
+    local pid; pid=$(cat "$DIR/pids/$component.pid")
+    kill "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  done
+  start_etcd
+  wait_until 30 etcd curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
   start_apiserver
   wait_until 90 kube-apiserver readyz
 }
@@ -142,13 +156,7 @@ up() {
   pki
   kubeconfig
 
-  start etcd "$ETCD_BIN/etcd" --name=node0 --data-dir="$DIR/etcd" \
-    --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster="node0=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --auto-compaction-retention=1 --quota-backend-bytes=8589934592 --unsafe-no-fsync=true
+  start_etcd
   wait_until 30 etcd curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 
   start_apiserver
@@ -197,7 +205,7 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) healthy ;;
-  restart-apiserver) restart_apiserver ;;
+  restart-control-plane) restart_control_plane ;;
   env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
-  *) echo "usage: $0 build|up|down|status|env|restart-apiserver" >&2; exit 2 ;;
+  *) echo "usage: $0 build|up|down|status|env|restart-control-plane" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ from tests.e2e.conftest import CLUSTER_SCRIPT
 from tests.e2e.operator_support import Cluster, OperatorProcess, model_deployment, wait_for
 
 COUNT = 200
+GONE = 20
 NAMESPACES = ("fault-a", "fault-b")
 MANAGED = "app.kubernetes.io/managed-by=modelplane"
 
@@ -33,6 +34,10 @@ def test_sigkill_while_reconciling_loses_and_duplicates_nothing(kube: Cluster, o
         # replicas 0: children are real objects, but 200 deployments need no GPUs in the simulated estate.
         for index in range(COUNT):
             kube.create_md(model_deployment(f"md-{index}", NAMESPACES[index % 2], replicas=0))
+        # Some are deleted while the operator is busy with the rest: they must leave no children behind.
+        for index in range(COUNT, COUNT + GONE):
+            kube.create_md(model_deployment(f"md-{index}", NAMESPACES[index % 2], replicas=0))
+            kube.delete_md(NAMESPACES[index % 2], f"md-{index}")
         wait_for(lambda: deployments_ready(kube) >= 20, 120, "the operator to be mid-way")
         operator.kill()
         operator.start()
@@ -58,11 +63,11 @@ def test_sigkill_while_reconciling_loses_and_duplicates_nothing(kube: Cluster, o
             kube.core.delete_namespace(namespace)
 
 
-def test_operator_survives_an_api_server_restart(kube: Cluster, namespace: str, operator: OperatorProcess,
+def test_operator_survives_an_api_server_and_etcd_restart(kube: Cluster, namespace: str, operator: OperatorProcess,
                                                  local_cluster: Any) -> None:  # fmt: skip
     pid = operator.pid
     env = {**os.environ, "MODELPLANE_CLUSTER_DIR": str(Path(local_cluster.kubeconfig).parent)}
-    subprocess.run([str(CLUSTER_SCRIPT), "restart-apiserver"], check=True, env=env, capture_output=True)
+    subprocess.run([str(CLUSTER_SCRIPT), "restart-control-plane"], check=True, env=env, capture_output=True)
     kube.create_md(model_deployment("after-restart", namespace))
     kube.wait_condition(namespace, "after-restart", "Ready", "True", timeout=180)
     assert operator.pid == pid, "the operator restarted instead of reconnecting"
