@@ -83,7 +83,7 @@ def server_command(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) 
     if plan.runtime == "tensorrt-llm":
         flags = _trtllm_flags(spec, plan, runtime)
         check_extra_args(spec.extra_args, flags, plan.runtime, runtime)
-        return CommandLine(["trtllm-serve"], [spec.model.name, *flags, *spec.extra_args])
+        return CommandLine(["trtllm-serve", "serve"], [spec.model.name, *flags, *spec.extra_args])
     flags = _vllm_flags(spec, plan, runtime)
     check_extra_args(spec.extra_args, flags, plan.runtime, runtime)
     serve = ["vllm", "serve", spec.model.name, *flags, *spec.extra_args]
