@@ -145,6 +145,7 @@ class _Planner:
         self._memory: dict[tuple[str, WeightFormat, int, int], MemoryFit] = {}
         self._tables: dict[WeightFormat, WeightTable] = {}
         self._pp_cache: dict[tuple[str, WeightFormat, int, int], list[int]] = {}
+        self._needs: dict[tuple[WeightFormat, int], int] = {}
 
     @cached_property
     def breakdown(self) -> ParameterBreakdown:
@@ -381,13 +382,18 @@ class _Planner:
         Summed over stages, per-GPU needs add up to the whole model's weights and TP × (one sequence's KV
         on one rank) × maxConcurrency, so a shape failing this cannot pass the per-stage check.
         """
-        spec = self.spec
-        budget = gpu.memory_bytes * spec.gpu_memory_utilization // 100
-        usable = tp * pp * (budget - overhead_bytes_per_gpu(self.arch, spec.runtime.value, tp, pp))
-        weights = self.weights(weight_format).stage(range(self.arch.num_layers), 0, 1)
-        sequence = sequence_kv_bytes(self.arch, range(self.arch.num_layers), self.kv_dtype_bytes, tp,
-                                     spec.max_model_len, self.windowed)  # fmt: skip
-        return usable >= weights + tp * sequence * spec.max_concurrency
+        budget = gpu.memory_bytes * self.spec.gpu_memory_utilization // 100
+        usable = tp * pp * (budget - overhead_bytes_per_gpu(self.arch, self.spec.runtime.value, tp, pp))
+        return usable >= self._replica_need(weight_format, tp)
+
+    def _replica_need(self, weight_format: WeightFormat, tp: int) -> int:
+        key = (weight_format, tp)
+        if key not in self._needs:
+            spec, layers = self.spec, range(self.arch.num_layers)
+            weights = self.weights(weight_format).stage(layers, 0, 1)
+            sequence = sequence_kv_bytes(self.arch, layers, self.kv_dtype_bytes, tp, spec.max_model_len, self.windowed)
+            self._needs[key] = weights + tp * sequence * spec.max_concurrency
+        return self._needs[key]
 
     def _pp_options(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, most: int) -> list[int]:
         """PP degrees worth the per-stage check, smallest first; only the largest when none can fit."""
