@@ -185,6 +185,11 @@ up() {
 
 down() {
   local reversed=()
+  # Anything else started against this cluster (the demo's operator) first, then the components in reverse.
+  for pidfile in "$DIR"/pids/*.pid; do
+    local name; name=$(basename "$pidfile" .pid)
+    [[ -f $pidfile && " ${COMPONENTS[*]} " != *" $name "* ]] && reversed+=("$name")
+  done
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do reversed+=("${COMPONENTS[i]}"); done
   for component in "${reversed[@]}"; do
     local pidfile=$DIR/pids/$component.pid
