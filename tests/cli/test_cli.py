@@ -181,3 +181,20 @@ def test_fuzzed_config_json_never_tracebacks(tmp_path: Path, config: dict[str, o
     result = runner.invoke(app, ["estimate", "--model-config", str(path), "-o", "json"])
     assert result.exit_code in (0, 1)
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_markdown_report_for_pull_requests(tmp_path: Path) -> None:
+    good = MD.format(name="ok", model="meta-llama/Llama-3.1-8B-Instruct", length=4096)
+    bad = MD.format(name="bad", model="meta-llama/Llama-3.1-8B-Instruct", length=4096) + "  quantization: int8\n"
+    path = write(tmp_path, good + "---\n" + bad)
+    result = runner.invoke(app, ["plan", str(path), "-o", "markdown"])
+    assert result.exit_code == 2
+    table = [line for line in result.stdout.splitlines() if line.startswith("| `")]
+    assert len(table) == 2
+    assert "**infeasible**" in next(line for line in table if "ns/bad" in line)
+    assert "UnsupportedQuantization" in result.stdout
+    assert "- → quantization" in result.stdout
+    onprem = runner.invoke(app, ["plan", str(EXAMPLES / "deployments" / "infeasible.yaml"), "--pools",
+                                 str(EXAMPLES / "pools"), "-o", "markdown"])  # fmt: skip
+    assert "<details><summary>Rejected pools</summary>" in onprem.stdout
+    assert "- `l4-cloud`: LocalityPolicy" in onprem.stdout

@@ -1,6 +1,7 @@
 """The operator end to end on the real local control plane: plan, apply, report, heal, never break serving."""
 
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -50,7 +51,8 @@ def test_create_plans_applies_and_becomes_ready(kube: Cluster, namespace: str, o
     assert all(pod.spec.node_selector == plan.get("nodeSelector") or pod.spec.node_selector for pod in pods)
 
 
-def test_status_plan_matches_the_cli(kube: Cluster, namespace: str, operator: Any, pools_file: Path) -> None:
+def test_status_plan_matches_the_cli(kube: Cluster, namespace: str, operator: Any, pools_file: Path,
+                                     local_cluster: Any) -> None:  # fmt: skip
     body = model_deployment("same", namespace, model={"name": "Qwen/Qwen2.5-7B-Instruct"}, maxModelLen=8192,
                             mode="PlanOnly")  # fmt: skip
     kube.create_md(body)
@@ -61,6 +63,12 @@ def test_status_plan_matches_the_cli(kube: Cluster, namespace: str, operator: An
         key: expected[key] for key in ("pool", "gpu", "tensorParallel", "pipelineParallel", "quantization")
     }
     assert set(expected) <= set(plan)
+    explained = subprocess.run([sys.executable, "-m", "modelplane", "explain", "md/same", "-n", namespace],
+                               capture_output=True, text=True,
+                               env={**os.environ, "KUBECONFIG": str(local_cluster.kubeconfig)})  # fmt: skip
+    assert explained.returncode == 0, explained.stderr
+    assert f"pool {plan['pool']}" in explained.stdout
+    assert "Planned" in explained.stdout
 
 
 def test_plan_only_creates_nothing(kube: Cluster, namespace: str, operator: Any) -> None:

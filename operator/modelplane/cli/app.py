@@ -14,9 +14,12 @@ from modelplane.api.model_deployment import KvCacheDtype, Quantization
 from modelplane.catalog.gpus import gpu_catalog
 from modelplane.catalog.models import model_catalog
 from modelplane.cli.errors import EXIT_INFEASIBLE, EXIT_OK, user_errors
+from modelplane.cli.explain import fetch, print_explanation
 from modelplane.cli.inputs import read_inventory
+from modelplane.cli.markdown import plan_markdown
 from modelplane.cli.output import print_table, to_json, to_yaml
 from modelplane.cli.render import render_all, report_infeasible, write_directory, write_stream
+from modelplane.kube.errors import KubeError
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.errors import RenderError
@@ -35,6 +38,7 @@ class PlanFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
     YAML = "yaml"
+    MARKDOWN = "markdown"
 
 
 class DataFormat(StrEnum):
@@ -66,6 +70,8 @@ def plan(
         results = [plan_deployment(deployment, offers) for deployment in inventory.deployments]
     if output is PlanFormat.TABLE:
         print_table(results, console())
+    elif output is PlanFormat.MARKDOWN:
+        typer.echo(plan_markdown(results), nl=False)
     else:
         _emit([result.to_wire() for result in results], output.value)
     raise typer.Exit(EXIT_OK if all(result.feasible for result in results) else EXIT_INFEASIBLE)
@@ -103,6 +109,17 @@ def render(
             write_stream(rendered)
         else:
             write_directory(rendered, Path(output))
+
+
+@app.command()
+def explain(
+    target: Annotated[str, typer.Argument(help="md/NAME of a live ModelDeployment.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+) -> None:
+    """Explain a live ModelDeployment: conditions, plan, memory per GPU and rejected pools (uses KUBECONFIG)."""
+    with user_errors(extra=(ValueError, KubeError)):
+        md = fetch(target, namespace)
+    print_explanation(md, console())
 
 
 @app.command()

@@ -1,0 +1,21 @@
+"""`modelplane explain` prints what the live status says; here fed by the operator's own decision."""
+
+from rich.console import Console
+
+from modelplane.cli.explain import print_explanation
+from modelplane.operator.conditions import merge_conditions
+from modelplane.operator.decide import decide
+from modelplane.planning.service import offers_for
+from tests.operator.test_decide import POOLS, body
+
+
+def test_explanation_shows_plan_memory_and_why_not() -> None:
+    decision = decide(body(), lambda: offers_for(POOLS))
+    md = body(status={**decision.status, "conditions": merge_conditions([], decision.conditions, 1, "t")})
+    console = Console(record=True, width=160)
+    print_explanation(md, console)
+    text = console.export_text()
+    assert "pool cheap (L4-24GB), TP1×PP1" in text
+    assert "weights" in text
+    assert "Planned" in text
+    assert "why not" in text or not decision.status["rejected"]
