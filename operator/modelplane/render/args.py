@@ -37,8 +37,9 @@ def _vllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> 
         "--max-model-len", str(plan.max_model_len),
         "--gpu-memory-utilization", gpu_memory_fraction(plan.gpu_memory_utilization),
     ]  # fmt: skip
-    if plan.quantization in ("fp8", "int8") and not plan.pre_quantized:
-        flags += ["--quantization", plan.quantization]
+    if plan.quantization == "fp8" and not plan.pre_quantized:
+        # vLLM quantizes to fp8 on load; every other format comes from the checkpoint's own config.
+        flags += ["--quantization", "fp8"]
     if plan.quantization == "fp16":
         flags += ["--dtype", "float16"]
     if plan.kv_cache_dtype == "fp8":
