@@ -25,13 +25,38 @@ K8S_BIN=$CACHE/bin/kubernetes-$KUBERNETES_VERSION
 ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$CACHE/bin/kwok-$KWOK_VERSION
 KUBECONFIG_FILE=$DIR/kubeconfig
+[[ $DIR == /* && $DIR != / ]] || { echo "MODELPLANE_CLUSTER_DIR must be an absolute path other than /" >&2; exit 2; }
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 log() { echo "[cluster] $*" >&2; }
 
+# A pid file only counts while its process still belongs to this cluster: its command line or environment
+# names the state directory. A stale pid file whose number was reused by another process is ignored.
+ours() {
+  local pid=$1
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$DIR/" \
+    || tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qF "$DIR/"
+}
+
 running() {
   local pidfile=$DIR/pids/$1.pid
-  [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+  [[ -f $pidfile ]] && ours "$(cat "$pidfile")"
+}
+
+listening() {  # something accepts connections on 127.0.0.1:PORT
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+check_ports() {
+  local busy=()
+  for port in "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT"; do
+    listening "$port" && busy+=("$port")
+  done
+  ((${#busy[@]} == 0)) && return
+  log "ports already in use on 127.0.0.1: ${busy[*]} (another cluster?); set MODELPLANE_APISERVER_PORT," \
+    "MODELPLANE_ETCD_PORT, MODELPLANE_KCM_PORT, MODELPLANE_SCHEDULER_PORT, MODELPLANE_KWOK_PORT"
+  return 1
 }
 
 wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
@@ -150,9 +175,12 @@ up() {
     log "already up: export KUBECONFIG=$KUBECONFIG_FILE"
     return
   fi
-  [[ -d $DIR/pids ]] && down
+  [[ -d $DIR ]] && down
+  check_ports
   "$HERE/build.sh" >/dev/null
   mkdir -p "$DIR/logs" "$DIR/pids" "$DIR/etcd" "$DIR/kwok"
+  # A failed start stops what it started but keeps $DIR/logs for whoever investigates; the next up clears it.
+  trap 'log "up failed; logs kept in $DIR/logs"; stop_processes' EXIT
   pki
   kubeconfig
 
@@ -180,10 +208,11 @@ up() {
   wait_until 60 "the default service account" kubectl --kubeconfig="$KUBECONFIG_FILE" get serviceaccount default
 
   nodes
+  trap - EXIT
   log "up: export KUBECONFIG=$KUBECONFIG_FILE (logs in $DIR/logs)"
 }
 
-down() {
+stop_processes() {
   local reversed=()
   # Anything else started against this cluster (the demo's operator) first, then the components in reverse.
   for pidfile in "$DIR"/pids/*.pid; do
@@ -195,12 +224,16 @@ down() {
     local pidfile=$DIR/pids/$component.pid
     [[ -f $pidfile ]] || continue
     local pid; pid=$(cat "$pidfile")
-    if kill "$pid" 2>/dev/null; then
+    if ours "$pid" && kill "$pid" 2>/dev/null; then
       for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
       kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
   done
+}
+
+down() {
+  stop_processes
   rm -rf "$DIR"
   log "down"
 }

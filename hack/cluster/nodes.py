@@ -19,25 +19,35 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GPUS_FILE = REPO / "operator" / "modelplane" / "catalog" / "data" / "gpus.yaml"
 MIB = 1024 * 1024
+# The amdgpu driver's family name, which the AMD node labeller publishes as amd.com/gpu.family: every gfx9
+# part (MI210's gfx90a, MI300X's gfx942) is "AI"; AMD's device-plugin docs show family=AI for MI300X.
+AMD_FAMILIES = {"gfx9": "AI"}
+
+
+def amd_family(gfx_arch: str) -> str:
+    return AMD_FAMILIES[gfx_arch[:4]]
 
 
 def gpu_labels(gpu: dict[str, Any], count: int) -> dict[str, str]:
-    """Feature-discovery labels as the vendors' operators publish them."""
+    """Labels as NVIDIA GPU feature discovery or the AMD GPU operator's node labeller publish them.
+
+    NVIDIA (GFD, internal/lm/resource.go): product is nvidia-smi's name with spaces as '-', memory in MiB,
+    family is derived from the compute capability ("ada-lovelace", with the hyphen). AMD (k8s-node-labeller):
+    product-name with '_', VRAM rounded to whole GiB with a "G" suffix, the driver's family acronym.
+    """
     if gpu["vendor"] == "amd":
         return {
             "amd.com/gpu.product-name": gpu["productLabels"][0],
-            "amd.com/gpu.family": gpu["architecture"].upper(),
-            "amd.com/gpu.vram": f"{gpu['memoryBytes'] // (1024 * MIB)}G",
-            "amd.com/gpu.count": str(count),
-            "amd.com/gpu.device-id": gpu["gfxArch"] or "",
+            "amd.com/gpu.family": amd_family(gpu["gfxArch"]),
+            "amd.com/gpu.vram": f"{round(gpu['memoryBytes'] / (1024 * MIB))}G",
         }
-    major, minor = (gpu["computeCapability"] or "0.0").split(".")
+    major, minor = gpu["computeCapability"].split(".")
     return {
         "nvidia.com/gpu.present": "true",
         "nvidia.com/gpu.product": gpu["productLabels"][0],
         "nvidia.com/gpu.count": str(count),
         "nvidia.com/gpu.memory": str(gpu["memoryBytes"] // MIB),
-        "nvidia.com/gpu.family": gpu["architecture"].replace("-", ""),
+        "nvidia.com/gpu.family": gpu["architecture"],
         "nvidia.com/gpu.compute.major": major,
         "nvidia.com/gpu.compute.minor": minor,
     }

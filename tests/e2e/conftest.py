@@ -7,7 +7,7 @@ Every test gets a fresh namespace; CRDs are applied once. Waiting is polling on 
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +27,21 @@ CLUSTER_SCRIPT = REPO / "hack" / "cluster" / "cluster.sh"
 POOLS_FILE = REPO / "examples" / "pools" / "hybrid.yaml"
 
 
+LOG_TAIL_LINES = 40
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     kubeconfig: Path
     logs: Path
+
+    def log_tails(self, lines: int = LOG_TAIL_LINES) -> dict[str, str]:
+        """The last lines of every component's log (the audit log excepted), by file name."""
+        return {
+            log.name: "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+            for log in sorted(self.logs.glob("*.log"))
+            if log.name != "audit.log"
+        }
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,6 +49,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.cluster)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed cluster test reports the tail of every component's log next to its own output."""
+    report = yield
+    cluster = getattr(item, "funcargs", {}).get("local_cluster")
+    if report.failed and isinstance(cluster, LocalCluster):
+        for name, tail in cluster.log_tails().items():
+            report.sections.append((f"{name} (last {LOG_TAIL_LINES} lines)", tail))
+    return report
 
 
 def kubectl(cluster: LocalCluster, *args: str, input: str | None = None, check: bool = True,
@@ -50,11 +72,15 @@ def kubectl(cluster: LocalCluster, *args: str, input: str | None = None, check: 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[LocalCluster]:
     state = Path(os.environ.get("MODELPLANE_CLUSTER_DIR", "/tmp/modelplane-cluster"))
+    cluster = LocalCluster(state / "kubeconfig", state / "logs")
     reuse = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True).returncode == 0
     if not reuse:
-        subprocess.run([str(CLUSTER_SCRIPT), "up"], check=True)
+        started = subprocess.run([str(CLUSTER_SCRIPT), "up"], capture_output=True, text=True)
+        if started.returncode:
+            tails = "\n".join(f"--- {name}\n{tail}" for name, tail in cluster.log_tails().items())
+            pytest.fail(f"cluster.sh up failed:\n{started.stderr}\n{tails}", pytrace=False)
     try:
-        yield LocalCluster(state / "kubeconfig", state / "logs")
+        yield cluster
     finally:
         if not reuse:
             subprocess.run([str(CLUSTER_SCRIPT), "down"], check=False)
