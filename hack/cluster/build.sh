@@ -31,7 +31,7 @@ stamp_flags() {
 }
 
 # publish TMPDIR DIR: make a finished build visible in one rename.
-publish() { rm -rf "$2"; mv "$1" "$2"; }
+publish() { chmod 755 "$1"; rm -rf "$2"; mv "$1" "$2"; }
 
 wrapper_module() {
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging paths, which do

@@ -35,8 +35,8 @@ log() { echo "[cluster] $*" >&2; }
 ours() {
   local pid=$1
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$DIR/" \
-    || tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qF "$DIR/"
+  tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$DIR/" \
+    || tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qF "$DIR/"
 }
 
 running() {
@@ -148,7 +148,7 @@ start_apiserver() {
     --client-ca-file="$DIR/pki/ca.crt" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$DIR/pki/sa.pub" --service-account-signing-key-file="$DIR/pki/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 \
+    --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
     --authorization-mode=Node,RBAC \
     --allow-privileged=true \
     --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \
@@ -178,7 +178,8 @@ up() {
   [[ -d $DIR ]] && down
   check_ports
   "$HERE/build.sh" >/dev/null
-  mkdir -p "$DIR/logs" "$DIR/pids" "$DIR/etcd" "$DIR/kwok"
+  mkdir -p "$DIR/logs" "$DIR/pids" "$DIR/kwok"
+  install -d -m 700 "$DIR/etcd"
   # A failed start stops what it started but keeps $DIR/logs for whoever investigates; the next up clears it.
   trap 'log "up failed; logs kept in $DIR/logs"; stop_processes' EXIT
   pki

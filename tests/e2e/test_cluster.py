@@ -2,22 +2,30 @@
 the garbage collector collects, and the API server validates."""
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from kubernetes import client
 
+from modelplane.catalog.gpus import get_gpu
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.engine import render_deployment
-from tests.e2e.conftest import LocalCluster, kubectl
+from tests.e2e.conftest import POOLS_FILE, LocalCluster, kubectl
 from tests.e2e.operator_support import Cluster, wait_for
 from tests.support import deployment as model_deployment
 from tests.support import pool
 
 H100_SELECTOR = {"modelplane.dev/pool": "h100-onprem"}
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+AMD_TOLERATION = [{"key": "amd.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+POOLS = [pool for pool in yaml.safe_load_all(Path(POOLS_FILE).read_text()) if pool]
 
 
-def gpu_deployment(name: str, gpus: int) -> dict[str, Any]:
+def gpu_deployment(name: str, gpus: int, selector: dict[str, str] = H100_SELECTOR,
+                   tolerations: list[dict[str, str]] = GPU_TOLERATION, resource: str = "nvidia.com/gpu",
+                   ) -> dict[str, Any]:  # fmt: skip
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -28,19 +36,39 @@ def gpu_deployment(name: str, gpus: int) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": {"app": name}},
                 "spec": {
-                    "nodeSelector": H100_SELECTOR,
-                    "tolerations": GPU_TOLERATION,
+                    "nodeSelector": selector,
+                    "tolerations": tolerations,
                     "containers": [
                         {
                             "name": "server",
                             "image": "registry.invalid/server:1",
-                            "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                            "resources": {"limits": {resource: str(gpus)}},
                         }
                     ],
                 },
             },
         },
     }
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=[pool["metadata"]["name"] for pool in POOLS])
+def test_every_pool_has_ready_nodes_labelled_from_the_catalog(kube: Cluster, pool: dict[str, Any]) -> None:
+    spec = pool["spec"]
+    gpu = get_gpu(spec["gpu"])
+    selector = ",".join(f"{key}={value}" for key, value in spec["nodeSelector"].items())
+    nodes = kube.core.list_node(label_selector=selector).items
+    assert len(nodes) == spec["nodes"]
+    for node in nodes:
+        labels = node.metadata.labels
+        assert node.status.allocatable[gpu.resource_name] == str(spec["gpusPerNode"])
+        assert [(t.key, t.effect) for t in node.spec.taints] == [(gpu.resource_name, "NoSchedule")]
+        assert {t["key"] for t in spec["tolerations"]} == {gpu.resource_name}
+        if gpu.vendor == "amd":
+            assert labels["amd.com/gpu.product-name"] == gpu.product_labels[0]
+        else:
+            assert labels["nvidia.com/gpu.product"] == gpu.product_labels[0]
+            assert int(labels["nvidia.com/gpu.memory"]) * 1024 * 1024 == gpu.memory_bytes
+        assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
 
 
 def test_gpu_pod_is_scheduled_on_a_simulated_h100_and_becomes_available(kube: Cluster, namespace: str) -> None:
@@ -51,6 +79,17 @@ def test_gpu_pod_is_scheduled_on_a_simulated_h100_and_becomes_available(kube: Cl
     assert node.metadata.labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert node.metadata.labels["modelplane.dev/pool"] == "h100-onprem"
     assert pod.status.phase == "Running"
+
+
+def test_amd_gpu_pod_is_scheduled_on_a_simulated_mi300x(kube: Cluster, namespace: str) -> None:
+    body = gpu_deployment("amd", 8, selector={"modelplane.dev/pool": "mi300x-cloud"}, tolerations=AMD_TOLERATION,
+                          resource="amd.com/gpu")  # fmt: skip
+    kube.apps.create_namespaced_deployment(namespace, body)
+    wait_for(lambda: (kube.deployment(namespace, "amd").status.available_replicas or 0) >= 1, 60, "Available")
+    [pod] = kube.core.list_namespaced_pod(namespace, label_selector="app=amd").items
+    labels = kube.core.read_node(pod.spec.node_name).metadata.labels
+    assert labels["amd.com/gpu.product-name"] == "AMD_Instinct_MI300X_OAM"
+    assert labels["amd.com/gpu.vram"] == "192G"
 
 
 def test_too_many_gpus_stays_pending_unschedulable(kube: Cluster, namespace: str) -> None:
