@@ -84,3 +84,35 @@ def test_operator_pod_is_locked_down() -> None:
     assert container["allowPrivilegeEscalation"] is False
     assert container["readOnlyRootFilesystem"] is True
     assert container["capabilities"]["drop"] == ["ALL"]
+
+
+def test_metrics_port_service_and_optional_service_monitor() -> None:
+    documents = render()
+    container = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MODELPLANE_METRICS_PORT", "value": "9090"} in container["env"]
+    assert {"name": "metrics", "containerPort": 9090} in container["ports"]
+    service = next(d for d in documents if d["kind"] == "Service")
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9090, "targetPort": "metrics"}]
+    assert service["spec"]["selector"].items() <= container_labels(documents).items()
+    assert not [d for d in documents if d["kind"] == "ServiceMonitor"]
+
+    monitored = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom")
+    monitor = next(d for d in monitored if d["kind"] == "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+
+
+def container_labels(documents: list[dict[str, Any]]) -> dict[str, str]:
+    labels: dict[str, str] = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    return labels
+
+
+def test_metrics_can_be_turned_off() -> None:
+    documents = render("metrics.port=0", "metrics.serviceMonitor.enabled=true")
+    container = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MODELPLANE_METRICS_PORT", "value": "0"} in container["env"]
+    assert [port["name"] for port in container["ports"]] == ["health"]
+    assert not [d for d in documents if d["kind"] in ("Service", "ServiceMonitor")]

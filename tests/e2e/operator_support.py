@@ -60,7 +60,7 @@ def running_operator(kubeconfig: Path, log_path: Path, extra_args: tuple[str, ..
     process = subprocess.Popen(
         [sys.executable, "-m", "modelplane.operator", "--all-namespaces", *mode,
          f"--liveness=http://127.0.0.1:{port}/healthz"],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig), **(env or {})},
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "MODELPLANE_METRICS_PORT": str(free_port()), **(env or {})},
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -167,11 +167,13 @@ class OperatorProcess:
 
     def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.kubeconfig, self.log_path = kubeconfig, log_path
+        self.metrics_port = free_port()
         self._context: Any = None
         self.process: subprocess.Popen[bytes]
 
     def start(self) -> None:
-        self._context = running_operator(self.kubeconfig, self.log_path)
+        env = {"MODELPLANE_METRICS_PORT": str(self.metrics_port)}
+        self._context = running_operator(self.kubeconfig, self.log_path, env=env)
         self.process = self._context.__enter__()
 
     def stop(self) -> None:
@@ -192,6 +194,12 @@ class OperatorProcess:
     @property
     def pid(self) -> int:
         return int(self.process.pid)
+
+    def metrics(self) -> str:
+        """The text of the operator's Prometheus `/metrics` endpoint."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text: str = response.read().decode()
+            return text
 
 
 def audit_writes(audit_log: Path, username: str, since: str) -> list[dict[str, Any]]:

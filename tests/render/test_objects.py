@@ -103,3 +103,22 @@ def test_amd_pools_get_the_amd_resource_and_image() -> None:
             assert "amd.com/gpu" in container["resources"]["limits"]
             assert container["image"] == runtime_spec("vllm").image_for("amd")
     assert get_gpu("MI300X-192GB").resource_name == "amd.com/gpu"
+
+
+@pytest.mark.parametrize(
+    ("name", "obj"),
+    [o for o in OBJECTS if o[1]["kind"] in ("Deployment", "LeaderWorkerSet")],
+    ids=[n for n, o in OBJECTS if o["kind"] in ("Deployment", "LeaderWorkerSet")],
+)
+def test_serving_pods_are_scraped_at_the_runtime_prometheus_endpoint(name: str, obj: dict[str, Any]) -> None:
+    runtime = runtime_spec(obj["metadata"]["labels"]["app.kubernetes.io/name"])
+    templates = [obj["spec"]["template"]] if obj["kind"] == "Deployment" else [
+        obj["spec"]["leaderWorkerTemplate"][role] for role in ("leaderTemplate", "workerTemplate")
+    ]  # fmt: skip
+    server_port = pod_specs(obj)[0]["containers"][0]["ports"][0]["containerPort"]
+    for template in templates:
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(server_port) == str(runtime.port)
+        assert annotations["prometheus.io/path"] == runtime.metrics_path
+    assert runtime_spec("tensorrt-llm").metrics_path == "/prometheus/metrics"  # /metrics there is JSON, not Prometheus

@@ -25,6 +25,7 @@ class RuntimeSpec(_Model):
     image_amd: str | None = None
     port: int = Field(gt=0, lt=65536)
     health_path: str
+    metrics_path: str = Field(pattern=r"^/")
     flags: list[RuntimeFlag]
 
     @property

@@ -20,6 +20,7 @@ from modelplane.kube.client import make_api_client
 from modelplane.kube.custom import patch_status
 from modelplane.kube.errors import KubeError, TransientKubeError
 from modelplane.kube.objects import is_subset
+from modelplane.operator import metrics
 from modelplane.operator.pools import (
     NodeRecord,
     PodRecord,
@@ -98,6 +99,17 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.written = {}
     memo.stopped = threading.Event()
     threading.Thread(target=pool_status_loop, args=(memo, memo.stopped), name="pool-status", daemon=True).start()
+    try:
+        metrics.serve(lambda: _metrics_view(memo.shared))
+    except ValueError as error:
+        raise kopf.PermanentError(str(error)) from None
+
+
+def _metrics_view(shared: Shared) -> metrics.ClusterView | None:
+    cluster = shared.cluster
+    if cluster is None:
+        return None
+    return metrics.ClusterView(_values(cluster.deployments), cluster.pool_states(LOGGER))
 
 
 @kopf.on.cleanup()
@@ -165,6 +177,7 @@ def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any
         try:
             memo.written[key] = (uid, reconcile(memo.api, current, offers, memo.reservations, key))
         except TransientKubeError as error:
+            metrics.observe_error(error.status)
             _schedule_retry(memo, key, cluster, logger, str(error))
             return
         except KubeError as error:
@@ -172,6 +185,7 @@ def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any
                 memo.reservations.set(key, None)
                 logger.debug(f"{key} is being deleted: {error}")
                 return
+            metrics.observe_error(error.status)
             logger.error(f"reconcile of {key} failed: {error}")
             return
     with memo.retry_lock:

@@ -219,7 +219,7 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
             PLAN_HASH_ANNOTATION: digest,
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(runtime.port),
-            "prometheus.io/path": "/metrics",
+            "prometheus.io/path": runtime.metrics_path,
         },
         service_selector={DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": "leader" if multi_node else "server"},
         service_type=spec.service_type.value,

@@ -1,0 +1,133 @@
+"""Prometheus metrics of the operator, served on `/metrics`.
+
+Counters and the plan-latency histogram are bumped on the reconcile path. Everything that describes the
+cluster (ModelDeployments by condition, GPUs planned per pool, free GPUs per pool) is computed at scrape time
+from the operator's in-memory indexes, so it can never drift from what the operator sees and costs nothing
+between scrapes.
+"""
+
+import os
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from modelplane.operator.pools import PoolState
+
+PORT_ENV = "MODELPLANE_METRICS_PORT"
+DEFAULT_PORT = 9090
+
+PLANS = Counter(
+    "modelplane_plans", "Plans computed for ModelDeployments, by outcome (Planned, or the reason it was not).",
+    ["outcome"], registry=None,
+)  # fmt: skip
+PLAN_SECONDS = Histogram(
+    "modelplane_plan_duration_seconds", "Time to plan and render one ModelDeployment.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0), registry=None,
+)  # fmt: skip
+RECONCILE_ERRORS = Counter(
+    "modelplane_reconcile_errors", "Reconciles that failed, by reason (Transient is retried with backoff).",
+    ["reason"], registry=None,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What the scrape-time gauges are computed from: ModelDeployment bodies and the pools' states."""
+
+    deployments: list[dict[str, Any]]
+    pools: Mapping[str, PoolState]
+
+
+def cluster_metrics(view: ClusterView) -> list[Metric]:
+    """The gauges for one scrape. Pure: tested without a cluster or an HTTP server."""
+    by_condition = GaugeMetricFamily(
+        "modelplane_modeldeployments", "ModelDeployments by condition type and status.", labels=["condition", "status"]
+    )
+    conditions: Tally[tuple[str, str]] = Tally()
+    planned: Tally[str] = Tally()
+    for body in view.deployments:
+        status = body.get("status") or {}
+        for condition in status.get("conditions") or []:
+            conditions[(str(condition.get("type")), str(condition.get("status")))] += 1
+        plan = status.get("plan")
+        if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
+            planned[plan["pool"]] += int(plan["gpusPerReplica"]) * int(plan["replicas"])
+    for (kind, state), count in sorted(conditions.items()):
+        by_condition.add_metric([kind, state], count)
+
+    planned_gpus = GaugeMetricFamily(
+        "modelplane_planned_gpus", "GPUs held by ModelDeployment plans, per pool and location.",
+        labels=["pool", "location"],
+    )  # fmt: skip
+    free_gpus = GaugeMetricFamily(
+        "modelplane_pool_free_gpus", "Allocatable GPUs of ready nodes minus GPUs requested by pods, per pool.",
+        labels=["pool", "location"],
+    )  # fmt: skip
+    for name, pool in sorted(view.pools.items()):
+        location = pool.offer_base.location.value
+        free_gpus.add_metric([name, location], max(0, pool.allocatable - pool.requested))
+        planned_gpus.add_metric([name, location], planned.pop(name, 0))
+    for name, gpus in sorted(planned.items()):
+        planned_gpus.add_metric([name, "unknown"], gpus)  # a plan on a pool that has since gone away
+    return [by_condition, planned_gpus, free_gpus]
+
+
+class ClusterCollector(Collector):
+    """Adapts `cluster_metrics` to the registry; `view` returns None until the indexes are filled."""
+
+    def __init__(self, view: Callable[[], ClusterView | None]) -> None:
+        self._view = view
+
+    def collect(self) -> Iterator[Metric]:
+        view = self._view()
+        if view is not None:
+            yield from cluster_metrics(view)
+
+
+def registry(view: Callable[[], ClusterView | None]) -> CollectorRegistry:
+    """Everything `/metrics` shows: the process-wide counters plus the gauges computed from `view`."""
+    collected = CollectorRegistry()
+    for collector in (PLANS, PLAN_SECONDS, RECONCILE_ERRORS, ClusterCollector(view)):
+        collected.register(collector)
+    return collected
+
+
+def serve(view: Callable[[], ClusterView | None], environ: Mapping[str, str] = os.environ) -> int | None:
+    """Start the `/metrics` endpoint on $MODELPLANE_METRICS_PORT (default 9090; 0 turns it off)."""
+    raw = environ.get(PORT_ENV, str(DEFAULT_PORT))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{PORT_ENV}={raw!r}: expected a port number, or 0 to turn metrics off") from None
+    if port == 0:
+        return None
+    try:
+        start_http_server(port, registry=registry(view))
+    except OSError as error:
+        raise ValueError(f"{PORT_ENV}={port}: cannot serve metrics there ({error}); pick a free port") from None
+    return port
+
+
+def observe_plan(outcome: str, seconds: float) -> None:
+    """One plan computed; `outcome` is the Planned condition's reason (Planned, InvalidSpec, or why not)."""
+    PLANS.labels(outcome=outcome).inc()
+    PLAN_SECONDS.observe(seconds)
+
+
+HTTP_REASONS = {403: "Forbidden", 409: "Conflict", 422: "Invalid", 429: "TooManyRequests"}
+
+
+def observe_error(status: int | None) -> None:
+    """A reconcile failed on an API request: the reason is the HTTP status in Kubernetes' own words."""
+    if status is None:
+        reason = "Unreachable"
+    elif status >= 500:
+        reason = "ServerError"
+    else:
+        reason = HTTP_REASONS.get(status, f"HTTP{status}")
+    RECONCILE_ERRORS.labels(reason=reason).inc()
