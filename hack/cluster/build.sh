@@ -112,6 +112,9 @@ build_helm() {
 }
 
 mkdir -p "$CACHE/bin" "$CACHE/src"
+# One build at a time: a second caller (a test needing helm while `up` builds) waits, then finds it built.
+exec 9>"$CACHE/.build.lock"
+flock 9
 build_kubernetes
 build_etcd
 build_kwok

@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client, config
 
-from tests.e2e.operator_support import Cluster, OperatorProcess, wait_for
-from tests.tools import helm_binary
+from tests.e2e.operator_support import (
+    Cluster,
+    OperatorProcess,
+    chart_service_account_kubeconfig,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "modelplane"
-OPERATOR_NAMESPACE = "modelplane-system"
-OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:modelplane"
-RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 CLUSTER_SCRIPT = REPO / "hack" / "cluster" / "cluster.sh"
 POOLS_FILE = REPO / "examples" / "pools" / "hybrid.yaml"
 
@@ -152,24 +151,7 @@ def namespace(kube: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def chart_rbac_kubeconfig(local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Credentials of the chart's ServiceAccount, bound to exactly the chart's ClusterRole."""
-    rendered = subprocess.run(
-        [str(helm_binary()), "template", "modelplane", str(CHART), "--namespace", OPERATOR_NAMESPACE,
-         "--set", "crds.enabled=false"], check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
-    kubectl(local_cluster, "create", "namespace", OPERATOR_NAMESPACE, check=False)
-    kubectl(local_cluster, "apply", "--server-side", "--force-conflicts", "-f", "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}))  # fmt: skip
-    account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
-    token = kubectl(local_cluster, "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h").stdout
-    admin = yaml.safe_load(local_cluster.kubeconfig.read_text())
-    config_file = tmp_path_factory.mktemp("rbac") / "kubeconfig"
-    config_file.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"], "current-context": "operator",
-        "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": account}}],
-        "users": [{"name": account, "user": {"token": token.strip()}}],
-    }))  # fmt: skip
-    return config_file
+    return chart_service_account_kubeconfig(local_cluster.kubeconfig, tmp_path_factory.mktemp("rbac"))
 
 
 @pytest.fixture(scope="session")

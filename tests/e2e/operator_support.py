@@ -13,11 +13,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.tools import helm_binary
+
 T = TypeVar("T")
 GROUP, VERSION = "modelplane.dev", "v1alpha1"
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "modelplane"
+OPERATOR_NAMESPACE = "modelplane-system"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:modelplane"
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
 
 
 def free_port() -> int:
@@ -25,6 +33,31 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def chart_service_account_kubeconfig(admin_kubeconfig: Path, directory: Path) -> Path:
+    """A kubeconfig for the chart's ServiceAccount, bound to exactly the chart's ClusterRole (applied now)."""
+    kubectl = ["kubectl", f"--kubeconfig={admin_kubeconfig}"]
+    rendered = subprocess.run(
+        [str(helm_binary()), "template", "modelplane", str(CHART), "--namespace", OPERATOR_NAMESPACE,
+         "--set", "crds.enabled=false"], check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    subprocess.run([*kubectl, "create", "namespace", OPERATOR_NAMESPACE], capture_output=True)
+    subprocess.run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", "-"], check=True,
+                   input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}), capture_output=True,
+                   text=True)  # fmt: skip
+    account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
+    token = subprocess.run([*kubectl, "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h"],
+                           check=True, capture_output=True, text=True).stdout  # fmt: skip
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    config_file = directory / "kubeconfig"
+    config_file.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"], "current-context": "operator",
+        "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": account}}],
+        "users": [{"name": account, "user": {"token": token.strip()}}],
+    }))  # fmt: skip
+    return config_file
 
 
 def wait_for(

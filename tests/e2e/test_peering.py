@@ -3,8 +3,8 @@
 import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import CHART, LocalCluster, kubectl
-from tests.e2e.operator_support import Cluster, OperatorProcess, model_deployment, running_operator, wait_for
+from tests.e2e.conftest import LocalCluster, kubectl
+from tests.e2e.operator_support import CHART, Cluster, OperatorProcess, model_deployment, running_operator, wait_for
 from tests.tools import helm_binary
 
 

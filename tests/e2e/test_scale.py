@@ -7,8 +7,8 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.e2e.conftest import OPERATOR_USER, LocalCluster
-from tests.e2e.operator_support import Cluster, OperatorProcess, audit_writes, model_deployment, wait_for
+from tests.e2e.conftest import LocalCluster
+from tests.e2e.operator_support import OPERATOR_USER, Cluster, OperatorProcess, audit_writes, model_deployment, wait_for
 
 MODELS = ["meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
           "meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]  # fmt: skip

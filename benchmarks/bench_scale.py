@@ -1,0 +1,303 @@
+"""Issue 6 at full size: 1,000 ModelDeployments on the local control plane against a plain apply baseline.
+
+Run (the local cluster is started if it is not up): .venv/bin/python -m benchmarks.bench_scale
+Options: --deployments N (default 1000), --soak-minutes M (default 15), --json FILE.
+
+1. Baseline: `modelplane render` of every deployment, then one `kubectl apply --server-side` of the
+   result; time until every rendered Deployment is Available. Then the namespaces are deleted and the
+   benchmark waits until their pods are gone, so both runs get the same empty GPUs.
+2. Operator: the operator runs as a process with exactly the Helm chart's RBAC; one `kubectl apply
+   --server-side` of the ModelDeployments; time until all are Planned with their children applied, and
+   until all are Ready.
+3. API writes, from the API server's audit log: mutating requests of the operator's ServiceAccount by verb
+   and resource, per ModelDeployment. Then the operator is restarted and left alone for a resync window:
+   it must make 0 mutating requests (the benchmark exits 1 otherwise).
+4. Memory: the operator's RSS after convergence and over an idle soak.
+
+Every deployment names its pool (`placement.pools`), so `modelplane render` (which plans each deployment
+against the whole pool) and the operator (which plans against free capacity) place it identically. Pools
+are sized from the plans with 10 % headroom.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from modelplane.api.documents import parse_object
+from modelplane.api.gpu_node_pool import GPUNodePool
+from modelplane.api.model_deployment import ModelDeployment
+from modelplane.planning.service import offers_for, plan_deployment
+from tests.e2e.operator_support import (
+    GROUP,
+    OPERATOR_USER,
+    VERSION,
+    audit_writes,
+    chart_service_account_kubeconfig,
+    running_operator,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "hack" / "cluster" / "cluster.sh"
+NODES = REPO / "hack" / "cluster" / "nodes.py"
+NAMESPACES = 20
+GPUS_PER_NODE = 8
+HEADROOM = 1.10
+RESYNC_WINDOW_SECONDS = 90  # longer than the pool-status pass (20 s) and kopf's idle watch reconnects
+SOAK_SAMPLE_SECONDS = 60
+# (pool, GPU, share of deployments, models served there)
+MIX: list[tuple[str, str, float, list[str]]] = [
+    ("bench-l4", "L4-24GB", 0.40, ["meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]),
+    ("bench-l40s", "L40S-48GB", 0.25, ["meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]),
+    ("bench-a100", "A100-SXM-80GB", 0.20, ["Qwen/Qwen2.5-14B-Instruct", "google/gemma-2-9b-it"]),
+    ("bench-h100", "H100-SXM-80GB", 0.15, ["mistralai/Mistral-Small-24B-Instruct-2501"]),
+]
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def run(*args: str, input: str | None = None) -> str:
+    return subprocess.run(args, input=input, text=True, capture_output=True, check=True).stdout
+
+
+def model_deployments(count: int, prefix: str) -> list[dict[str, Any]]:
+    bodies = []
+    for index in range(count):
+        position, share_end = index / count, 0.0
+        for pool, _, share, models in MIX:  # noqa: B007 (the pool and models the loop stops at are used)
+            share_end += share
+            if position < share_end or pool == MIX[-1][0]:
+                break
+        bodies.append({
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
+            "metadata": {"name": f"md-{index:04d}", "namespace": f"{prefix}-{index % NAMESPACES:02d}"},
+            "spec": {"model": {"name": models[index % len(models)]}, "maxModelLen": 4096,
+                     "placement": {"pools": [pool]}},
+        })  # fmt: skip
+    return bodies
+
+
+def sized_pools(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GPUNodePools large enough for every plan, with headroom; fails early if a deployment is infeasible."""
+    generous = [pool_body(pool, gpu, 10_000) for pool, gpu, _, _ in MIX]
+    offers = offers_for([parsed(body, GPUNodePool) for body in generous])
+    needed: Counter[str] = Counter()
+    for body in bodies:
+        result = plan_deployment(parsed(body, ModelDeployment), offers)
+        if result.plan is None:
+            sys.exit(f"{body['metadata']['name']} is infeasible: {result.reasons}")
+        needed[result.plan.pool] += result.plan.gpus_per_replica * result.plan.replicas
+    return [pool_body(pool, gpu, -(-int(needed[pool] * HEADROOM) // GPUS_PER_NODE)) for pool, gpu, _, _ in MIX]
+
+
+def pool_body(name: str, gpu: str, nodes: int) -> dict[str, Any]:
+    resource = "nvidia.com/gpu"
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "GPUNodePool", "metadata": {"name": name},
+        "spec": {"gpu": gpu, "gpusPerNode": GPUS_PER_NODE, "nodes": nodes, "location": "cloud",
+                 "costPerGpuHour": "1.00", "nodeSelector": {"modelplane.dev/pool": name},
+                 "tolerations": [{"key": resource, "operator": "Exists", "effect": "NoSchedule"}]},
+    }  # fmt: skip
+
+
+def parsed(body: dict[str, Any], kind: type[Any]) -> Any:
+    obj = parse_object(body, "bench")
+    assert isinstance(obj, kind)
+    return obj
+
+
+class Bench:
+    def __init__(self, kubeconfig: Path, logs: Path, workdir: Path) -> None:
+        self.kubeconfig, self.logs, self.workdir = kubeconfig, logs, workdir
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        api.configuration.connection_pool_maxsize = 8
+        self.custom, self.apps, self.core = client.CustomObjectsApi(api), client.AppsV1Api(api), client.CoreV1Api(api)
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        return run("kubectl", f"--kubeconfig={self.kubeconfig}", *args, input=input)
+
+    def apply(self, documents: list[dict[str, Any]]) -> None:
+        path = self.workdir / f"apply-{time.monotonic_ns()}.yaml"
+        path.write_text(yaml.safe_dump_all(documents))
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+
+    def create_namespaces(self, prefix: str) -> list[str]:
+        names = [f"{prefix}-{index:02d}" for index in range(NAMESPACES)]
+        self.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}} for name in names])
+        return names
+
+    def delete_namespaces(self, names: list[str]) -> None:
+        self.kubectl("delete", "namespace", *names, "--wait=false")
+        wait_for(lambda: not [ns for ns in self.core.list_namespace().items if ns.metadata.name in names], 900,
+                 "benchmark namespaces to be deleted")  # fmt: skip
+
+    def deployments_available(self, names: list[str], count: int) -> bool:
+        available = 0
+        for item in self.apps.list_deployment_for_all_namespaces(label_selector="app.kubernetes.io/managed-by").items:
+            if item.metadata.namespace in names and (item.status.available_replicas or 0) >= (item.spec.replicas or 0):
+                available += 1
+        return available >= count
+
+    def model_deployment_states(self, names: list[str]) -> tuple[int, int]:
+        """(planned with children applied, ready) over the benchmark namespaces."""
+        items = self.custom.list_cluster_custom_object(GROUP, VERSION, "modeldeployments")["items"]
+        workloads = self.apps.list_deployment_for_all_namespaces(label_selector="modelplane.dev/deployment").items
+        children = {(d.metadata.namespace, d.metadata.name) for d in workloads}
+        planned = ready = 0
+        for md in items:
+            metadata = md["metadata"]
+            if metadata["namespace"] not in names:
+                continue
+            status = md.get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+            current = status.get("observedGeneration") == metadata.get("generation")
+            if (
+                current
+                and conditions.get("Planned") == "True"
+                and (metadata["namespace"], metadata["name"]) in children
+            ):
+                planned += 1
+            if current and conditions.get("Ready") == "True":
+                ready += 1
+        return planned, ready
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def timed(check: Any, timeout: float, message: str, started: float) -> float:
+    wait_for(check, timeout, message)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deployments", type=int, default=1000)
+    parser.add_argument("--soak-minutes", type=float, default=15)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    count = args.deployments
+
+    subprocess.run([str(CLUSTER), "up"], check=True)
+    kubeconfig = Path(run(str(CLUSTER), "env").split("=", 1)[1].strip())
+    workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    bench = Bench(kubeconfig, kubeconfig.parent / "logs", workdir)
+    for crd in sorted((REPO / "crds").glob("*.yaml")):
+        bench.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    bench.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+
+    sizing = sized_pools(model_deployments(count, "bench"))
+    pools_file = workdir / "pools.yaml"
+    pools_file.write_text(yaml.safe_dump_all(sizing))
+    bench.apply(sizing)
+    run(sys.executable, str(NODES), str(pools_file), "--kubeconfig", str(kubeconfig))
+    nodes = sum(int(pool["spec"]["nodes"]) for pool in sizing)
+    print(f"{count} deployments over {NAMESPACES} namespaces; pools: "
+          + ", ".join(f"{p['metadata']['name']} {p['spec']['nodes']}×{GPUS_PER_NODE}" for p in sizing))  # fmt: skip
+    results: dict[str, Any] = {"deployments": count, "namespaces": NAMESPACES, "gpuNodes": nodes}
+
+    # 1. Baseline: the same objects rendered offline, applied by kubectl.
+    base_bodies = model_deployments(count, "base")
+    sources = workdir / "base-deployments.yaml"
+    sources.write_text(yaml.safe_dump_all(base_bodies))
+    rendered = run(sys.executable, "-m", "modelplane", "render", str(sources), "--pools", str(pools_file), "-o", "-")
+    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    base_namespaces = bench.create_namespaces("base")
+    started = time.monotonic()
+    bench.apply(objects)
+    results["baselineApplySeconds"] = time.monotonic() - started
+    results["baselineReadySeconds"] = timed(lambda: bench.deployments_available(base_namespaces, count), 1800,
+                                            "baseline Deployments Available", started)  # fmt: skip
+    results["baselineObjects"] = len(objects)
+    print(
+        f"baseline: {len(objects)} objects applied in {results['baselineApplySeconds']:.1f} s, "
+        f"all Available after {results['baselineReadySeconds']:.1f} s"
+    )
+    bench.delete_namespaces(base_namespaces)
+
+    # 2. The operator.
+    op_bodies = model_deployments(count, "bench")
+    op_namespaces = bench.create_namespaces("bench")
+    operator_config = chart_service_account_kubeconfig(kubeconfig, workdir)
+    audit = bench.logs / "audit.log"
+    log = bench.logs / "operator-bench.log"
+    with running_operator(operator_config, log) as process:
+        since = now()
+        started = time.monotonic()
+        bench.apply(op_bodies)
+        results["operatorApplySeconds"] = time.monotonic() - started
+        results["operatorPlannedSeconds"] = timed(lambda: bench.model_deployment_states(op_namespaces)[0] >= count,
+                                                  1800, "all Planned with children", started)  # fmt: skip
+        results["operatorReadySeconds"] = timed(lambda: bench.model_deployment_states(op_namespaces)[1] >= count,
+                                                1800, "all Ready", started)  # fmt: skip
+        print(
+            f"operator: all Planned with children after {results['operatorPlannedSeconds']:.1f} s, "
+            f"all Ready after {results['operatorReadySeconds']:.1f} s"
+        )
+        time.sleep(10)  # let the last status writes land before counting
+        writes = [
+            w for w in audit_writes(audit, OPERATOR_USER, since) if w["objectRef"].get("namespace") in op_namespaces
+        ]
+        by_kind = Counter(f"{w['verb']} {w['objectRef']['resource']}"
+                          + (f"/{w['objectRef']['subresource']}" if w["objectRef"].get("subresource") else "")
+                          for w in writes)  # fmt: skip
+        results["writesByVerbAndResource"] = dict(sorted(by_kind.items()))
+        results["writesPerDeployment"] = len(writes) / count
+        results["rssAfterConvergenceBytes"] = rss_bytes(process.pid)
+    print(f"writes: {results['writesPerDeployment']:.2f} per deployment: {results['writesByVerbAndResource']}")
+
+    # 3. A restart and a resync window with nothing changed: zero writes.
+    with running_operator(operator_config, log) as process:
+        since = now()
+        time.sleep(RESYNC_WINDOW_SECONDS)
+        idle_writes = audit_writes(audit, OPERATOR_USER, since)
+        results["writesAfterRestart"] = len(idle_writes)
+        print(f"after a restart and {RESYNC_WINDOW_SECONDS} s: {len(idle_writes)} writes")
+        # 4. Memory over an idle soak, 1,000 deployments and their children watched.
+        samples = [rss_bytes(process.pid)]
+        deadline = time.monotonic() + args.soak_minutes * 60
+        while time.monotonic() < deadline:
+            time.sleep(SOAK_SAMPLE_SECONDS)
+            samples.append(rss_bytes(process.pid))
+        results["soakMinutes"] = args.soak_minutes
+        results["rssSoakBytes"] = samples
+        results["rssGrowthPercent"] = (samples[-1] - samples[0]) / samples[0] * 100
+        results["soakWrites"] = len(audit_writes(audit, OPERATOR_USER, since))
+    results["ratioReady"] = results["operatorReadySeconds"] / results["baselineReadySeconds"]
+    print(
+        f"RSS {samples[0] / 2**20:.0f} MiB → {samples[-1] / 2**20:.0f} MiB over {args.soak_minutes} min "
+        f"({results['rssGrowthPercent']:+.1f} %, median {statistics.median(samples) / 2**20:.0f} MiB); "
+        f"writes during the soak: {results['soakWrites']}"
+    )
+    print(f"operator / baseline (all Ready): {results['ratioReady']:.2f}")
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    bench.delete_namespaces(op_namespaces)
+    for pool in sizing:
+        name = pool["metadata"]["name"]
+        bench.kubectl("delete", "gpunodepool", name)
+        bench.kubectl("delete", "nodes", "-l", f"modelplane.dev/pool={name}")
+    if results["writesAfterRestart"] or results["soakWrites"]:
+        sys.exit("FAIL: the operator wrote after a restart with nothing changed")
+
+
+if __name__ == "__main__":
+    main()
