@@ -19,6 +19,7 @@ from modelplane.cli.inputs import read_inventory
 from modelplane.cli.markdown import plan_markdown
 from modelplane.cli.output import print_table, to_json, to_yaml
 from modelplane.cli.render import render_all, report_infeasible, write_directory, write_stream
+from modelplane.cli.svg import plan_svg
 from modelplane.kube.errors import KubeError
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.service import offers_for, plan_deployment
@@ -39,6 +40,7 @@ class PlanFormat(StrEnum):
     JSON = "json"
     YAML = "yaml"
     MARKDOWN = "markdown"
+    SVG = "svg"
 
 
 class DataFormat(StrEnum):
@@ -72,6 +74,8 @@ def plan(
         print_table(results, console())
     elif output is PlanFormat.MARKDOWN:
         typer.echo(plan_markdown(results), nl=False)
+    elif output is PlanFormat.SVG:
+        typer.echo(plan_svg(results), nl=False)
     else:
         _emit([result.to_wire() for result in results], output.value)
     raise typer.Exit(EXIT_OK if all(result.feasible for result in results) else EXIT_INFEASIBLE)
