@@ -56,6 +56,7 @@ GPUS_PER_NODE = 8
 HEADROOM = 1.10
 RESYNC_WINDOW_SECONDS = 90  # longer than the pool-status pass (20 s) and kopf's idle watch reconnects
 SOAK_SAMPLE_SECONDS = 60
+QUIET_SECONDS = 45
 # (pool, GPU, share of deployments, models served there)
 MIX: list[tuple[str, str, float, list[str]]] = [
     ("bench-l4", "L4-24GB", 0.40, ["meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]),
@@ -175,6 +176,12 @@ class Bench:
         return planned, ready
 
 
+def quiet(audit: Path, seconds: float) -> bool:
+    """No mutating request by the operator in the last `seconds`."""
+    since = datetime.fromtimestamp(time.time() - seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return not audit_writes(audit, OPERATOR_USER, since)
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -251,7 +258,8 @@ def main() -> None:
             f"operator: all Planned with children after {results['operatorPlannedSeconds']:.1f} s, "
             f"all Ready after {results['operatorReadySeconds']:.1f} s"
         )
-        time.sleep(10)  # let the last status writes land before counting
+        # Pool status is written on a 20 s pass; stopping before it ran would leave the restart a real change.
+        wait_for(lambda: quiet(audit, QUIET_SECONDS), 600, f"{QUIET_SECONDS} s without an operator write")
         writes = [
             w for w in audit_writes(audit, OPERATOR_USER, since) if w["objectRef"].get("namespace") in op_namespaces
         ]
