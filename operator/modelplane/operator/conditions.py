@@ -1,4 +1,8 @@
-"""Conditions as the Kubernetes API conventions describe them; pure, so they are tested without a cluster."""
+"""Conditions as the Kubernetes API conventions describe them; pure, so they are tested without a cluster.
+
+Besides our own types, status carries kstatus's abnormal-true `Reconciling` and `Stalled` (kubernetes-sigs/cli-utils,
+pkg/kstatus/README.md), so Flux health checks and `kstatus`-based tools read a ModelDeployment without configuration.
+"""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,7 +13,10 @@ READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 PLAN_OUTDATED = "PlanOutdated"
-CONDITION_ORDER = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED)
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+# New types go last: clients that index the list keep working.
+CONDITION_ORDER = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED)
 
 
 @dataclass(frozen=True)
@@ -80,3 +87,30 @@ def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[
     settled = not rolling and ready.status == "True"
     progressing = ConditionState("False", "Complete", "rollout complete") if settled else rolling_out
     return {READY: ready, PROGRESSING: progressing, DEGRADED: ConditionState("False", "AsExpected")}
+
+
+def _kstatus(conditions: dict[str, ConditionState]) -> dict[str, ConditionState]:
+    """kstatus's `Stalled` or `Reconciling`, each present only while True: kstatus reads absence as normal.
+
+    Stalled (kstatus: Failed) when progress needs a change first: a spec that cannot be planned or served, or a
+    rollout past its deadline. Reconciling (kstatus: InProgress) while the workload rolls out. Never both, as
+    kstatus takes whichever comes first in the list: what cannot progress is not also "working on it".
+    """
+    planned, degraded, progressing = (conditions.get(kind) for kind in (PLANNED, DEGRADED, PROGRESSING))
+    for cause, abnormal in ((planned, "False"), (degraded, "True")):
+        if cause is not None and cause.status == abnormal:
+            return {STALLED: ConditionState("True", cause.reason, cause.message)}
+    if progressing is not None and progressing.status == "True":
+        return {RECONCILING: ConditionState("True", progressing.reason, progressing.message)}
+    return {}
+
+
+def status_conditions(
+    decided: dict[str, ConditionState], workload: dict[str, Any] | None, replicas: int
+) -> dict[str, ConditionState]:
+    """Every condition of a ModelDeployment: the decision's, its workload's unless the decision settled Ready
+    (PlanOnly), and the kstatus summary of both."""
+    conditions = dict(decided)
+    if READY not in conditions:
+        conditions = {**workload_conditions(workload, replicas), **conditions}
+    return {**conditions, **_kstatus(conditions)}

@@ -1,6 +1,7 @@
 """Converge one ModelDeployment: decide, apply the children that differ, write status only if it changed."""
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,13 +10,13 @@ from kubernetes import client
 
 from modelplane.kube.custom import patch_status, post_event
 from modelplane.kube.objects import CHILD_KINDS, delete_child, ensure_child, get_child, is_subset, owner_reference
+from modelplane.operator import metrics
 from modelplane.operator.conditions import (
     PLANNED,
-    READY,
     ConditionState,
     merge_conditions,
     now_rfc3339,
-    workload_conditions,
+    status_conditions,
 )
 from modelplane.operator.decide import Decision, decide
 from modelplane.planning.inventory import PoolOffer
@@ -123,7 +124,9 @@ def reconcile(
 ) -> dict[str, Any]:
     """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored."""
     with reservations.planning:
+        started = time.perf_counter()
         decision = decide(body, offers)
+        metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
         reservations.set(key, decision.reservation)
     if decision.objects:
         workload = _converge_children(api, body, decision.objects)
@@ -131,10 +134,8 @@ def reconcile(
         workload = _existing_workload(api, body)
     else:
         workload = None
-    conditions = dict(decision.conditions)
-    if READY not in conditions:
-        replicas = int((body.get("spec") or {}).get("replicas", 1))
-        conditions = {**workload_conditions(workload, replicas), **conditions}
+    replicas = int((body.get("spec") or {}).get("replicas", 1))
+    conditions = status_conditions(decision.conditions, workload, replicas)
     current = body.get("status") or {}
     generation = int(body["metadata"].get("generation") or 0)
     merged = merge_conditions(current.get("conditions") or [], conditions, generation, now_rfc3339())

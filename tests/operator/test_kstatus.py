@@ -1,0 +1,174 @@
+"""Flux reads status through kstatus: its documented rules, and the verdict they give on the operator's status."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from modelplane.operator.conditions import (
+    CONDITION_ORDER,
+    RECONCILING,
+    STALLED,
+    merge_conditions,
+    status_conditions,
+)
+from modelplane.operator.decide import decide
+from modelplane.planning.service import offers_for
+from tests.health import kstatus
+from tests.operator.test_decide import POOLS, body
+
+NOW = "2025-06-02T09:30:00Z"
+AVAILABLE = {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}
+DEADLINE = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "message": 'ReplicaSet "chat-7c9f8d6b5" has timed out progressing.'}  # fmt: skip
+INFEASIBLE: dict[str, Any] = {"maxModelLen": 131072, "maxConcurrency": 512}
+
+
+def workload(ready: int = 0, *conditions: dict[str, Any], observed: int = 1) -> dict[str, Any]:
+    """The serving Deployment as the operator reads it back; `observed=0` is one the controller has not seen."""
+    status = {"observedGeneration": observed, "readyReplicas": ready, "updatedReplicas": ready,
+              "conditions": list(conditions)}  # fmt: skip
+    return {"kind": "Deployment", "metadata": {"generation": 1}, "status": status}
+
+
+JUST_CREATED = workload(observed=0)
+SERVING = workload(1, AVAILABLE)
+STUCK = workload(0, DEADLINE)
+
+
+def reconciled(md: dict[str, Any], serving: dict[str, Any] | None, pools: Any = POOLS) -> dict[str, Any]:
+    """The object after one reconcile, as the API server holds it: the status merge-patched over the old one."""
+    decision = decide(md, lambda: offers_for(pools))
+    conditions = status_conditions(decision.conditions, serving, int(md["spec"].get("replicas", 1)))
+    current = md.get("status") or {}
+    merged = merge_conditions(current.get("conditions") or [], conditions, md["metadata"]["generation"], NOW)
+    return {**md, "status": {**current, **decision.status, "conditions": merged}}
+
+
+def _infeasible_edit() -> dict[str, Any]:
+    running = reconciled(body(), SERVING)
+    return reconciled(body(generation=2, status=running["status"], **INFEASIBLE), SERVING)
+
+
+def _plan_outdated() -> dict[str, Any]:
+    on_big = reconciled(body(), SERVING, pools=[POOLS[1]])
+    return reconciled(body(status=on_big["status"]), SERVING)
+
+
+def _stale() -> dict[str, Any]:
+    ready = reconciled(body(), SERVING)
+    return {**ready, "metadata": {**ready["metadata"], "generation": 2}}
+
+
+SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
+    "rolling-out": lambda: reconciled(body(), JUST_CREATED),
+    "ready": lambda: reconciled(body(), SERVING),
+    "rollout-stalled": lambda: reconciled(body(), STUCK),
+    "infeasible": lambda: reconciled(body(**INFEASIBLE), None),
+    "infeasible-edit": _infeasible_edit,
+    "invalid-spec": lambda: reconciled(body(maxModelLen=-1), None),
+    "plan-only": lambda: reconciled(body(mode="PlanOnly"), None),
+    "plan-outdated": _plan_outdated,
+    "stale": _stale,
+    "scaled-to-zero": lambda: reconciled(body(replicas=0), workload(0, AVAILABLE)),
+}
+KSTATUS = {
+    "rolling-out": "InProgress",
+    "ready": "Current",
+    "rollout-stalled": "Failed",
+    "infeasible": "Failed",
+    "infeasible-edit": "Failed",
+    "invalid-spec": "Failed",
+    "plan-only": "Current",
+    "plan-outdated": "Current",
+    "stale": "InProgress",
+    "scaled-to-zero": "Current",
+}
+
+
+def conditions_of(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {condition["type"]: condition for condition in obj["status"]["conditions"]}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_operator_status_has_the_kstatus_verdict(name: str) -> None:
+    assert kstatus(SCENARIOS[name]()).status == KSTATUS[name]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_abnormal_true_conditions_are_present_only_when_true(name: str) -> None:
+    conditions = conditions_of(SCENARIOS[name]())
+    present = {kind: conditions[kind]["status"] for kind in (RECONCILING, STALLED) if kind in conditions}
+    assert set(present.values()) <= {"True"}
+    assert len(present) <= 1, "Reconciling and Stalled together: kstatus would take whichever comes first"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_condition_order_is_stable(name: str) -> None:
+    kinds = [condition["type"] for condition in SCENARIOS[name]()["status"]["conditions"]]
+    assert kinds == [kind for kind in CONDITION_ORDER if kind in kinds]
+
+
+def test_rolling_out_says_what_it_waits_for() -> None:
+    reconciling = conditions_of(SCENARIOS["rolling-out"]())[RECONCILING]
+    assert (reconciling["reason"], reconciling["observedGeneration"]) == ("RollingOut", 1)
+    assert kstatus(SCENARIOS["rolling-out"]()).message == reconciling["message"]
+
+
+@pytest.mark.parametrize(("name", "reason"), [("infeasible", "InsufficientMemory"), ("invalid-spec", "InvalidSpec"),
+                                              ("rollout-stalled", "RolloutStalled")])  # fmt: skip
+def test_stalled_carries_the_cause(name: str, reason: str) -> None:
+    conditions = conditions_of(SCENARIOS[name]())
+    assert conditions[STALLED]["reason"] == reason
+    assert conditions[STALLED]["message"]
+
+
+def test_an_infeasible_edit_fails_while_the_old_servers_stay_ready() -> None:
+    conditions = conditions_of(SCENARIOS["infeasible-edit"]())
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions[STALLED]["status"] == "True"
+
+
+def test_stalled_goes_away_once_the_spec_is_fixed() -> None:
+    refused = reconciled(body(**INFEASIBLE), None)
+    fixed = reconciled(body(generation=2, status=refused["status"]), JUST_CREATED)
+    assert STALLED not in conditions_of(fixed)
+    assert kstatus(fixed).status == "InProgress"
+
+
+def meta(generation: int = 1, **extra: Any) -> dict[str, Any]:
+    return {"name": "x", "generation": generation, **extra}
+
+
+def cond(kind: str, status: str, message: str = "") -> dict[str, Any]:
+    return {"type": kind, "status": status, "reason": "Because", "message": message}
+
+
+RULES: list[tuple[str, dict[str, Any], str]] = [
+    ("deleted", {"metadata": meta(deletionTimestamp="2025-06-02T09:30:00Z"), "status": {"observedGeneration": 1}},
+     "Terminating"),
+    ("generation-not-observed", {"metadata": meta(2), "status": {"observedGeneration": 1}}, "InProgress"),
+    ("reconciling", {"metadata": meta(), "status": {"observedGeneration": 1,
+                                                    "conditions": [cond("Reconciling", "True")]}}, "InProgress"),
+    ("stalled", {"metadata": meta(), "status": {"observedGeneration": 1, "conditions": [cond("Stalled", "True")]}},
+     "Failed"),
+    ("first-abnormal-condition-wins", {"metadata": meta(), "status": {
+        "conditions": [cond("Stalled", "True"), cond("Reconciling", "True")]}}, "Failed"),
+    ("abnormal-false-is-normal", {"metadata": meta(), "status": {"observedGeneration": 1, "conditions": [
+        cond("Reconciling", "False"), cond("Stalled", "False")]}}, "Current"),
+    ("stalled-beats-ready", {"metadata": meta(), "status": {"observedGeneration": 1, "conditions": [
+        cond("Ready", "True"), cond("Stalled", "True")]}}, "Failed"),
+    ("ready", {"metadata": meta(), "status": {"observedGeneration": 1, "conditions": [cond("Ready", "True")]}},
+     "Current"),
+    ("not-ready", {"metadata": meta(), "status": {"observedGeneration": 1, "conditions": [cond("Ready", "False")]}},
+     "InProgress"),
+    ("ready-unknown", {"metadata": meta(), "status": {"conditions": [cond("Ready", "Unknown")]}}, "InProgress"),
+    # kstatus README, "The Ready Condition": before the controller writes status, nothing says it is not done.
+    ("no-status-yet", {"metadata": meta()}, "Current"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("obj", "expected"), [(obj, expected) for _, obj, expected in RULES],
+                         ids=[name for name, _, _ in RULES])  # fmt: skip
+def test_kstatus_rules_as_documented(obj: dict[str, Any], expected: str) -> None:
+    assert kstatus({"kind": "Thing", **obj}).status == expected
