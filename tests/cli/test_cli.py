@@ -74,6 +74,13 @@ def test_estimate_contract() -> None:
     assert data["kvCacheBytesPerToken"] == 131_072
 
 
+@pytest.mark.parametrize("report", ["markdown", "svg"])
+def test_estimate_refuses_plan_only_formats(report: str) -> None:
+    result = runner.invoke(app, ["estimate", "--model", "meta-llama/Llama-3.1-8B-Instruct", "-o", report])
+    assert result.exit_code == 2
+    assert "--output" in result.output
+
+
 def test_estimate_from_config_json(tmp_path: Path) -> None:
     config = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
               "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256}  # fmt: skip

@@ -48,6 +48,12 @@ class DataFormat(StrEnum):
     JSON = "json"
 
 
+class EstimateFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
 def console() -> Console:
     """Wide enough for the plan table when piped (CI logs, pull-request comments)."""
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -135,7 +141,7 @@ def estimate(
     ] = None,
     quantization: Annotated[Quantization, typer.Option("--quantization")] = Quantization.AUTO,
     kv_cache_dtype: Annotated[KvCacheDtype, typer.Option("--kv-cache-dtype")] = KvCacheDtype.AUTO,
-    output: Annotated[PlanFormat, typer.Option("--output", "-o")] = PlanFormat.JSON,
+    output: Annotated[EstimateFormat, typer.Option("--output", "-o")] = EstimateFormat.JSON,
 ) -> None:
     """Size a model: parameters, weight bytes and KV-cache bytes per token."""
     if (model is None) == (model_config is None):
@@ -149,7 +155,7 @@ def estimate(
             source = str(model_config)
             name = str(architecture.get("_name_or_path") or model_config.parent.name or model_config.stem)
         result = estimate_model(name, architecture, quantization, kv_cache_dtype, source)
-    if output is PlanFormat.TABLE:
+    if output is EstimateFormat.TABLE:
         table = Table(title=f"estimate {result.model}")
         table.add_column("field")
         table.add_column("value", justify="right")
