@@ -180,7 +180,7 @@ def _brute_force_best(result_spec: dict[str, Any]) -> tuple[object, ...] | None:
             while tp <= offer.gpus_per_node:
                 if heads_problem(arch, tp) is None:
                     for pp in range(1, min(arch.num_layers, offer.total_gpus // tp) + 1):
-                        fit = planner.memory_fit(offer.gpu, weight_format, tp, pp)
+                        fit = planner.sizer.memory_fit(offer.gpu, weight_format, tp, pp)
                         shape = layout(tp, pp, offer.gpus_per_node)
                         if not fit.fits or shape is None:
                             continue

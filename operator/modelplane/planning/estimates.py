@@ -11,6 +11,7 @@ with the KV cache read at the average context length (maxModelLen / 2). Efficien
 PCIe tensor-parallel penalty are sourced constants in catalog/data/performance.yaml.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -36,17 +37,20 @@ class Throughput:
     aggregate: int
 
 
-def decode_throughput(gpu: GpuSpec, tensor_parallel: int, stages: list[StageTraffic], concurrency: int) -> Throughput:
+def decode_throughput(
+    gpu: GpuSpec, tensor_parallel: int, stages: Sequence[StageTraffic], concurrency: int
+) -> Throughput:
     """Tokens/s for one sequence alone and for `concurrency` sequences batched together."""
     constants = performance_constants()
     efficiency = Decimal(constants.memory_bandwidth_efficiency_percent) / 100
     if tensor_parallel > 1 and gpu.interconnect is Interconnect.PCIE:
         efficiency *= Decimal(constants.pcie_tensor_parallel_efficiency_percent) / 100
     bandwidth = Decimal(gpu.memory_bandwidth_bytes_per_second) * efficiency
+    weight_bytes = sum(stage.weight_bytes_per_gpu for stage in stages)
+    kv_bytes_per_sequence = sum(stage.kv_bytes_per_sequence_per_gpu for stage in stages)
 
     def step_seconds(sequences: int) -> Decimal:
-        traffic = sum(s.weight_bytes_per_gpu + sequences * s.kv_bytes_per_sequence_per_gpu for s in stages)
-        return Decimal(traffic) / bandwidth
+        return Decimal(weight_bytes + sequences * kv_bytes_per_sequence) / bandwidth
 
     return Throughput(
         per_sequence=int(1 / step_seconds(1)),

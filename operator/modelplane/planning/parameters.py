@@ -91,11 +91,12 @@ def _gated_mlp(arch: Architecture, intermediate: int, bias: bool) -> tuple[int, 
     return 3 * arch.hidden_size * intermediate, (2 * intermediate + arch.hidden_size) if bias else 0
 
 
-def _layer(arch: Architecture, index: int) -> LayerParameters:
+def _layer(arch: Architecture, is_moe: bool) -> LayerParameters:
+    """A decoder layer is of one of two kinds, dense or MoE; each kind is counted once per model."""
     attention_linear, other, matrices = _attention(arch)
     other += arch.norms_per_layer * arch.hidden_size
     moe = arch.moe
-    if moe is None or index not in moe.moe_layers:
+    if moe is None or not is_moe:
         mlp_linear, mlp_bias = _gated_mlp(arch, arch.intermediate_size, arch.mlp_bias)
         return LayerParameters(
             linear=attention_linear + mlp_linear,
@@ -126,9 +127,11 @@ def _layer(arch: Architecture, index: int) -> LayerParameters:
 def count_parameters(arch: Architecture) -> ParameterBreakdown:
     """Every weight of the model as stored in its checkpoint (MTP/draft modules excluded)."""
     embedding = arch.vocab_size * arch.hidden_size
+    moe_layers = set(arch.moe.moe_layers) if arch.moe else set()
+    kinds = {is_moe: _layer(arch, is_moe) for is_moe in (False, True)}
     return ParameterBreakdown(
         embedding=embedding,
         lm_head=0 if arch.tie_word_embeddings else embedding,
         final_norm=arch.hidden_size,
-        layers=tuple(_layer(arch, index) for index in range(arch.num_layers)),
+        layers=tuple(kinds[index in moe_layers] for index in range(arch.num_layers)),
     )

@@ -10,7 +10,6 @@ one under every strategy; the brute-force property test checks exactly that.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cached_property
 
 from modelplane.api.gpu_node_pool import Location
 from modelplane.api.model_deployment import (
@@ -26,17 +25,9 @@ from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.models import ModelEntry, resolve_architecture
 from modelplane.catalog.support import needs_checkpoint, support_problem
-from modelplane.planning.estimates import (
-    StageTraffic,
-    Throughput,
-    cost_per_hour,
-    cost_per_million_tokens,
-    decode_throughput,
-)
+from modelplane.planning.estimates import Throughput, cost_per_hour, cost_per_million_tokens
 from modelplane.planning.inventory import PoolOffer
-from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, sequence_kv_bytes, windowed_prefix
-from modelplane.planning.overhead import overhead_bytes_per_gpu
-from modelplane.planning.parameters import ParameterBreakdown, count_parameters
+from modelplane.planning.records import record
 from modelplane.planning.shapes import (
     MAX_PIPELINE_PARALLEL,
     Layout,
@@ -44,7 +35,7 @@ from modelplane.planning.shapes import (
     layout,
     tensor_parallel_options,
 )
-from modelplane.planning.stages import WeightTable, stage_layers
+from modelplane.planning.sizing import Sizer
 from modelplane.planning.weights import WeightFormat
 
 SIXTEEN_BIT = (WeightFormat.BF16, WeightFormat.FP16)
@@ -56,19 +47,9 @@ PRE_QUANTIZED = {
     "mxfp4": WeightFormat.MXFP4,
 }
 FP8_KV_FEATURE = "fp8-kv-cache"
-GIB = 1024**3
 
 
-@dataclass(frozen=True)
-class MemoryFit:
-    breakdown: MemoryBreakdown
-    traffic: tuple[StageTraffic, ...]
-    fits: bool
-    required_tokens: int
-    throughput: Throughput | None
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """One candidate with everything needed to rank it and to print it."""
 
@@ -85,8 +66,8 @@ class Evaluation:
         return not self.reasons
 
     def candidate(self) -> Candidate:
-        """Built without re-validation: every field comes from typed planner values."""
-        return Candidate.model_construct(
+        return record(
+            Candidate,
             pool=self.offer.name,
             gpu=self.offer.gpu.id,
             tensor_parallel=self.layout.tensor_parallel,
@@ -101,7 +82,8 @@ class Evaluation:
 
     def estimates(self) -> Estimates:
         assert self.throughput is not None
-        return Estimates.model_construct(
+        return record(
+            Estimates,
             decode_tokens_per_second=self.throughput.aggregate,
             decode_tokens_per_second_per_sequence=self.throughput.per_sequence,
             cost_per_hour=str(self.hourly_cost) if self.hourly_cost is not None else None,
@@ -118,7 +100,7 @@ def _money(value: Decimal | None) -> str | None:
 
 
 def _reason(code: ReasonCode, message: str) -> Reason:
-    return Reason.model_construct(code=code, message=message)
+    return record(Reason, code=code, message=message)
 
 
 def checkpoint_format(arch: Architecture, entry: ModelEntry | None) -> WeightFormat | None:
@@ -140,25 +122,8 @@ class _Planner:
     ) -> None:
         self.name, self.namespace, self.spec, self.arch = name, namespace, spec, arch
         self.checkpoint = checkpoint_format(arch, entry)
-        self.kv_dtype_bytes = 1 if spec.kv_cache_dtype is KvCacheDtype.FP8 else 2
-        self.required_tokens = spec.max_model_len * spec.max_concurrency
-        self._memory: dict[tuple[str, WeightFormat, int, int], MemoryFit] = {}
-        self._tables: dict[WeightFormat, WeightTable] = {}
-        self._pp_cache: dict[tuple[str, WeightFormat, int, int], list[int]] = {}
-        self._needs: dict[tuple[WeightFormat, int], int] = {}
-
-    @cached_property
-    def breakdown(self) -> ParameterBreakdown:
-        return count_parameters(self.arch)
-
-    @cached_property
-    def windowed(self) -> tuple[int, ...]:
-        return windowed_prefix(self.arch)
-
-    def weights(self, weight_format: WeightFormat) -> WeightTable:
-        if weight_format not in self._tables:
-            self._tables[weight_format] = WeightTable.build(self.arch, self.breakdown, weight_format)
-        return self._tables[weight_format]
+        self.sizer = Sizer(spec, arch)
+        self._format_reasons: dict[tuple[str, WeightFormat], tuple[Reason, ...]] = {}
 
     # -- deployment-level checks -------------------------------------------------------------
     def deployment_reasons(self) -> list[Reason]:
@@ -237,122 +202,60 @@ class _Planner:
             return WeightFormat.FP16
         return weight_format
 
-    def format_reasons(self, weight_format: WeightFormat, gpu: GpuSpec) -> list[Reason]:
-        runtime = self.spec.runtime.value
-        reasons = []
-        problem = support_problem(runtime, weight_format.value, gpu)
-        if problem:
-            reasons.append(_reason(ReasonCode.UNSUPPORTED_QUANTIZATION, problem))
-        if self.spec.kv_cache_dtype is KvCacheDtype.FP8:
-            kv_problem = support_problem(runtime, FP8_KV_FEATURE, gpu)
-            if kv_problem:
-                reasons.append(_reason(ReasonCode.UNSUPPORTED_KV_CACHE_DTYPE, kv_problem))
-        return reasons
-
-    # -- memory ------------------------------------------------------------------------------
-    def memory_fit(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pp: int) -> MemoryFit:
-        key = (gpu.id, weight_format, tp, pp)
-        if key not in self._memory:
-            self._memory[key] = self._compute_memory(gpu, weight_format, tp, pp)
-        return self._memory[key]
-
-    def _compute_memory(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pp: int) -> MemoryFit:
-        """Per-stage arithmetic in plain integers; the stage with the fewest KV tokens binds the replica."""
-        spec, arch = self.spec, self.arch
-        budget = gpu.memory_bytes * spec.gpu_memory_utilization // 100
-        overhead = overhead_bytes_per_gpu(arch, spec.runtime.value, tp, pp)
-        table = self.weights(weight_format)
-        per_layer = kv_bytes_per_token_per_layer(arch, self.kv_dtype_bytes, tp)
-        length, average_context = spec.max_model_len, max(1, spec.max_model_len // 2)
-        binding: tuple[int, int, int] | None = None
-        traffic = []
-        for stage, layers in enumerate(stage_layers(arch.num_layers, pp)):
-            weights = -(-table.stage(layers, stage, pp) // tp)
-            sequence = sequence_kv_bytes(arch, layers, self.kv_dtype_bytes, tp, length, self.windowed)
-            tokens = max(0, budget - weights - overhead) * length // sequence if sequence else 0
-            if binding is None or tokens < binding[1]:
-                binding = (weights, tokens, per_layer * len(layers))
-            traffic.append(StageTraffic(
-                weight_bytes_per_gpu=-(-table.stage(layers, stage, pp, active=True) // tp),
-                kv_bytes_per_sequence_per_gpu=sequence_kv_bytes(arch, layers, self.kv_dtype_bytes, tp,
-                                                                average_context, self.windowed),
-            ))  # fmt: skip
-        assert binding is not None
-        weights, tokens, kv_per_token = binding
-        memory = MemoryBreakdown.model_construct(
-            weight_bytes_per_gpu=weights,
-            kv_cache_bytes_per_token=kv_per_token,
-            overhead_bytes_per_gpu=overhead,
-            kv_cache_tokens=tokens,
-            budget_bytes_per_gpu=budget,
-            gpu_memory_bytes=gpu.memory_bytes,
-        )
-        fits = tokens >= self.required_tokens
-        throughput = decode_throughput(gpu, tp, traffic, spec.max_concurrency) if fits else None
-        return MemoryFit(memory, tuple(traffic), fits, self.required_tokens, throughput)
+    def format_reasons(self, weight_format: WeightFormat, gpu: GpuSpec) -> tuple[Reason, ...]:
+        """The same for every pool of a GPU model, so asked once per GPU model."""
+        key = (gpu.id, weight_format)
+        if key not in self._format_reasons:
+            runtime = self.spec.runtime.value
+            reasons = []
+            problem = support_problem(runtime, weight_format.value, gpu)
+            if problem:
+                reasons.append(_reason(ReasonCode.UNSUPPORTED_QUANTIZATION, problem))
+            if self.spec.kv_cache_dtype is KvCacheDtype.FP8:
+                kv_problem = support_problem(runtime, FP8_KV_FEATURE, gpu)
+                if kv_problem:
+                    reasons.append(_reason(ReasonCode.UNSUPPORTED_KV_CACHE_DTYPE, kv_problem))
+            self._format_reasons[key] = tuple(reasons)
+        return self._format_reasons[key]
 
     # -- candidates --------------------------------------------------------------------------
-    def evaluate(self, offer: PoolOffer, weight_format: WeightFormat, tp: int) -> Evaluation:
-        spec, arch = self.spec, self.arch
-        pinned_pp = spec.parallelism.pipeline_parallel if spec.parallelism else None
-        first = layout(tp, pinned_pp or 1, offer.gpus_per_node) or Layout(tp, pinned_pp or 1, 1)
+    def shape_problem(self, offer: PoolOffer, tp: int) -> Reason | None:
+        """Why TP (and a pinned PP) cannot be laid out on this pool at all, before any memory arithmetic."""
+        arch, pinned_pp = self.arch, self.sizer.pinned_pp
         if tp > offer.gpus_per_node:
-            return Evaluation(
-                offer,
-                weight_format,
-                first,
-                (
-                    _reason(
-                        ReasonCode.EXCEEDS_GPUS_PER_NODE,
-                        f"tensorParallel {tp} exceeds the {offer.gpus_per_node} GPUs of a {offer.name} node "
-                        "(TP never spans nodes)",
-                    ),
-                ),
+            return _reason(
+                ReasonCode.EXCEEDS_GPUS_PER_NODE,
+                f"tensorParallel {tp} exceeds the {offer.gpus_per_node} GPUs of a {offer.name} node "
+                "(TP never spans nodes)",
             )
         heads = heads_problem(arch, tp)
         if heads:
-            return Evaluation(offer, weight_format, first, (_reason(ReasonCode.HEADS_NOT_DIVISIBLE, heads),))
-        most = min(arch.num_layers, offer.total_gpus // tp, MAX_PIPELINE_PARALLEL)
-        if pinned_pp is not None:
-            if pinned_pp > arch.num_layers:
-                return Evaluation(
-                    offer,
-                    weight_format,
-                    first,
-                    (
-                        _reason(
-                            ReasonCode.LAYERS_NOT_DIVISIBLE,
-                            f"pipelineParallel {pinned_pp} exceeds the model's {arch.num_layers} layers",
-                        ),
-                    ),
-                )
-            if tp * pinned_pp > offer.total_gpus:
-                return Evaluation(
-                    offer,
-                    weight_format,
-                    first,
-                    (
-                        _reason(
-                            ReasonCode.EXCEEDS_POOL_NODES,
-                            f"TP×PP = {tp * pinned_pp} GPUs exceeds the {offer.total_gpus} GPUs of pool {offer.name}",
-                        ),
-                    ),
-                )
-            options = [pinned_pp]
-        else:
-            options = self._pp_options(offer.gpu, weight_format, tp, most)
-        fit = None
-        pp = options[0]
-        for pp in options:
-            fit = self.memory_fit(offer.gpu, weight_format, tp, pp)
-            if fit.fits:
-                break
-        assert fit is not None
-        shape = layout(tp, pp, offer.gpus_per_node)
-        assert shape is not None
+            return _reason(ReasonCode.HEADS_NOT_DIVISIBLE, heads)
+        if pinned_pp is not None and pinned_pp > arch.num_layers:
+            return _reason(
+                ReasonCode.LAYERS_NOT_DIVISIBLE,
+                f"pipelineParallel {pinned_pp} exceeds the model's {arch.num_layers} layers",
+            )
+        if pinned_pp is not None and tp * pinned_pp > offer.total_gpus:
+            return _reason(
+                ReasonCode.EXCEEDS_POOL_NODES,
+                f"TP×PP = {tp * pinned_pp} GPUs exceeds the {offer.total_gpus} GPUs of pool {offer.name}",
+            )
+        return None
+
+    def evaluate(self, offer: PoolOffer, weight_format: WeightFormat, tp: int) -> Evaluation:
+        """Sizing is shared by every pool of the same kind; only price and free capacity are per pool."""
+        spec = self.spec
+        problem = self.shape_problem(offer, tp)
+        if problem:
+            pp = self.sizer.pinned_pp or 1
+            first = layout(tp, pp, offer.gpus_per_node) or Layout(tp, pp, 1)
+            return Evaluation(offer, weight_format, first, (problem,))
+        pp_limit = min(self.arch.num_layers, offer.total_gpus // tp, MAX_PIPELINE_PARALLEL)
+        sizing = self.sizer.sizing(offer.gpu, weight_format, tp, offer.gpus_per_node, pp_limit)
+        shape, fit = sizing.layout, sizing.fit
         if not fit.fits:
-            return Evaluation(offer, weight_format, shape, (self._memory_reason(fit, shape),), fit.breakdown)
-        throughput = fit.throughput
+            return Evaluation(offer, weight_format, shape, sizing.reasons, fit.breakdown)
         hourly = cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * spec.replicas)
         reasons = []
         if shape.nodes_per_replica > 1 and spec.runtime is Runtime.TENSORRT_LLM:
@@ -374,65 +277,23 @@ class _Planner:
                     f"pool {offer.name} has {offer.free_gpus} free",
                 )
             )
-        return Evaluation(offer, weight_format, shape, tuple(reasons), fit.breakdown, throughput, hourly)
-
-    def _replica_fits_in_total(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pp: int) -> bool:
-        """A necessary condition: all GPUs of the replica together hold the weights and the load's KV cache.
-
-        Summed over stages, per-GPU needs add up to the whole model's weights and TP × (one sequence's KV
-        on one rank) × maxConcurrency, so a shape failing this cannot pass the per-stage check.
-        """
-        budget = gpu.memory_bytes * self.spec.gpu_memory_utilization // 100
-        usable = tp * pp * (budget - overhead_bytes_per_gpu(self.arch, self.spec.runtime.value, tp, pp))
-        return usable >= self._replica_need(weight_format, tp)
-
-    def _replica_need(self, weight_format: WeightFormat, tp: int) -> int:
-        key = (weight_format, tp)
-        if key not in self._needs:
-            spec, layers = self.spec, range(self.arch.num_layers)
-            weights = self.weights(weight_format).stage(layers, 0, 1)
-            sequence = sequence_kv_bytes(self.arch, layers, self.kv_dtype_bytes, tp, spec.max_model_len, self.windowed)
-            self._needs[key] = weights + tp * sequence * spec.max_concurrency
-        return self._needs[key]
-
-    def _pp_options(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, most: int) -> list[int]:
-        """PP degrees worth the per-stage check, smallest first; only the largest when none can fit."""
-        key = (gpu.id, weight_format, tp, most)
-        if key not in self._pp_cache:
-            if not self._replica_fits_in_total(gpu, weight_format, tp, most):
-                self._pp_cache[key] = [most]
-            else:
-                first = next(pp for pp in range(1, most + 1) if self._replica_fits_in_total(gpu, weight_format, tp, pp))
-                self._pp_cache[key] = list(range(first, most + 1))
-        return self._pp_cache[key]
-
-    def _memory_reason(self, fit: MemoryFit, shape: Layout) -> Reason:
-        memory = fit.breakdown
-        free = memory.budget_bytes_per_gpu - memory.weight_bytes_per_gpu - memory.overhead_bytes_per_gpu
-        return _reason(
-            ReasonCode.INSUFFICIENT_MEMORY,
-            f"TP{shape.tensor_parallel}×PP{shape.pipeline_parallel}: "
-            f"weights {memory.weight_bytes_per_gpu / GIB:.1f} GiB + "
-            f"overhead {memory.overhead_bytes_per_gpu / GIB:.1f} GiB per GPU leave "
-            f"{max(0, free) / GIB:.1f} GiB of {memory.budget_bytes_per_gpu / GIB:.1f} GiB for KV cache: "
-            f"{memory.kv_cache_tokens} tokens, need {fit.required_tokens} "
-            f"(maxModelLen {self.spec.max_model_len} × maxConcurrency {self.spec.max_concurrency})",
-        )
+        return Evaluation(offer, weight_format, shape, tuple(reasons), fit.breakdown, fit.throughput, hourly)
 
     def evaluations(self, offers: Sequence[PoolOffer]) -> list[Evaluation]:
         pinned_tp = self.spec.parallelism.tensor_parallel if self.spec.parallelism else None
+        placeholder = Layout(pinned_tp or 1, 1, 1)
+        formats = self.formats()
         result = []
         for offer in offers:
-            placeholder = Layout(pinned_tp or 1, 1, 1)
             pool_reasons = self.pool_reasons(offer)
             if pool_reasons:
-                result.append(Evaluation(offer, self.formats()[0], placeholder, tuple(pool_reasons)))
+                result.append(Evaluation(offer, formats[0], placeholder, tuple(pool_reasons)))
                 continue
-            for wanted in self.formats():
+            for wanted in formats:
                 weight_format = self.format_for_gpu(wanted, offer.gpu)
                 format_reasons = self.format_reasons(weight_format, offer.gpu)
                 if format_reasons:
-                    result.append(Evaluation(offer, weight_format, placeholder, tuple(format_reasons)))
+                    result.append(Evaluation(offer, weight_format, placeholder, format_reasons))
                     continue
                 for tp in tensor_parallel_options(offer.gpus_per_node, pinned_tp):
                     result.append(self.evaluate(offer, weight_format, tp))
@@ -546,16 +407,16 @@ def plan_core(name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequ
     planner = _Planner(name, namespace, spec, arch, entry)
     deployment_reasons = planner.deployment_reasons()
     evaluations = [] if deployment_reasons else planner.evaluations(offers)
-    feasible = sorted((e for e in evaluations if e.feasible), key=planner.rank_key)
-    reasons = deployment_reasons or ([] if feasible else summarize_rejections(evaluations))
+    best = min((e for e in evaluations if e.feasible), key=planner.rank_key, default=None)
+    reasons = deployment_reasons or ([] if best is not None else summarize_rejections(evaluations))
     if not offers and not deployment_reasons:
         reasons = [_reason(ReasonCode.NO_POOLS, "no GPUNodePool is defined")]
     result = PlanResult(
         name=name,
         namespace=namespace,
         model=spec.model.name,
-        feasible=bool(feasible),
-        plan=_plan(planner, feasible[0]) if feasible else None,
+        feasible=best is not None,
+        plan=_plan(planner, best) if best is not None else None,
         reasons=reasons,
         candidates=[evaluation.candidate() for evaluation in evaluations],
     )

@@ -41,11 +41,12 @@ class WeightTable:
 
     @classmethod
     def build(cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: WeightFormat) -> "WeightTable":
-        full = [layer_weight_bytes(layer, weight_format, arch) for layer in breakdown.layers]
-        active = [layer_weight_bytes(layer.active_view(), weight_format, arch) for layer in breakdown.layers]
+        distinct = set(breakdown.layers)  # a dense model's layers are all alike, an MoE's of two kinds
+        full = {layer: layer_weight_bytes(layer, weight_format, arch) for layer in distinct}
+        active = {layer: layer_weight_bytes(layer.active_view(), weight_format, arch) for layer in distinct}
         return cls(
-            prefix=tuple(accumulate(full, initial=0)),
-            active_prefix=tuple(accumulate(active, initial=0)),
+            prefix=tuple(accumulate((full[layer] for layer in breakdown.layers), initial=0)),
+            active_prefix=tuple(accumulate((active[layer] for layer in breakdown.layers), initial=0)),
             embedding_bytes=SIXTEEN_BIT_BYTES * breakdown.embedding,
             head_bytes=SIXTEEN_BIT_BYTES * (breakdown.lm_head + breakdown.final_norm),
             tied=breakdown.lm_head == 0,
