@@ -47,8 +47,7 @@ def test_runtimes_schema_and_pins() -> None:
     runtimes = _runtimes()
     assert set(runtimes) == {"vllm", "tensorrt-llm"}
     assert runtimes["vllm"]["image"] == f"vllm/vllm-openai:v{runtimes['vllm']['version']}"
-    assert runtimes["vllm"]["imageAmd"].endswith(f":v{runtimes['vllm']['version']}")
-    assert runtimes["vllm"]["imageAmdCandidate"].startswith("vllm/vllm-openai-rocm:v")
+    assert runtimes["vllm"]["imageAmd"] == f"vllm/vllm-openai-rocm:v{runtimes['vllm']['version']}"
     trt_version = runtimes["tensorrt-llm"]["version"]
     assert runtimes["tensorrt-llm"]["image"] == f"nvcr.io/nvidia/tensorrt-llm/release:{trt_version}"
     for name, runtime in runtimes.items():
