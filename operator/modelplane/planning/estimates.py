@@ -12,8 +12,8 @@ PCIe tensor-parallel penalty are sourced constants in catalog/data/performance.y
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from modelplane.catalog.gpus import GpuSpec, Interconnect
 from modelplane.catalog.performance import performance_constants
@@ -23,45 +23,51 @@ MONEY_PER_MILLION = Decimal("0.0001")
 SECONDS_PER_HOUR = 3600
 
 
-@dataclass(frozen=True)
-class StageTraffic:
+class StageTraffic(NamedTuple):
     """Bytes one GPU of a stage reads per decode step: weights once, KV per sequence."""
 
     weight_bytes_per_gpu: int
     kv_bytes_per_sequence_per_gpu: int
 
 
-@dataclass(frozen=True)
-class Throughput:
+class Throughput(NamedTuple):
     per_sequence: int
     aggregate: int
+
+
+def decode_bandwidth(gpu: GpuSpec, tensor_parallel: int) -> Decimal:
+    """Bytes/s a decode step reads at: the GPU's bandwidth at the roofline's efficiency."""
+    constants = performance_constants()
+    efficiency = Decimal(constants.memory_bandwidth_efficiency_percent) / 100
+    if tensor_parallel > 1 and gpu.interconnect is Interconnect.PCIE:
+        efficiency *= Decimal(constants.pcie_tensor_parallel_efficiency_percent) / 100
+    return Decimal(gpu.memory_bandwidth_bytes_per_second) * efficiency
 
 
 def decode_throughput(
     gpu: GpuSpec, tensor_parallel: int, stages: Sequence[StageTraffic], concurrency: int
 ) -> Throughput:
     """Tokens/s for one sequence alone and for `concurrency` sequences batched together."""
-    constants = performance_constants()
-    efficiency = Decimal(constants.memory_bandwidth_efficiency_percent) / 100
-    if tensor_parallel > 1 and gpu.interconnect is Interconnect.PCIE:
-        efficiency *= Decimal(constants.pcie_tensor_parallel_efficiency_percent) / 100
-    bandwidth = Decimal(gpu.memory_bandwidth_bytes_per_second) * efficiency
-    weight_bytes = sum(stage.weight_bytes_per_gpu for stage in stages)
-    kv_bytes_per_sequence = sum(stage.kv_bytes_per_sequence_per_gpu for stage in stages)
+    return throughput_at(decode_bandwidth(gpu, tensor_parallel), stages, concurrency)
+
+
+def throughput_at(bandwidth: Decimal, stages: Sequence[StageTraffic], concurrency: int) -> Throughput:
+    """`decode_throughput` with the bandwidth given: the planner asks for it once per GPU model and TP > 1."""
+    weight_bytes = kv_bytes_per_sequence = 0
+    for stage in stages:
+        weight_bytes += stage.weight_bytes_per_gpu
+        kv_bytes_per_sequence += stage.kv_bytes_per_sequence_per_gpu
 
     def step_seconds(sequences: int) -> Decimal:
         return Decimal(weight_bytes + sequences * kv_bytes_per_sequence) / bandwidth
 
-    return Throughput(
-        per_sequence=int(1 / step_seconds(1)),
-        aggregate=int(concurrency / step_seconds(concurrency)),
-    )
+    return Throughput(int(1 / step_seconds(1)), int(concurrency / step_seconds(concurrency)))
 
 
 def cost_per_hour(cost_per_gpu_hour: Decimal | None, gpus: int) -> Decimal | None:
     if cost_per_gpu_hour is None:
         return None
-    return (cost_per_gpu_hour * gpus).quantize(MONEY, rounding=ROUND_HALF_UP)
+    return (cost_per_gpu_hour * gpus).quantize(MONEY, ROUND_HALF_UP)
 
 
 def cost_per_million_tokens(hourly: Decimal | None, tokens_per_second: int) -> Decimal | None:
@@ -69,4 +75,4 @@ def cost_per_million_tokens(hourly: Decimal | None, tokens_per_second: int) -> D
     if hourly is None or tokens_per_second <= 0:
         return None
     per_token = hourly / (tokens_per_second * SECONDS_PER_HOUR)
-    return (per_token * 1_000_000).quantize(MONEY_PER_MILLION, rounding=ROUND_HALF_UP)
+    return (per_token * 1_000_000).quantize(MONEY_PER_MILLION, ROUND_HALF_UP)

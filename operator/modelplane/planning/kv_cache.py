@@ -8,6 +8,7 @@ replicated on every TP rank rather than split. Sliding-window layers never hold 
 window's tokens of one sequence.
 """
 
+from collections.abc import Sequence
 from itertools import accumulate
 
 from modelplane.catalog.architecture import Architecture
@@ -41,8 +42,23 @@ def sequence_kv_bytes(
     prefix: tuple[int, ...] | None = None,
 ) -> int:
     """KV bytes one sequence of `sequence_length` tokens occupies on one GPU holding `layers`."""
+    return stages_kv_bytes(arch, [layers], dtype_bytes, tensor_parallel, sequence_length, prefix)[0]
+
+
+def stages_kv_bytes(
+    arch: Architecture,
+    stages: Sequence[range],
+    dtype_bytes: int,
+    tensor_parallel: int,
+    sequence_length: int,
+    prefix: tuple[int, ...] | None = None,
+) -> tuple[int, ...]:
+    """`sequence_kv_bytes` for every stage of a split at once: the planner sizes hundreds of splits per plan."""
     per_layer = kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
     counts = prefix or windowed_prefix(arch)
-    windowed = counts[layers.stop] - counts[layers.start]
     capped = min(sequence_length, arch.sliding_window) if arch.sliding_window is not None else sequence_length
-    return per_layer * ((len(layers) - windowed) * sequence_length + windowed * capped)
+    sizes = []
+    for layers in stages:
+        windowed = counts[layers.stop] - counts[layers.start]
+        sizes.append(per_layer * ((len(layers) - windowed) * sequence_length + windowed * capped))
+    return tuple(sizes)

@@ -7,9 +7,10 @@ adds GPUs (same decode rate in the roofline), so the smallest fitting PP dominat
 one under every strategy; the brute-force property test checks exactly that.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from modelplane.api.gpu_node_pool import Location
 from modelplane.api.model_deployment import (
@@ -29,7 +30,6 @@ from modelplane.planning.estimates import Throughput, cost_per_hour, cost_per_mi
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.records import record
 from modelplane.planning.shapes import (
-    MAX_PIPELINE_PARALLEL,
     Layout,
     heads_problem,
     layout,
@@ -49,9 +49,12 @@ PRE_QUANTIZED = {
 FP8_KV_FEATURE = "fp8-kv-cache"
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """One candidate with everything needed to rank it and to print it."""
+class Evaluation(NamedTuple):
+    """One candidate with everything needed to rank it and to print it.
+
+    A tuple, not a dataclass: a plan builds hundreds, and a tuple is the cheapest record Python builds.
+    `estimates` is the printed form of `throughput` and the costs, built once with them.
+    """
 
     offer: PoolOffer
     weight_format: WeightFormat
@@ -60,39 +63,27 @@ class Evaluation:
     memory: MemoryBreakdown | None = None
     throughput: Throughput | None = None
     hourly_cost: Decimal | None = None
+    estimates: Estimates | None = None
 
     @property
     def feasible(self) -> bool:
         return not self.reasons
 
     def candidate(self) -> Candidate:
+        shape = self.layout
         return record(
             Candidate,
             pool=self.offer.name,
             gpu=self.offer.gpu.id,
-            tensor_parallel=self.layout.tensor_parallel,
-            pipeline_parallel=self.layout.pipeline_parallel,
-            quantization=self.weight_format.value,
-            feasible=self.feasible,
+            tensor_parallel=shape.tensor_parallel,
+            pipeline_parallel=shape.pipeline_parallel,
+            quantization=str(self.weight_format),
+            feasible=not self.reasons,
             reasons=list(self.reasons),
-            gpus_per_replica=self.layout.gpus_per_replica,
+            gpus_per_replica=shape.tensor_parallel * shape.pipeline_parallel,
             memory=self.memory,
-            estimates=self.estimates() if self.throughput else None,
+            estimates=self.estimates,
         )
-
-    def estimates(self) -> Estimates:
-        assert self.throughput is not None
-        return record(
-            Estimates,
-            decode_tokens_per_second=self.throughput.aggregate,
-            decode_tokens_per_second_per_sequence=self.throughput.per_sequence,
-            cost_per_hour=str(self.hourly_cost) if self.hourly_cost is not None else None,
-            cost_per_million_tokens=_money(cost_per_million_tokens(self.replica_cost, self.throughput.aggregate)),
-        )
-
-    @property
-    def replica_cost(self) -> Decimal | None:
-        return cost_per_hour(self.offer.cost_per_gpu_hour, self.layout.gpus_per_replica)
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -123,7 +114,10 @@ class _Planner:
         self.name, self.namespace, self.spec, self.arch = name, namespace, spec, arch
         self.checkpoint = checkpoint_format(arch, entry)
         self.sizer = Sizer(spec, arch)
-        self._format_reasons: dict[tuple[str, WeightFormat], tuple[Reason, ...]] = {}
+        self.replicas = spec.replicas
+        self.single_node_only = spec.runtime is Runtime.TENSORRT_LLM
+        self._gpu_formats: dict[str, list[tuple[WeightFormat, tuple[Reason, ...]]]] = {}
+        self._tp_problems: dict[int, Reason | None] = {}
 
     # -- deployment-level checks -------------------------------------------------------------
     def deployment_reasons(self) -> list[Reason]:
@@ -203,31 +197,49 @@ class _Planner:
         return weight_format
 
     def format_reasons(self, weight_format: WeightFormat, gpu: GpuSpec) -> tuple[Reason, ...]:
-        """The same for every pool of a GPU model, so asked once per GPU model."""
-        key = (gpu.id, weight_format)
-        if key not in self._format_reasons:
-            runtime = self.spec.runtime.value
-            reasons = []
-            problem = support_problem(runtime, weight_format.value, gpu)
-            if problem:
-                reasons.append(_reason(ReasonCode.UNSUPPORTED_QUANTIZATION, problem))
-            if self.spec.kv_cache_dtype is KvCacheDtype.FP8:
-                kv_problem = support_problem(runtime, FP8_KV_FEATURE, gpu)
-                if kv_problem:
-                    reasons.append(_reason(ReasonCode.UNSUPPORTED_KV_CACHE_DTYPE, kv_problem))
-            self._format_reasons[key] = tuple(reasons)
-        return self._format_reasons[key]
+        """Why a GPU model cannot serve a format (or the KV cache dtype), or nothing."""
+        runtime = self.spec.runtime.value
+        reasons = []
+        problem = support_problem(runtime, weight_format.value, gpu)
+        if problem:
+            reasons.append(_reason(ReasonCode.UNSUPPORTED_QUANTIZATION, problem))
+        if self.spec.kv_cache_dtype is KvCacheDtype.FP8:
+            kv_problem = support_problem(runtime, FP8_KV_FEATURE, gpu)
+            if kv_problem:
+                reasons.append(_reason(ReasonCode.UNSUPPORTED_KV_CACHE_DTYPE, kv_problem))
+        return tuple(reasons)
+
+    def gpu_formats(self, gpu: GpuSpec) -> list[tuple[WeightFormat, tuple[Reason, ...]]]:
+        """The formats to try on a GPU model, each with `format_reasons`: asked once per GPU model."""
+        if gpu.id not in self._gpu_formats:
+            formats = [self.format_for_gpu(wanted, gpu) for wanted in self.formats()]
+            self._gpu_formats[gpu.id] = [(weight_format, self.format_reasons(weight_format, gpu))
+                                         for weight_format in formats]  # fmt: skip
+        return self._gpu_formats[gpu.id]
 
     # -- candidates --------------------------------------------------------------------------
     def shape_problem(self, offer: PoolOffer, tp: int) -> Reason | None:
         """Why TP (and a pinned PP) cannot be laid out on this pool at all, before any memory arithmetic."""
-        arch, pinned_pp = self.arch, self.sizer.pinned_pp
+        pinned_pp = self.sizer.pinned_pp
         if tp > offer.gpus_per_node:
             return _reason(
                 ReasonCode.EXCEEDS_GPUS_PER_NODE,
                 f"tensorParallel {tp} exceeds the {offer.gpus_per_node} GPUs of a {offer.name} node "
                 "(TP never spans nodes)",
             )
+        if tp not in self._tp_problems:
+            self._tp_problems[tp] = self._tp_problem(tp)
+        problem = self._tp_problems[tp]
+        if problem is None and pinned_pp is not None and tp * pinned_pp > offer.total_gpus:
+            return _reason(
+                ReasonCode.EXCEEDS_POOL_NODES,
+                f"TP×PP = {tp * pinned_pp} GPUs exceeds the {offer.total_gpus} GPUs of pool {offer.name}",
+            )
+        return problem
+
+    def _tp_problem(self, tp: int) -> Reason | None:
+        """The shape problems that do not depend on the pool, so asked once per TP."""
+        arch, pinned_pp = self.arch, self.sizer.pinned_pp
         heads = heads_problem(arch, tp)
         if heads:
             return _reason(ReasonCode.HEADS_NOT_DIVISIBLE, heads)
@@ -236,72 +248,74 @@ class _Planner:
                 ReasonCode.LAYERS_NOT_DIVISIBLE,
                 f"pipelineParallel {pinned_pp} exceeds the model's {arch.num_layers} layers",
             )
-        if pinned_pp is not None and tp * pinned_pp > offer.total_gpus:
-            return _reason(
-                ReasonCode.EXCEEDS_POOL_NODES,
-                f"TP×PP = {tp * pinned_pp} GPUs exceeds the {offer.total_gpus} GPUs of pool {offer.name}",
-            )
         return None
 
     def evaluate(self, offer: PoolOffer, weight_format: WeightFormat, tp: int) -> Evaluation:
         """Sizing is shared by every pool of the same kind; only price and free capacity are per pool."""
-        spec = self.spec
         problem = self.shape_problem(offer, tp)
         if problem:
             pp = self.sizer.pinned_pp or 1
             first = layout(tp, pp, offer.gpus_per_node) or Layout(tp, pp, 1)
             return Evaluation(offer, weight_format, first, (problem,))
-        pp_limit = min(self.arch.num_layers, offer.total_gpus // tp, MAX_PIPELINE_PARALLEL)
-        sizing = self.sizer.sizing(offer.gpu, weight_format, tp, offer.gpus_per_node, pp_limit)
-        shape, fit = sizing.layout, sizing.fit
+        gpus_per_node = offer.gpus_per_node
+        pp_limit = min(self.sizer.largest_pp, gpus_per_node * offer.nodes // tp)
+        shape, fit, memory_reasons = self.sizer.sizing(offer.gpu, weight_format, tp, gpus_per_node, pp_limit)
         if not fit.fits:
-            return Evaluation(offer, weight_format, shape, sizing.reasons, fit.breakdown)
-        hourly = cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * spec.replicas)
-        reasons = []
-        if shape.nodes_per_replica > 1 and spec.runtime is Runtime.TENSORRT_LLM:
-            reasons.append(
+            return Evaluation(offer, weight_format, shape, memory_reasons, fit.breakdown)
+        replicas, nodes_per_replica = self.replicas, shape.nodes_per_replica
+        gpus_per_replica = tp * shape.pipeline_parallel
+        reasons: tuple[Reason, ...] = ()
+        if nodes_per_replica > 1 and self.single_node_only:
+            reasons += (
                 _reason(
                     ReasonCode.RUNTIME_UNSUPPORTED,
-                    f"this shape spans {shape.nodes_per_replica} nodes; modelplane renders TensorRT-LLM on "
+                    f"this shape spans {nodes_per_replica} nodes; modelplane renders TensorRT-LLM on "
                     "one node only (multi-node trtllm-serve needs MPI launchers)",
-                )
+                ),
             )
-        needed = shape.gpus_per_replica * spec.replicas
-        pods_per_node = offer.gpus_per_node // shape.gpus_per_pod
-        nodes_needed = -(-shape.nodes_per_replica * spec.replicas // pods_per_node)
+        needed = gpus_per_replica * replicas
+        pods_per_node = gpus_per_node // (gpus_per_replica // nodes_per_replica)
+        nodes_needed = -(-nodes_per_replica * replicas // pods_per_node)
         if needed > offer.free_gpus or nodes_needed > offer.nodes:
-            reasons.append(
+            reasons += (
                 _reason(
                     ReasonCode.INSUFFICIENT_CAPACITY,
-                    f"{spec.replicas} replica(s) × {shape.gpus_per_replica} GPUs = {needed} GPUs, "
+                    f"{replicas} replica(s) × {gpus_per_replica} GPUs = {needed} GPUs, "
                     f"pool {offer.name} has {offer.free_gpus} free",
-                )
+                ),
             )
-        return Evaluation(offer, weight_format, shape, tuple(reasons), fit.breakdown, fit.throughput, hourly)
+        throughput = fit.throughput
+        assert throughput is not None
+        price = offer.cost_per_gpu_hour
+        hourly = cost_per_hour(price, needed)
+        replica_cost = hourly if replicas == 1 else cost_per_hour(price, gpus_per_replica)
+        estimates = record(
+            Estimates,
+            decode_tokens_per_second=throughput.aggregate,
+            decode_tokens_per_second_per_sequence=throughput.per_sequence,
+            cost_per_hour=_money(hourly),
+            cost_per_million_tokens=_money(cost_per_million_tokens(replica_cost, throughput.aggregate)),
+        )
+        return Evaluation(offer, weight_format, shape, reasons, fit.breakdown, throughput, hourly, estimates)
 
     def evaluations(self, offers: Sequence[PoolOffer]) -> list[Evaluation]:
         pinned_tp = self.spec.parallelism.tensor_parallel if self.spec.parallelism else None
         placeholder = Layout(pinned_tp or 1, 1, 1)
-        formats = self.formats()
+        first_format = self.formats()[0]
         result = []
         for offer in offers:
             pool_reasons = self.pool_reasons(offer)
             if pool_reasons:
-                result.append(Evaluation(offer, formats[0], placeholder, tuple(pool_reasons)))
+                result.append(Evaluation(offer, first_format, placeholder, tuple(pool_reasons)))
                 continue
-            for wanted in formats:
-                weight_format = self.format_for_gpu(wanted, offer.gpu)
-                format_reasons = self.format_reasons(weight_format, offer.gpu)
+            tp_options = tensor_parallel_options(offer.gpus_per_node, pinned_tp)
+            for weight_format, format_reasons in self.gpu_formats(offer.gpu):
                 if format_reasons:
                     result.append(Evaluation(offer, weight_format, placeholder, format_reasons))
                     continue
-                for tp in tensor_parallel_options(offer.gpus_per_node, pinned_tp):
+                for tp in tp_options:
                     result.append(self.evaluate(offer, weight_format, tp))
         return result
-
-    # -- ranking -----------------------------------------------------------------------------
-    def rank_key(self, evaluation: Evaluation) -> tuple[object, ...]:
-        return rank_key(self.spec, evaluation)
 
 
 PRECISION_RANK = {
@@ -315,42 +329,49 @@ PRECISION_RANK = {
 }
 
 
-def rank_key(spec: ModelDeploymentSpec, evaluation: Evaluation) -> tuple[object, ...]:
+def ranking(spec: ModelDeploymentSpec) -> Callable[[Evaluation], tuple[object, ...]]:
     """Sort key of feasible candidates: lowest wins. Deterministic down to the pool name.
 
     quantization auto prefers the highest precision that fits; locality prefer-on-prem puts
-    on-prem pools first (hybrid: burst to cloud only when on-prem cannot serve).
+    on-prem pools first (hybrid: burst to cloud only when on-prem cannot serve). The spec's
+    choices are read once per plan rather than once per candidate.
     """
-    assert evaluation.throughput is not None
-    shape = evaluation.layout
-    cost = evaluation.hourly_cost
-    unknown_cost = cost is None
-    cost_value = cost if cost is not None else Decimal(0)
-    precision = PRECISION_RANK[evaluation.weight_format] if spec.quantization is Quantization.AUTO else 0
-    locality = (
-        int(evaluation.offer.location is not Location.ON_PREM)
-        if spec.placement.locality is Locality.PREFER_ON_PREM
-        else 0
-    )
-    speed = (-evaluation.throughput.per_sequence, -evaluation.throughput.aggregate)
-    if spec.placement.strategy is Strategy.CHEAPEST:
-        objective: tuple[object, ...] = (unknown_cost, cost_value, shape.gpus_per_replica, *speed)
-    elif spec.placement.strategy is Strategy.FEWEST_GPUS:
-        objective = (shape.gpus_per_replica, unknown_cost, cost_value, *speed)
-    else:
-        objective = (*speed, unknown_cost, cost_value, shape.gpus_per_replica)
-    tie_break = (
-        evaluation.offer.name,
-        shape.tensor_parallel,
-        shape.pipeline_parallel,
-        evaluation.weight_format,
-    )
-    return (precision, locality, *objective, *tie_break)
+    by_precision = spec.quantization is Quantization.AUTO
+    prefer_on_prem = spec.placement.locality is Locality.PREFER_ON_PREM
+    cheapest = spec.placement.strategy is Strategy.CHEAPEST
+    fewest_gpus = spec.placement.strategy is Strategy.FEWEST_GPUS
+    on_prem, no_cost = Location.ON_PREM, Decimal(0)
+
+    def key(evaluation: Evaluation) -> tuple[object, ...]:
+        throughput, shape, cost = evaluation.throughput, evaluation.layout, evaluation.hourly_cost
+        assert throughput is not None
+        unknown_cost = cost is None
+        cost_value = no_cost if cost is None else cost
+        precision = PRECISION_RANK[evaluation.weight_format] if by_precision else 0
+        locality = int(evaluation.offer.location is not on_prem) if prefer_on_prem else 0
+        speed = (-throughput.per_sequence, -throughput.aggregate)
+        gpus = shape.tensor_parallel * shape.pipeline_parallel
+        if cheapest:
+            objective: tuple[object, ...] = (unknown_cost, cost_value, gpus, *speed)
+        elif fewest_gpus:
+            objective = (gpus, unknown_cost, cost_value, *speed)
+        else:
+            objective = (*speed, unknown_cost, cost_value, gpus)
+        tie_break = (evaluation.offer.name, shape.tensor_parallel, shape.pipeline_parallel, evaluation.weight_format)
+        return (precision, locality, *objective, *tie_break)
+
+    return key
+
+
+def rank_key(spec: ModelDeploymentSpec, evaluation: Evaluation) -> tuple[object, ...]:
+    """The rank of one candidate; see `ranking`."""
+    return ranking(spec)(evaluation)
 
 
 def _plan(planner: _Planner, best: Evaluation) -> Plan:
     spec, shape = planner.spec, best.layout
     assert best.memory is not None
+    assert best.estimates is not None
     return Plan(
         pool=best.offer.name,
         gpu=best.offer.gpu.id,
@@ -371,7 +392,7 @@ def _plan(planner: _Planner, best: Evaluation) -> Plan:
         node_selector=best.offer.node_selector,
         tolerations=list(best.offer.tolerations),
         memory=best.memory,
-        estimates=best.estimates(),
+        estimates=best.estimates,
     )
 
 
@@ -407,7 +428,7 @@ def plan_core(name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequ
     planner = _Planner(name, namespace, spec, arch, entry)
     deployment_reasons = planner.deployment_reasons()
     evaluations = [] if deployment_reasons else planner.evaluations(offers)
-    best = min((e for e in evaluations if e.feasible), key=planner.rank_key, default=None)
+    best = min((e for e in evaluations if e.feasible), key=ranking(spec), default=None)
     reasons = deployment_reasons or ([] if best is not None else summarize_rejections(evaluations))
     if not offers and not deployment_reasons:
         reasons = [_reason(ReasonCode.NO_POOLS, "no GPUNodePool is defined")]

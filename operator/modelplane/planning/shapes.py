@@ -6,15 +6,16 @@ needs NVLink-class bandwidth. PP splits layers and may span nodes; each node of 
 runs TP × (PP / nodes) GPUs, so every pod of a replica requests the same number of GPUs.
 """
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from modelplane.catalog.architecture import Architecture
 
 MAX_PIPELINE_PARALLEL = 64
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
+    """A replica's shape; a tuple because the planner builds and reads hundreds per plan."""
+
     tensor_parallel: int
     pipeline_parallel: int
     nodes_per_replica: int

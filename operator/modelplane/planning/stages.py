@@ -6,6 +6,7 @@ LM head). The first stage holds the embedding; the last holds the final norm and
 tied embeddings and PP > 1 both ends hold a copy.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -59,7 +60,21 @@ class WeightTable:
         (a step gathers one row of it).
         """
         prefix = self.active_prefix if active else self.prefix
-        total = prefix[layers.stop] - prefix[layers.start]
+        return prefix[layers.stop] - prefix[layers.start] + self._ends(stage, pipeline_parallel, active)
+
+    def stages(self, stages: Sequence[range], *, active: bool = False) -> list[int]:
+        """`stage` for every stage of a split at once: the planner sizes hundreds of splits per plan."""
+        prefix = self.active_prefix if active else self.prefix
+        totals = [prefix[layers.stop] - prefix[layers.start] for layers in stages]
+        last = len(stages) - 1
+        totals[0] += self._ends(0, last + 1, active)
+        if last:
+            totals[last] += self._ends(last, last + 1, active)
+        return totals
+
+    def _ends(self, stage: int, pipeline_parallel: int, active: bool) -> int:
+        """What the first and last stages hold besides layers: the embedding, the final norm and LM head."""
+        total = 0
         if stage == 0 and not active:
             total += self.embedding_bytes
         if stage == pipeline_parallel - 1:

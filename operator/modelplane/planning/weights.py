@@ -31,6 +31,14 @@ class WeightFormat(StrEnum):
     MXFP4 = "mxfp4"
 
 
+SAME_BYTES = {WeightFormat.FP16: WeightFormat.BF16, WeightFormat.INT8: WeightFormat.FP8}
+
+
+def byte_format(weight_format: WeightFormat) -> WeightFormat:
+    """The format whose weights take exactly the bytes of this one's, so sizing can share its arithmetic."""
+    return SAME_BYTES.get(weight_format, weight_format)
+
+
 def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
