@@ -3,7 +3,8 @@
 from typing import Any
 
 from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, READY, merge_conditions, workload_conditions
-from modelplane.operator.decide import REPLAN_ANNOTATION, decide
+from modelplane.operator.decide import REPLAN_ANNOTATION, decide, pinned_fingerprint
+from modelplane.operator.reconcile import Decisions
 from modelplane.planning.service import offers_for
 from tests.support import pool
 
@@ -85,3 +86,33 @@ def test_transition_time_moves_only_with_status() -> None:
     after = {c["type"]: c for c in merge_conditions(again, workload_conditions(ready, 1), 1, "t3")}
     assert after["Ready"]["status"] == "True"
     assert after["Ready"]["lastTransitionTime"] == "t3"
+
+
+def test_pinned_fingerprint_changes_with_what_the_decision_depends_on() -> None:
+    planned = decide(body(), lambda: offers_for(POOLS))
+    pinned = body(status={**planned.status, "conditions": [{"type": "Ready", "status": "False"}]})
+    fingerprint = pinned_fingerprint(pinned)
+    assert fingerprint is not None
+    # Conditions and other status fields are outputs, not inputs.
+    later = body(status={**planned.status, "conditions": [{"type": "Ready", "status": "True"}]})
+    assert pinned_fingerprint(later) == fingerprint
+    assert pinned_fingerprint(body()) is None  # nothing pinned yet
+    assert pinned_fingerprint(body(generation=2, status=planned.status, maxModelLen=8192)) is None  # new spec
+    assert pinned_fingerprint(body(status=planned.status, annotations={REPLAN_ANNOTATION: "now"})) is None
+    relabelled = body(status=planned.status)
+    relabelled["metadata"]["labels"] = {"team": "search"}
+    assert pinned_fingerprint(relabelled) not in (None, fingerprint)
+
+
+def test_kept_decisions_are_reused_only_for_the_same_fingerprint() -> None:
+    decisions = Decisions()
+    decision = decide(body(), lambda: offers_for(POOLS))
+    decisions.put("ns/chat", "a", decision)
+    assert decisions.get("ns/chat", "a") is decision
+    assert decisions.get("ns/chat", "b") is None
+    assert decisions.get("ns/chat", None) is None
+    decisions.put("ns/chat", None, decision)  # no longer pinned: forgotten
+    assert decisions.get("ns/chat", "a") is None
+    decisions.put("ns/chat", "a", decision)
+    decisions.drop("ns/chat")
+    assert decisions.get("ns/chat", "a") is None

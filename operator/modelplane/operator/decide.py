@@ -6,6 +6,7 @@ reported as PlanOutdated instead of moving running servers. A spec change that m
 deployment infeasible (or unrenderable) leaves status.plan and the running children as they are.
 """
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,24 @@ def _infeasible_message(result: PlanResult) -> str:
     if result.suggestions:
         parts.append("would fit: " + "; ".join(result.suggestions))
     return " | ".join(parts)[:MAX_MESSAGE]
+
+
+def pinned_fingerprint(body: dict[str, Any]) -> str | None:
+    """Everything but the inventory that a decision for a pinned plan depends on; None when nothing is pinned.
+
+    Two bodies with the same fingerprint render the same children and the same status, except for
+    PlanOutdated, which compares against the inventory of the moment.
+    """
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    if not status.get("plan") or status.get("planGeneration") != metadata.get("generation"):
+        return None
+    token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
+    if token is not None and token != status.get("replanToken"):
+        return None
+    inputs = [metadata.get("uid"), metadata.get("generation"), metadata.get("labels"), metadata.get("annotations"),
+              body.get("spec"), status["plan"]]  # fmt: skip
+    return json.dumps(inputs, sort_keys=True, separators=(",", ":"))
 
 
 def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> Decision:

@@ -30,7 +30,7 @@ from modelplane.operator.pools import (
     pod_record,
     pool_states,
 )
-from modelplane.operator.reconcile import KeyedLocks, Reservations, reconcile
+from modelplane.operator.reconcile import Decisions, KeyedLocks, Reservations, reconcile
 from modelplane.operator.settings import configure
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
 
@@ -92,6 +92,7 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.api = make_api_client()
     memo.reservations = Reservations()
     memo.locks = KeyedLocks()
+    memo.decisions = Decisions()
     memo.retries = {}
     memo.retry_lock = threading.Lock()
     memo.shared = Shared()
@@ -159,7 +160,8 @@ def _seed_reservations(memo: Any, cluster: Cluster) -> None:
     memo.shared.seeded = True
 
 
-def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any] | None = None) -> None:
+def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any] | None = None,
+         reuse: bool = False) -> None:  # fmt: skip
     _seed_reservations(memo, cluster)
     current = body if body is not None else cluster.deployment(key)
     if current is None or current.get("metadata", {}).get("uid") in memo.deleted_uids:
@@ -175,7 +177,8 @@ def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any
             # Our own last status write is newer than any cached body: this process is its only writer.
             current = {**current, "status": {**(current.get("status") or {}), **written[1]}}
         try:
-            memo.written[key] = (uid, reconcile(memo.api, current, offers, memo.reservations, key))
+            stored = reconcile(memo.api, current, offers, memo.reservations, key, memo.decisions, reuse)
+            memo.written[key] = (uid, stored)
         except TransientKubeError as error:
             metrics.observe_error(error.status)
             _schedule_retry(memo, key, cluster, logger, str(error))
@@ -245,6 +248,7 @@ def model_deployment_event(
             memo.deleted_uids.add(body.get("metadata", {}).get("uid"))
             memo.reservations.set(key, None)
             memo.written.pop(key, None)
+            memo.decisions.drop(key)
         memo.locks.drop(key)
         _schedule_reevaluation(memo, Cluster.of(kwargs), logger)
         return
@@ -264,7 +268,7 @@ def child_event(namespace: str | None, labels: Mapping[str, str], memo: Any, log
     parent = cluster.deployment(key)
     if parent is None or (parent.get("metadata") or {}).get("deletionTimestamp"):
         return
-    _run(memo, key, cluster, logger)
+    _run(memo, key, cluster, logger, reuse=True)
 
 
 for _group, _version, _plural in (

@@ -18,7 +18,7 @@ from modelplane.operator.conditions import (
     now_rfc3339,
     status_conditions,
 )
-from modelplane.operator.decide import Decision, decide
+from modelplane.operator.decide import Decision, decide, pinned_fingerprint
 from modelplane.planning.inventory import PoolOffer
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
@@ -115,19 +115,66 @@ def _status_changed(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return not is_subset(wanted, current)
 
 
+@dataclass
+class Decisions:
+    """The last decision per ModelDeployment whose plan is pinned, by its `pinned_fingerprint`. Thread-safe.
+
+    A child's event (a Deployment's rollout progress, drift) needs the desired children to compare, not a new
+    plan: while the fingerprint holds, the decision is reused. The deployment's own events and inventory
+    re-evaluations decide afresh, which keeps PlanOutdated current.
+    """
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _kept: dict[str, tuple[str, Decision]] = field(default_factory=dict)
+
+    def get(self, key: str, fingerprint: str | None) -> Decision | None:
+        with self._lock:
+            kept = self._kept.get(key)
+        return kept[1] if kept is not None and fingerprint is not None and kept[0] == fingerprint else None
+
+    def put(self, key: str, fingerprint: str | None, decision: Decision) -> None:
+        with self._lock:
+            if fingerprint is None or decision.objects is None:
+                self._kept.pop(key, None)
+            else:
+                self._kept[key] = (fingerprint, decision)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._kept.pop(key, None)
+
+
+def _decide(
+    body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]], reservations: Reservations, key: str
+) -> Decision:
+    with reservations.planning:
+        started = time.perf_counter()
+        decision = decide(body, offers)
+        metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
+        reservations.set(key, decision.reservation)
+    return decision
+
+
 def reconcile(
     api: client.ApiClient,
     body: dict[str, Any],
     offers: Callable[[], Sequence[PoolOffer]],
     reservations: Reservations,
     key: str,
+    decisions: Decisions,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored."""
-    with reservations.planning:
-        started = time.perf_counter()
-        decision = decide(body, offers)
-        metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
-        reservations.set(key, decision.reservation)
+    """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored.
+
+    With `reuse`, a kept decision for the same pinned plan stands in for planning and rendering again.
+    """
+    fingerprint = pinned_fingerprint(body)
+    decision = decisions.get(key, fingerprint) if reuse else None
+    if decision is None:
+        decision = _decide(body, offers, reservations, key)
+        # The status about to be written pins this plan: keep the decision under that future fingerprint.
+        pinned = {**body, "status": {**(body.get("status") or {}), **decision.status}}
+        decisions.put(key, pinned_fingerprint(pinned), decision)
     if decision.objects:
         workload = _converge_children(api, body, decision.objects)
     elif decision.objects is None and (body.get("status") or {}).get("plan"):
