@@ -106,6 +106,15 @@ class PlanResult(WireModel):
         wire.setdefault("plan", None)
         return wire
 
+    def rejected_pools(self) -> dict[str, list[str]]:
+        """The why-not list: every pool where no shape is feasible, with its candidates' reason codes, sorted."""
+        feasible = {candidate.pool for candidate in self.candidates if candidate.feasible}
+        codes: dict[str, set[str]] = {}
+        for candidate in self.candidates:
+            if candidate.pool not in feasible:
+                codes.setdefault(candidate.pool, set()).update(reason.code.value for reason in candidate.reasons)
+        return {pool: sorted(found) for pool, found in sorted(codes.items())}
+
 
 class ModelEstimate(WireModel):
     """`modelplane estimate -o json`: the model's size independent of any GPU."""

@@ -42,13 +42,9 @@ def plan_markdown(results: Sequence[PlanResult]) -> str:
             lines.append(f"- ✗ **{reason.code.value}**: {reason.message}")
         for suggestion in result.suggestions:
             lines.append(f"- → {suggestion}")
-        rejected: dict[str, set[str]] = {}
-        feasible = {c.pool for c in result.candidates if c.feasible}
-        for candidate in result.candidates:
-            if candidate.pool not in feasible:
-                rejected.setdefault(candidate.pool, set()).update(r.code.value for r in candidate.reasons)
+        rejected = result.rejected_pools()
         if rejected:
             lines += ["", "<details><summary>Rejected pools</summary>", ""]
-            lines += [f"- `{pool}`: {', '.join(sorted(codes))}" for pool, codes in sorted(rejected.items())]
+            lines += [f"- `{pool}`: {', '.join(codes)}" for pool, codes in rejected.items()]
             lines += ["", "</details>"]
     return "\n".join(lines) + "\n"

@@ -106,15 +106,6 @@ def print_table(results: Sequence[PlanResult], console: Console) -> None:
             console.print(f"  [red]✗[/red] {reason.code.value}: {reason.message}", highlight=False)
         for suggestion in result.suggestions:
             console.print(f"  [cyan]→[/cyan] {suggestion}", highlight=False)
-        rejected = [c for c in result.candidates if not c.feasible]
-        by_pool: dict[str, set[str]] = {}
-        for candidate in rejected:
-            by_pool.setdefault(candidate.pool, set()).update(r.code.value for r in candidate.reasons)
-        feasible_pools = {c.pool for c in result.candidates if c.feasible}
-        lines = [
-            f"{pool}: {', '.join(sorted(codes))}"
-            for pool, codes in sorted(by_pool.items())
-            if pool not in feasible_pools
-        ]
+        lines = [f"{pool}: {', '.join(codes)}" for pool, codes in result.rejected_pools().items()]
         if lines:
             console.print("  why not: " + "; ".join(lines), highlight=False)

@@ -53,15 +53,9 @@ def _describe(plan: Plan) -> str:
             f"{plan.quantization}, {plan.gpus_per_replica} GPU(s) per replica")  # fmt: skip
 
 
-def rejected_pools(result: PlanResult, chosen: str | None) -> list[dict[str, Any]]:
-    """A compact why-not list: each rejected pool with its reason codes."""
-    codes: dict[str, set[str]] = {}
-    feasible = {candidate.pool for candidate in result.candidates if candidate.feasible}
-    for candidate in result.candidates:
-        if candidate.pool == chosen or candidate.pool in feasible:
-            continue
-        codes.setdefault(candidate.pool, set()).update(reason.code.value for reason in candidate.reasons)
-    return [{"pool": pool, "codes": sorted(found)} for pool, found in sorted(codes.items())]
+def rejected_pools(result: PlanResult) -> list[dict[str, Any]]:
+    """The compact why-not list of the status: each rejected pool with its reason codes."""
+    return [{"pool": pool, "codes": codes} for pool, codes in result.rejected_pools().items()]
 
 
 def _infeasible_message(result: PlanResult) -> str:
@@ -134,13 +128,13 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
         reason = result.reasons[0].code.value if result.reasons else "Infeasible"
         message = _infeasible_message(result)
         events.append(("Warning", reason, message))
-        keep = {"rejected": rejected_pools(result, None)}
+        keep = {"rejected": rejected_pools(result)}
         return Decision({**status, **keep}, {PLANNED: ConditionState("False", reason, message)}, None, None, events)
     status.update({"plan": plan.to_wire(), "planGeneration": generation, "planHash": plan_hash(plan)})
     if pinned is None:
         # The why-not list belongs to the moment of planning; other deployments filling pools later must
         # not rewrite a pinned deployment's status.
-        status["rejected"] = rejected_pools(result, plan.pool)
+        status["rejected"] = rejected_pools(result)
 
     if deployment.spec.mode is Mode.PLAN_ONLY:
         conditions[READY] = ConditionState("True", "PlanOnly", "mode PlanOnly: planned, no serving objects created")
