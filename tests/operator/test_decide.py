@@ -4,7 +4,7 @@ from typing import Any
 
 from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, READY, merge_conditions, workload_conditions
 from modelplane.operator.decide import REPLAN_ANNOTATION, decide, pinned_fingerprint
-from modelplane.operator.reconcile import Decisions
+from modelplane.operator.reconcile import Decisions, Tombstones
 from modelplane.planning.service import offers_for
 from tests.support import pool
 
@@ -116,3 +116,12 @@ def test_kept_decisions_are_reused_only_for_the_same_fingerprint() -> None:
     decisions.put("ns/chat", "a", decision)
     decisions.drop("ns/chat")
     assert decisions.get("ns/chat", "a") is None
+
+
+def test_tombstones_keep_only_the_newest_uids() -> None:
+    tombstones = Tombstones(capacity=2)
+    for uid in ("a", "b", "a", "c"):
+        tombstones.add(uid)
+    assert "a" not in tombstones
+    assert "b" in tombstones
+    assert "c" in tombstones

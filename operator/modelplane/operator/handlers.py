@@ -30,7 +30,7 @@ from modelplane.operator.pools import (
     pod_record,
     pool_states,
 )
-from modelplane.operator.reconcile import Decisions, KeyedLocks, Reservations, reconcile
+from modelplane.operator.reconcile import Decisions, KeyedLocks, Reservations, Tombstones, reconcile
 from modelplane.operator.settings import configure
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
 
@@ -96,7 +96,7 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.retries = {}
     memo.retry_lock = threading.Lock()
     memo.shared = Shared()
-    memo.deleted_uids = set()
+    memo.deleted_uids = Tombstones()
     memo.written = {}
     memo.stopped = threading.Event()
     threading.Thread(target=pool_status_loop, args=(memo, memo.stopped), name="pool-status", daemon=True).start()
@@ -245,7 +245,7 @@ def model_deployment_event(
     key = f"{namespace}/{name}"
     if type == "DELETED":
         with memo.locks.get(key):
-            memo.deleted_uids.add(body.get("metadata", {}).get("uid"))
+            memo.deleted_uids.add(str(body.get("metadata", {}).get("uid")))
             memo.reservations.set(key, None)
             memo.written.pop(key, None)
             memo.decisions.drop(key)

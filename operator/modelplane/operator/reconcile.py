@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,30 @@ class Reservations:
     def snapshot(self) -> dict[str, tuple[str, int]]:
         with self._lock:
             return dict(self._held)
+
+
+@dataclass
+class Tombstones:
+    """UIDs of recently deleted ModelDeployments, so a retry or a child event holding a stale body does not
+    re-create children of a deployment that is gone. Only the newest `capacity` are kept: the stale bodies
+    leave the indexes within seconds, and the set must not grow with every deployment ever deleted."""
+
+    capacity: int = 10_000
+    _order: deque[str] = field(default_factory=deque)
+    _uids: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, uid: str) -> None:
+        with self._lock:
+            if uid in self._uids:
+                return
+            self._order.append(uid)
+            self._uids.add(uid)
+            while len(self._order) > self.capacity:
+                self._uids.discard(self._order.popleft())
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._uids
 
 
 @dataclass
