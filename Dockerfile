@@ -11,5 +11,5 @@ RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin modelplane
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels modelplane && rm -rf /wheels
 USER 10001
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["python", "-m", "modelplane.operator"]
