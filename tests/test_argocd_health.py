@@ -18,7 +18,7 @@ EXPECTED = {
     "modeldeployment-rolling-out": ("Progressing", "RollingOut: rolling out the serving workload"),
     "modeldeployment-ready": ("Healthy", "Available: 1/1 replicas ready"),
     "modeldeployment-rollout-stalled": ("Degraded", 'RolloutStalled: ReplicaSet "chat-7c9f8d6b5" has timed out'),
-    "modeldeployment-infeasible": ("Degraded", "InsufficientMemory: InsufficientMemory: 2 pool(s)"),
+    "modeldeployment-infeasible": ("Degraded", "InsufficientMemory: 2 pool(s) (big, cheap)"),
     "modeldeployment-infeasible-edit": ("Degraded", "would fit: maxModelLen"),
     "modeldeployment-invalid-spec": ("Degraded", "InvalidSpec: spec.maxModelLen"),
     "modeldeployment-plan-only": ("Healthy", "PlanOnly: mode PlanOnly"),

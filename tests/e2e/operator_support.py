@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -35,14 +36,33 @@ def free_port() -> int:
         return port
 
 
-def chart_service_account_kubeconfig(admin_kubeconfig: Path, directory: Path) -> Path:
-    """A kubeconfig for the chart's ServiceAccount, bound to exactly the chart's ClusterRole (applied now)."""
-    kubectl = ["kubectl", f"--kubeconfig={admin_kubeconfig}"]
+def chart_rbac() -> list[dict[str, Any]]:
+    """The chart's ServiceAccount, ClusterRole and ClusterRoleBinding as `helm template` renders them."""
     rendered = subprocess.run(
         [str(helm_binary()), "template", "modelplane", str(CHART), "--namespace", OPERATOR_NAMESPACE,
          "--set", "crds.enabled=false"], check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    rbac = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+
+
+DENIAL = re.compile(r'cannot (\w+) resource "([^"]+)" in API group "([^"]*)"')
+
+
+def denied_by_the_chart(log_line: str, rules: list[dict[str, Any]]) -> bool:
+    """Whether a logged 403 is one the chart's ClusterRole really does not grant. An API server that restarts
+    refuses allowed requests for a moment (its RBAC caches are unsynced); those are not the chart's fault."""
+    match = DENIAL.search(log_line)
+    if match is None:
+        return "forbidden: User" in log_line
+    verb, resource, group = match.groups()
+    return not any(group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
+                   for rule in rules)  # fmt: skip
+
+
+def chart_service_account_kubeconfig(admin_kubeconfig: Path, directory: Path) -> Path:
+    """A kubeconfig for the chart's ServiceAccount, bound to exactly the chart's ClusterRole (applied now)."""
+    kubectl = ["kubectl", f"--kubeconfig={admin_kubeconfig}"]
+    rbac = chart_rbac()
     subprocess.run([*kubectl, "create", "namespace", OPERATOR_NAMESPACE], capture_output=True)
     subprocess.run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", "-"], check=True,
                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": rbac}), capture_output=True,

@@ -123,6 +123,14 @@ def test_stalled_carries_the_cause(name: str, reason: str) -> None:
     assert conditions[STALLED]["message"]
 
 
+@pytest.mark.parametrize("name", ["infeasible", "invalid-spec"])
+def test_a_deployment_never_planned_is_not_said_to_roll_out(name: str) -> None:
+    conditions = conditions_of(SCENARIOS[name]())
+    for kind in ("Ready", "Progressing"):
+        assert (conditions[kind]["status"], conditions[kind]["reason"]) == ("False", "NotPlanned")
+    assert "Reconciling" not in conditions
+
+
 def test_an_infeasible_edit_fails_while_the_old_servers_stay_ready() -> None:
     conditions = conditions_of(SCENARIOS["infeasible-edit"]())
     assert conditions["Ready"]["status"] == "True"

@@ -11,7 +11,10 @@ from urllib3.exceptions import HTTPError
 
 from modelplane.kube.errors import InvalidChildError, KubeError, TransientKubeError
 
-TRANSIENT_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
+# 401 and 403 included: while an API server restarts, its authenticator and RBAC caches are briefly unsynced
+# and refuse requests that are allowed. A permission that is really missing keeps retrying with capped backoff
+# and a warning each time, as controller-runtime requeues any error.
+TRANSIENT_STATUSES = {401, 403, 408, 409, 425, 429, 500, 502, 503, 504}
 REQUEST_TIMEOUT_SECONDS = 30
 
 

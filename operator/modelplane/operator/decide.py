@@ -59,7 +59,9 @@ def rejected_pools(result: PlanResult) -> list[dict[str, Any]]:
 
 
 def _infeasible_message(result: PlanResult) -> str:
-    parts = [f"{reason.code.value}: {reason.message}" for reason in result.reasons]
+    """The first reason's code is the condition's reason, so only the others are named in the message."""
+    parts = [reason.message if index == 0 else f"{reason.code.value}: {reason.message}"
+             for index, reason in enumerate(result.reasons)]  # fmt: skip
     if result.suggestions:
         parts.append("would fit: " + "; ".join(result.suggestions))
     return " | ".join(parts)[:MAX_MESSAGE]
