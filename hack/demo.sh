@@ -33,7 +33,7 @@ done
 
 if [[ ! -f $OPERATOR_PID ]] || ! kill -0 "$(cat "$OPERATOR_PID")" 2>/dev/null; then
   mkdir -p "$(dirname "$OPERATOR_PID")" "$(dirname "$OPERATOR_LOG")"
-  nohup "$VENV/bin/python" -m modelplane.operator --all-namespaces --standalone \
+  MODELPLANE_METRICS_PORT=19090 nohup "$VENV/bin/python" -m modelplane.operator --all-namespaces --standalone \
     --liveness=http://127.0.0.1:18080/healthz >"$OPERATOR_LOG" 2>&1 &
   echo $! >"$OPERATOR_PID"
 fi
@@ -64,6 +64,7 @@ The demo cluster is running. Explore it with:
   kubectl describe md -n research llama-405b-onprem   # why it does not fit and what would
   kubectl get deploy,svc,pods -A -l app.kubernetes.io/managed-by=modelplane
   $VENV/bin/modelplane render examples/deployments --pools examples/pools -o out/   # the same manifests, for GitOps
+  curl -s http://127.0.0.1:19090/metrics | grep '^modelplane_'   # the operator's Prometheus metrics
 Operator log: $OPERATOR_LOG
 Stop everything with: make demo-down
 EOF_HELP
