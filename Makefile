@@ -22,6 +22,7 @@ lint: venv
 # The whole suite: lint, types, unit and golden tests, and the end-to-end tests on the local control plane
 # (built from source on first use, then reused from the cache).
 test: lint
+	hack/ensure-chromium.sh
 	$(BIN)/pytest
 
 test-unit: venv

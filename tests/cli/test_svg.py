@@ -217,7 +217,7 @@ def chromium() -> str:
     if found:
         return found
     if os.environ.get("CI"):
-        pytest.fail("chromium is not installed: .ci/run installs it (apt-get install chromium) before make test")
+        pytest.fail("chromium is not installed: make test installs it (hack/ensure-chromium.sh) before pytest")
     pytest.skip("chromium is not installed (apt-get install chromium); CI fails instead of skipping")
 
 
