@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,8 @@ from tests.e2e.operator_support import (
     VERSION,
     audit_writes,
     chart_service_account_kubeconfig,
+    now,
+    operator_quiet,
     running_operator,
     wait_for,
 )
@@ -64,10 +65,6 @@ MIX: list[tuple[str, str, float, list[str]]] = [
     ("bench-a100", "A100-SXM-80GB", 0.20, ["Qwen/Qwen2.5-14B-Instruct", "google/gemma-2-9b-it"]),
     ("bench-h100", "H100-SXM-80GB", 0.15, ["mistralai/Mistral-Small-24B-Instruct-2501"]),
 ]
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run(*args: str, input: str | None = None) -> str:
@@ -176,12 +173,6 @@ class Bench:
         return planned, ready
 
 
-def quiet(audit: Path, seconds: float) -> bool:
-    """No mutating request by the operator in the last `seconds`."""
-    since = datetime.fromtimestamp(time.time() - seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return not audit_writes(audit, OPERATOR_USER, since)
-
-
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -259,7 +250,7 @@ def main() -> None:
             f"all Ready after {results['operatorReadySeconds']:.1f} s"
         )
         # Pool status is written on a 20 s pass; stopping before it ran would leave the restart a real change.
-        wait_for(lambda: quiet(audit, QUIET_SECONDS), 600, f"{QUIET_SECONDS} s without an operator write")
+        wait_for(lambda: operator_quiet(audit, QUIET_SECONDS), 600, f"{QUIET_SECONDS} s without an operator write")
         writes = [
             w for w in audit_writes(audit, OPERATOR_USER, since) if w["objectRef"].get("namespace") in op_namespaces
         ]

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -253,6 +254,19 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             text: str = response.read().decode()
             return text
+
+
+AUDIT_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def now(seconds_ago: float = 0) -> str:
+    """An RFC 3339 timestamp as the audit log writes them, for `audit_writes(since=...)`."""
+    return datetime.fromtimestamp(time.time() - seconds_ago, UTC).strftime(AUDIT_TIME)
+
+
+def operator_quiet(audit_log: Path, seconds: float) -> bool:
+    """No mutating request by the operator in the last `seconds`."""
+    return not audit_writes(audit_log, OPERATOR_USER, now(seconds))
 
 
 def audit_writes(audit_log: Path, username: str, since: str) -> list[dict[str, Any]]:

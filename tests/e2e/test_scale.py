@@ -2,23 +2,28 @@
 50 ModelDeployments converge, each costs its children plus at most two writes, and a restart of the
 operator makes zero mutating requests."""
 
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
 from tests.e2e.conftest import LocalCluster
-from tests.e2e.operator_support import OPERATOR_USER, Cluster, OperatorProcess, audit_writes, model_deployment, wait_for
+from tests.e2e.operator_support import (
+    OPERATOR_USER,
+    Cluster,
+    OperatorProcess,
+    audit_writes,
+    model_deployment,
+    now,
+    operator_quiet,
+    wait_for,
+)
 
 MODELS = ["meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct",
           "meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]  # fmt: skip
 NAMESPACES = 5
 PER_NAMESPACE = 10
 CHILDREN_PER_DEPLOYMENT = 2  # Service + Deployment
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def all_ready(kube: Cluster, namespaces: list[str]) -> bool:
@@ -73,16 +78,9 @@ def test_fifty_deployments_converge_and_a_restart_writes_nothing(
             kube.core.delete_namespace(namespace)
 
 
-def _quiet_since(audit: Any, since: str) -> bool:
+def _quiet_since(audit: Path, since: str) -> bool:
     """No write by the operator in the last 3 seconds (and at least 3 seconds passed since `since`)."""
-    moment = datetime.now(UTC).timestamp()
-    start = datetime.strptime(since, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-    if moment - start < 3:
-        return False
-    recent = [w for w in audit_writes(audit, OPERATOR_USER, since)
-              if datetime.strptime(w["stageTimestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-              > moment - 3]  # fmt: skip
-    return not recent
+    return since < now(3) and operator_quiet(audit, 3)
 
 
 def _by_deployment(writes: list[dict[str, Any]]) -> dict[str, int]:

@@ -18,6 +18,8 @@ from tests.render.test_golden import golden_objects
 KUBERNETES_VERSION = "1.33.0"
 OBJECTS = golden_objects()
 IDS = [name for name, _ in OBJECTS]
+WORKLOADS = [(name, obj) for name, obj in OBJECTS if obj["kind"] in ("Deployment", "LeaderWorkerSet")]
+OVER_WORKLOADS = pytest.mark.parametrize(("name", "obj"), WORKLOADS, ids=[name for name, _ in WORKLOADS])
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -61,11 +63,7 @@ def _flag_value(args: list[str], flag: str) -> str:
     return tokens[tokens.index(flag) + 1]
 
 
-@pytest.mark.parametrize(
-    ("name", "obj"),
-    [o for o in OBJECTS if o[1]["kind"] in ("Deployment", "LeaderWorkerSet")],
-    ids=[n for n, o in OBJECTS if o["kind"] in ("Deployment", "LeaderWorkerSet")],
-)
+@OVER_WORKLOADS
 def test_gpu_limits_agree_with_runtime_flags(name: str, obj: dict[str, Any]) -> None:
     """GPUs per replica = TP × PP = GPUs per pod × pods per group, read back from the objects themselves."""
     server = pod_specs(obj)[0]["containers"][0]
@@ -83,11 +81,7 @@ def test_gpu_limits_agree_with_runtime_flags(name: str, obj: dict[str, Any]) -> 
     assert int(limits[resource]) * group == gpus
 
 
-@pytest.mark.parametrize(
-    ("name", "obj"),
-    [o for o in OBJECTS if o[1]["kind"] in ("Deployment", "LeaderWorkerSet")],
-    ids=[n for n, o in OBJECTS if o["kind"] in ("Deployment", "LeaderWorkerSet")],
-)
+@OVER_WORKLOADS
 def test_every_flag_exists_in_the_pinned_runtime(name: str, obj: dict[str, Any]) -> None:
     runtime = runtime_spec(obj["metadata"]["labels"]["app.kubernetes.io/name"])
     server = pod_specs(obj)[0]["containers"][0]
@@ -105,11 +99,7 @@ def test_amd_pools_get_the_amd_resource_and_image() -> None:
     assert get_gpu("MI300X-192GB").resource_name == "amd.com/gpu"
 
 
-@pytest.mark.parametrize(
-    ("name", "obj"),
-    [o for o in OBJECTS if o[1]["kind"] in ("Deployment", "LeaderWorkerSet")],
-    ids=[n for n, o in OBJECTS if o["kind"] in ("Deployment", "LeaderWorkerSet")],
-)
+@OVER_WORKLOADS
 def test_serving_pods_are_scraped_at_the_runtime_prometheus_endpoint(name: str, obj: dict[str, Any]) -> None:
     runtime = runtime_spec(obj["metadata"]["labels"]["app.kubernetes.io/name"])
     templates = [obj["spec"]["template"]] if obj["kind"] == "Deployment" else [

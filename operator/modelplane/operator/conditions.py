@@ -111,13 +111,13 @@ def status_conditions(
     """Every condition of a ModelDeployment: the decision's, its workload's unless the decision settled Ready
     (PlanOnly), and the kstatus summary of both."""
     conditions = dict(decided)
-    planned = conditions.get(PLANNED)
-    if READY in conditions:
-        pass
-    elif workload is None and planned is not None and planned.status == "False":
-        # Never planned (or its workload is gone): nothing rolls out until the spec or the cluster changes.
-        idle = ConditionState("False", "NotPlanned", "nothing is serving: no plan yet, see the Planned condition")
-        conditions = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", "AsExpected"), **conditions}
-    else:
-        conditions = {**workload_conditions(workload, replicas), **conditions}
+    if READY not in conditions:
+        planned = conditions.get(PLANNED)
+        if workload is None and planned is not None and planned.status == "False":
+            # Never planned (or its workload is gone): nothing rolls out until the spec or the cluster changes.
+            idle = ConditionState("False", "NotPlanned", "nothing is serving: no plan yet, see the Planned condition")
+            serving = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", "AsExpected")}
+        else:
+            serving = workload_conditions(workload, replicas)
+        conditions = {**serving, **conditions}
     return {**conditions, **_kstatus(conditions)}

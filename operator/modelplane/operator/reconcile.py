@@ -193,8 +193,7 @@ def reconcile(
 
     With `reuse`, a kept decision for the same pinned plan stands in for planning and rendering again.
     """
-    fingerprint = pinned_fingerprint(body)
-    decision = decisions.get(key, fingerprint) if reuse else None
+    decision = decisions.get(key, pinned_fingerprint(body)) if reuse else None
     if decision is None:
         decision = _decide(body, offers, reservations, key)
         # The status about to be written pins this plan: keep the decision under that future fingerprint.
