@@ -145,6 +145,10 @@ def test_plan_is_pinned_and_outdated_is_reported_until_replan(kube: Cluster, nam
                      f"re-plan onto the cheapest pool {cheapest}")  # fmt: skip
     assert moved
     assert kube.condition(namespace, "pinned", "PlanOutdated")["status"] == "False"
+    replanned = wait_for(lambda: [e for e in kube.core.list_namespaced_event(namespace).items
+                                  if e.involved_object.name == "pinned" and e.reason == "Replanned"], 30,
+                         "a Replanned event for the servers that moved")  # fmt: skip
+    assert f"to pool {cheapest}" in replanned[0].message
     wait_for(lambda: kube.deployment(namespace, "pinned").spec.template.spec.node_selector.get(
         "modelplane.dev/pool") == cheapest, 30, "the Deployment to follow the new plan")  # fmt: skip
 

@@ -2,9 +2,17 @@
 
 from typing import Any
 
-from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, READY, merge_conditions, workload_conditions
+from modelplane.operator.conditions import (
+    PLAN_OUTDATED,
+    PLANNED,
+    PROGRESSING,
+    READY,
+    merge_conditions,
+    status_conditions,
+    workload_conditions,
+)
 from modelplane.operator.decide import REPLAN_ANNOTATION, decide, pinned_fingerprint
-from modelplane.operator.reconcile import Decisions, Tombstones
+from modelplane.operator.reconcile import Decisions, Reservations, Tombstones, decide_and_reserve
 from modelplane.planning.service import offers_for
 from tests.support import pool
 
@@ -63,10 +71,67 @@ def test_infeasible_edit_leaves_children_alone() -> None:
     assert edited.reservation is None
 
 
+def test_a_decision_that_leaves_the_servers_alone_leaves_their_reservation_alone() -> None:
+    reservations = Reservations()
+    planned = decide_and_reserve(body(), lambda: offers_for(POOLS), reservations, "ns/chat")
+    assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}
+    infeasible = body(generation=2, status=planned.status, maxModelLen=131072, maxConcurrency=512)
+    decide_and_reserve(infeasible, lambda: offers_for(POOLS), reservations, "ns/chat")
+    assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}, "the old servers still run"
+    decide_and_reserve(body(generation=3, status=planned.status, mode="PlanOnly"), lambda: offers_for(POOLS),
+                       reservations, "ns/chat")  # fmt: skip
+    assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}
+    decide_and_reserve(body(mode="PlanOnly"), lambda: offers_for(POOLS), reservations, "ns/review")
+    assert "ns/review" not in reservations.snapshot(), "a plan that is never applied holds no GPUs"
+
+
 def test_plan_only_creates_nothing_and_is_ready() -> None:
     decision = decide(body(mode="PlanOnly"), lambda: offers_for(POOLS))
-    assert decision.objects == []
-    assert decision.conditions[READY].reason == "PlanOnly"
+    assert decision.objects is None, "PlanOnly neither creates nor touches children"
+    assert decision.plan is not None
+    assert decision.reservation is None, "a plan that is not applied holds no GPUs"
+    assert decision.conditions[PLANNED].message.endswith("mode PlanOnly: not applied")
+    ready = status_conditions(decision.conditions, None, 1, decision.plan_only)[READY]
+    assert (ready.status, ready.reason) == ("True", "PlanOnly")
+
+
+def test_switching_a_serving_deployment_to_plan_only_keeps_reporting_its_servers() -> None:
+    applied = decide(body(), lambda: offers_for(POOLS))
+    frozen = decide(body(generation=2, status=applied.status, mode="PlanOnly"), lambda: offers_for(POOLS))
+    assert frozen.objects is None
+    serving = {"kind": "Deployment", "metadata": {"generation": 1},
+               "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                          "conditions": [{"type": "Available", "status": "True"}]}}  # fmt: skip
+    ready = status_conditions(frozen.conditions, serving, 1, frozen.plan_only)[READY]
+    assert (ready.status, ready.reason) == ("True", "Available")
+
+
+def test_a_replan_that_moves_the_servers_is_an_event_and_one_that_does_not_is_not() -> None:
+    on_big = decide(body(), lambda: offers_for([POOLS[1]]))
+    moved = decide(body(generation=2, status=on_big.status), lambda: offers_for(POOLS))
+    assert moved.plan is not None
+    assert moved.plan.pool == "cheap"
+    [(kind, reason, message)] = moved.events
+    assert (kind, reason) == ("Normal", "Replanned")
+    assert "from pool big" in message
+    assert "to pool cheap" in message
+    same = decide(body(generation=2, status=on_big.status), lambda: offers_for([POOLS[1]]))
+    assert same.events == []
+
+
+def test_leaderworkerset_readiness_without_observed_generation() -> None:
+    """LeaderWorkerSet status has no observedGeneration; its conditions say whether groups are up to date."""
+
+    def lws(*conditions: dict[str, str]) -> dict[str, Any]:
+        status = {"readyReplicas": 2, "updatedReplicas": 2, "replicas": 2, "conditions": list(conditions)}
+        return {"kind": "LeaderWorkerSet", "metadata": {"generation": 3}, "status": status}
+
+    available = {"type": "Available", "status": "True", "reason": "AllGroupsReady"}
+    updating = {"type": "UpdateInProgress", "status": "True", "reason": "GroupsUpdating"}
+    ready = workload_conditions(lws(available), 2)
+    assert (ready[READY].status, ready[PROGRESSING].reason) == ("True", "Complete")
+    rolling = workload_conditions(lws({**available, "status": "False"}, updating), 2)
+    assert (rolling[READY].status, rolling[PROGRESSING].status) == ("False", "True")
 
 
 def test_invalid_spec_is_reported_not_raised() -> None:

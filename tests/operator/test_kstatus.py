@@ -39,7 +39,7 @@ STUCK = workload(0, DEADLINE)
 def reconciled(md: dict[str, Any], serving: dict[str, Any] | None, pools: Any = POOLS) -> dict[str, Any]:
     """The object after one reconcile, as the API server holds it: the status merge-patched over the old one."""
     decision = decide(md, lambda: offers_for(pools))
-    conditions = status_conditions(decision.conditions, serving, int(md["spec"].get("replicas", 1)))
+    conditions = status_conditions(decision.conditions, serving, int(md["spec"].get("replicas", 1)), decision.plan_only)
     current = md.get("status") or {}
     merged = merge_conditions(current.get("conditions") or [], conditions, md["metadata"]["generation"], NOW)
     return {**md, "status": {**current, **decision.status, "conditions": merged}}

@@ -26,6 +26,16 @@ def test_declared_pool_capacity_subtracts_foreign_pods_and_others_reservations()
     assert offers[0].free_gpus == 6
 
 
+def test_pods_of_a_deployment_without_a_reservation_still_hold_their_gpus() -> None:
+    """After a restart, a deployment switched to PlanOnly is not seeded a reservation, yet its servers run."""
+    declared = pool("h100", "H100-SXM-80GB", 8, 2, nodeSelector={"modelplane.dev/pool": "h100"})
+    pods = [PodRecord("a", 4, "ns/frozen"), PodRecord("b", 8, "ns/reserved"), PodRecord("b", 2, "ns/mine")]
+    states = pool_states([(declared, offer_from_pool(declared))], [node("a", H100), node("b", H100)], pods)
+    offers = offers_for_deployment(states, {"ns/reserved": ("h100", 8), "ns/mine": ("h100", 2)}, "ns/mine")
+    # 16 GPUs − 8 reserved − 4 of the unreserved deployment's pods; "mine" re-plans over its own 2.
+    assert offers[0].free_gpus == 4
+
+
 def test_nodes_without_a_pool_are_discovered_from_their_gpu_labels() -> None:
     labels = {"nvidia.com/gpu.product": "NVIDIA-L4"}
     states = pool_states([], [node("x", labels, 1), node("y", labels, 1)], [])

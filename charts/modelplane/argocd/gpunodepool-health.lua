@@ -1,5 +1,5 @@
 -- Argo CD health of a modelplane.dev/v1alpha1 GPUNodePool; installation: charts/modelplane/README.md.
--- The operator writes the pool's status every few seconds: the nodes matching spec.nodeSelector and free GPUs.
+-- The operator writes the pool's status within seconds of a change: the nodes matching spec.nodeSelector and free GPUs.
 local hs = {}
 local status = obj.status
 if status == nil or status.observedGeneration == nil then

@@ -60,6 +60,20 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
+def _generation_seen(workload: dict[str, Any]) -> bool:
+    """Whether the workload's controller has acted on its latest spec.
+
+    A Deployment says so with status.observedGeneration. A LeaderWorkerSet (sigs.k8s.io/lws v1) has no such
+    field: its controller sets `UpdateInProgress` while groups still run an older template and `Available` only
+    once every group is updated and ready (pkg/controllers/leaderworkerset_controller.go, updateStatus), so
+    those conditions stand in for it.
+    """
+    status = workload.get("status") or {}
+    if "observedGeneration" in status or workload.get("kind") != "LeaderWorkerSet":
+        return int(status.get("observedGeneration") or 0) >= int(workload["metadata"].get("generation") or 0)
+    return _condition(workload, "UpdateInProgress").get("status") != "True"
+
+
 def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[str, ConditionState]:
     """Ready / Progressing / Degraded of a ModelDeployment from its Deployment or LeaderWorkerSet."""
     waiting = ConditionState("False", "ReplicasNotReady", f"waiting for {replicas} replica(s) to become ready")
@@ -69,7 +83,7 @@ def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[
     status = workload.get("status") or {}
     ready_replicas = int(status.get("readyReplicas") or 0)
     updated = int(status.get("updatedReplicas") or 0)
-    generation_seen = status.get("observedGeneration", 0) >= workload["metadata"].get("generation", 0)
+    generation_seen = _generation_seen(workload)
     progress = _condition(workload, "Progressing")
     failure = _condition(workload, "ReplicaFailure")
     stalled = progress.get("reason") == "ProgressDeadlineExceeded" or failure.get("status") == "True"
@@ -106,14 +120,19 @@ def _kstatus(conditions: dict[str, ConditionState]) -> dict[str, ConditionState]
 
 
 def status_conditions(
-    decided: dict[str, ConditionState], workload: dict[str, Any] | None, replicas: int
+    decided: dict[str, ConditionState], workload: dict[str, Any] | None, replicas: int, plan_only: bool = False
 ) -> dict[str, ConditionState]:
-    """Every condition of a ModelDeployment: the decision's, its workload's unless the decision settled Ready
-    (PlanOnly), and the kstatus summary of both."""
+    """Every condition of a ModelDeployment: the decision's, its workload's, and the kstatus summary of both.
+
+    A PlanOnly deployment with no workload is Ready as soon as it is planned: there is nothing to roll out. One
+    switched to PlanOnly while serving keeps reporting the workload it left running.
+    """
     conditions = dict(decided)
     if READY not in conditions:
         planned = conditions.get(PLANNED)
-        if workload is None and planned is not None and planned.status == "False":
+        if workload is None and plan_only:
+            serving = {READY: ConditionState("True", "PlanOnly", "mode PlanOnly: planned, no serving objects created")}
+        elif workload is None and planned is not None and planned.status == "False":
             # Never planned (or its workload is gone): nothing rolls out until the spec or the cluster changes.
             idle = ConditionState("False", "NotPlanned", "nothing is serving: no plan yet, see the Planned condition")
             serving = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", "AsExpected")}

@@ -16,7 +16,7 @@ from modelplane.api.errors import InvalidObjectError
 from modelplane.api.model_deployment import Mode, ModelDeployment
 from modelplane.api.plan import Plan, PlanResult
 from modelplane.catalog.errors import CatalogError
-from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, READY, ConditionState
+from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, ConditionState
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.service import plan_deployment
 from modelplane.render.context import plan_hash
@@ -24,6 +24,7 @@ from modelplane.render.engine import render_deployment
 from modelplane.render.errors import RenderError
 
 REPLAN_ANNOTATION = "modelplane.dev/replan"
+REPLANNED = "Replanned"
 MAX_MESSAGE = 4000
 
 
@@ -36,9 +37,15 @@ class Decision:
     objects: list[dict[str, Any]] | None
     plan: Plan | None
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    plan_only: bool = False
 
     @property
     def reservation(self) -> tuple[str, int] | None:
+        """The GPUs the children about to be applied hold; None when the decision applies nothing.
+
+        A decision that leaves the children alone (objects None) changes no reservation: whatever already
+        runs keeps its GPUs, so an infeasible edit or a switch to PlanOnly cannot free GPUs that are in use.
+        """
         if self.plan is None or self.objects is None:
             return None
         return self.plan.pool, self.plan.gpus_per_replica * self.plan.replicas
@@ -124,8 +131,9 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
         plan = result.plan
         conditions[PLANNED] = ConditionState("True", "Planned", _describe(plan))
         conditions[PLAN_OUTDATED] = ConditionState("False", "PlanCurrent", "the pinned plan is still the best")
-        if current.get("plan"):
-            events.append(("Normal", "Replanned", _describe(plan)))
+        previous = Plan.model_validate(current["plan"]) if current.get("plan") else None
+        if previous is not None and _shape(previous) != _shape(plan):
+            events.append(("Normal", REPLANNED, f"from {_describe(previous)} to {_describe(plan)}"))
     else:
         reason = result.reasons[0].code.value if result.reasons else "Infeasible"
         message = _infeasible_message(result)
@@ -139,8 +147,12 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
         status["rejected"] = rejected_pools(result)
 
     if deployment.spec.mode is Mode.PLAN_ONLY:
-        conditions[READY] = ConditionState("True", "PlanOnly", "mode PlanOnly: planned, no serving objects created")
-        return Decision(status, conditions, [], plan, events)
+        # Nothing is created, and nothing that already serves is touched: switching a running deployment to
+        # PlanOnly to review an edit must not take its servers down.
+        planned = conditions[PLANNED]
+        conditions[PLANNED] = ConditionState(planned.status, planned.reason,
+                                             f"{planned.message}; mode PlanOnly: not applied")  # fmt: skip
+        return Decision(status, conditions, None, plan, events, plan_only=True)
     try:
         objects = render_deployment(deployment, plan)
     except (RenderError, CatalogError) as error:

@@ -29,6 +29,7 @@ from modelplane.operator.pools import (
     offers_for_deployment,
     pod_record,
     pool_states,
+    requests_gpus,
 )
 from modelplane.operator.reconcile import Decisions, KeyedLocks, Reservations, Tombstones, reconcile
 from modelplane.operator.settings import configure
@@ -37,7 +38,7 @@ from modelplane.planning.inventory import PoolOffer, offer_from_pool
 LOGGER = logging.getLogger("modelplane.pools")
 CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "modelplane"}
 DEPLOYMENT_LABEL = "modelplane.dev/deployment"
-POOL_STATUS_INTERVAL_SECONDS = 20
+POOL_STATUS_DELAY_SECONDS = 2
 MAX_RETRY_SECONDS = 60
 REEVALUATION_DELAY_SECONDS = 2
 GONE_STATUSES = (404, 410)
@@ -50,6 +51,7 @@ class Shared:
 
     seeded: bool = False
     reevaluation_pending: bool = False
+    pool_status_pending: bool = False
     cluster: "Cluster | None" = None
 
 
@@ -98,8 +100,6 @@ def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     memo.shared = Shared()
     memo.deleted_uids = Tombstones()
     memo.written = {}
-    memo.stopped = threading.Event()
-    threading.Thread(target=pool_status_loop, args=(memo, memo.stopped), name="pool-status", daemon=True).start()
     try:
         metrics.serve(lambda: _metrics_view(memo.shared))
     except ValueError as error:
@@ -115,7 +115,6 @@ def _metrics_view(shared: Shared) -> metrics.ClusterView | None:
 
 @kopf.on.cleanup()
 def cleanup(memo: Any, **_: Any) -> None:
-    memo.stopped.set()
     memo.api.close()
 
 
@@ -232,8 +231,23 @@ def _schedule_reevaluation(memo: Any, cluster: Cluster, logger: Any) -> None:
 def gpu_node_pool_event(type: str, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
     """New or changed pools can make a better plan possible (initial listing excluded)."""
     memo.shared.cluster = Cluster.of(kwargs)
+    _schedule_pool_status(memo)
     if type in ("ADDED", "MODIFIED", "DELETED") and memo.shared.seeded:
         _schedule_reevaluation(memo, memo.shared.cluster, logger)
+
+
+@kopf.on.event("", "v1", "nodes")
+def node_event(memo: Any, **kwargs: Any) -> None:
+    """A node joined, left or changed: the pools' status follows."""
+    memo.shared.cluster = Cluster.of(kwargs)
+    _schedule_pool_status(memo)
+
+
+@kopf.on.event("", "v1", "pods", when=lambda body, **_: requests_gpus(body) > 0)
+def gpu_pod_event(memo: Any, **kwargs: Any) -> None:
+    """A GPU pod was scheduled, finished or went away: the pools' free GPUs follow."""
+    memo.shared.cluster = Cluster.of(kwargs)
+    _schedule_pool_status(memo)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
@@ -280,36 +294,53 @@ for _group, _version, _plural in (
     kopf.on.event(_group, _version, _plural, labels=CHILD_SELECTOR, id=f"child-{_plural}")(child_event)
 
 
-def pool_status_loop(memo: Any, stopped: threading.Event) -> None:
-    """GPUNodePool status every few seconds: its nodes and free GPUs (allocatable minus requested by pods).
+def _schedule_pool_status(memo: Any) -> None:
+    """Write the pools' status shortly, once for a burst of changes.
 
-    A plain thread rather than a kopf timer: kopf guards timers with a finalizer on every pool, which
-    would be a write (and a permission) the operator does not otherwise need.
+    Driven by events rather than a clock: under peering, kopf stops delivering events to a paused replica,
+    whose indexes then go stale, so only the replica that acts ever writes pool status.
     """
-    while not stopped.wait(POOL_STATUS_INTERVAL_SECONDS):
-        cluster: Cluster | None = memo.shared.cluster
-        if cluster is None:
+    with memo.retry_lock:
+        if memo.shared.pool_status_pending:
+            return
+        memo.shared.pool_status_pending = True
+    timer = threading.Timer(POOL_STATUS_DELAY_SECONDS, write_pool_status, args=(memo,))
+    timer.daemon = True
+    timer.start()
+
+
+def write_pool_status(memo: Any) -> None:
+    """GPUNodePool status: its nodes and free GPUs (allocatable minus requested by pods); a failed write retries.
+
+    Written by the operator itself rather than from a kopf timer: kopf guards timers with a finalizer on every
+    pool, which would be a write (and a permission) the operator does not otherwise need.
+    """
+    with memo.retry_lock:
+        memo.shared.pool_status_pending = False
+    cluster: Cluster | None = memo.shared.cluster
+    if cluster is None:
+        return
+    states = cluster.pool_states(LOGGER)
+    for body in _values(cluster.gpu_pools):
+        name = body["metadata"]["name"]
+        state = states.get(name)
+        if state is None:
             continue
-        states = cluster.pool_states(LOGGER)
-        for body in _values(cluster.gpu_pools):
-            name = body["metadata"]["name"]
-            state = states.get(name)
-            if state is None:
-                continue
-            wanted: dict[str, Any] = {
-                "observedGeneration": int(body["metadata"].get("generation") or 0),
-                "readyNodes": sum(1 for node in state.nodes if node.ready),
-                "totalGpus": state.allocatable,
-                "freeGpus": max(0, state.allocatable - state.requested),
-                "nodes": [
-                    {"name": node.name, "allocatableGpus": node.allocatable_gpus,
-                     "requestedGpus": state.requested_by_node.get(node.name, 0)}
-                    for node in state.nodes
-                ],
-            }  # fmt: skip
-            if is_subset(wanted, dict(body.get("status") or {})):
-                continue
-            try:
-                patch_status(memo.api, "gpunodepools", None, name, wanted)
-            except KubeError as error:
-                LOGGER.warning(f"could not update the status of pool {name}: {error}")
+        wanted: dict[str, Any] = {
+            "observedGeneration": int(body["metadata"].get("generation") or 0),
+            "readyNodes": sum(1 for node in state.nodes if node.ready),
+            "totalGpus": state.allocatable,
+            "freeGpus": max(0, state.allocatable - state.requested),
+            "nodes": [
+                {"name": node.name, "allocatableGpus": node.allocatable_gpus,
+                 "requestedGpus": state.requested_by_node.get(node.name, 0)}
+                for node in state.nodes
+            ],
+        }  # fmt: skip
+        if is_subset(wanted, dict(body.get("status") or {})):
+            continue
+        try:
+            patch_status(memo.api, "gpunodepools", None, name, wanted)
+        except KubeError as error:
+            LOGGER.warning(f"could not update the status of pool {name}: {error}; retrying")
+            _schedule_pool_status(memo)

@@ -1,9 +1,9 @@
 """Pool inventory from cluster state: GPUNodePools, the Nodes' GPU labels, and GPUs already in use.
 
 Pure functions over plain records, so the accounting is unit-tested without a cluster. Planning
-capacity subtracts GPUs held by pods modelplane does not manage and the reservations of other
+capacity subtracts GPUs held by pods modelplane does not manage, the reservations of other
 ModelDeployments' plans (known the moment a plan is chosen, before any pod exists), so a burst
-of new deployments cannot overbook a pool.
+of new deployments cannot overbook a pool, and the pods of deployments that hold no reservation.
 """
 
 from collections.abc import Iterable, Mapping
@@ -45,6 +45,8 @@ class PoolState:
     nodes: list[NodeRecord] = field(default_factory=list)
     requested_by_node: dict[str, int] = field(default_factory=dict)
     foreign_gpus: int = 0
+    managed_gpus: dict[str, int] = field(default_factory=dict)
+    """GPUs of modelplane's own pods on the pool, per owning ModelDeployment (`namespace/name`)."""
     declared_available: int | None = None
 
     @property
@@ -72,17 +74,23 @@ def node_record(node: Mapping[str, Any]) -> NodeRecord:
     return NodeRecord(metadata.get("name", ""), dict(metadata.get("labels") or {}), gpus, ready, taints)
 
 
+def requests_gpus(pod: Mapping[str, Any]) -> int:
+    """GPUs a pod's containers request, whatever its phase."""
+    gpus = 0
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        requests = {**((container.get("resources") or {}).get("limits") or {}),
+                    **((container.get("resources") or {}).get("requests") or {})}  # fmt: skip
+        gpus += sum(int(requests.get(resource, 0) or 0) for resource in GPU_RESOURCES)
+    return gpus
+
+
 def pod_record(pod: Mapping[str, Any]) -> PodRecord | None:
     """A scheduled, unfinished pod's GPU request; None for pods that hold no GPU."""
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     node = spec.get("nodeName")
     if not node or status.get("phase") in ("Succeeded", "Failed"):
         return None
-    gpus = 0
-    for container in spec.get("containers") or []:
-        requests = {**((container.get("resources") or {}).get("limits") or {}),
-                    **((container.get("resources") or {}).get("requests") or {})}  # fmt: skip
-        gpus += sum(int(requests.get(resource, 0) or 0) for resource in GPU_RESOURCES)
+    gpus = requests_gpus(pod)
     if not gpus:
         return None
     metadata = pod.get("metadata") or {}
@@ -150,17 +158,28 @@ def pool_states(
         state.requested_by_node[pod.node] = state.requested_by_node.get(pod.node, 0) + pod.gpus
         if pod.deployment is None:
             state.foreign_gpus += pod.gpus
+        else:
+            state.managed_gpus[pod.deployment] = state.managed_gpus.get(pod.deployment, 0) + pod.gpus
     return states
 
 
 def offers_for_deployment(
     states: Mapping[str, PoolState], reservations: Mapping[str, tuple[str, int]], deployment: str
 ) -> list[PoolOffer]:
-    """Offers with free GPUs = capacity minus every other deployment's reservation on the pool."""
+    """Offers with free GPUs = capacity minus every other deployment's reservation on the pool.
+
+    Pods of a deployment that holds no reservation still hold their GPUs: after a restart the operator seeds
+    reservations from pinned plans only, so a deployment switched to PlanOnly (its servers left running) would
+    otherwise look free.
+    """
     reserved: dict[str, int] = {}
     for key, (pool, gpus) in reservations.items():
         if key != deployment:
             reserved[pool] = reserved.get(pool, 0) + gpus
+    for name, state in states.items():
+        for owner, gpus in state.managed_gpus.items():
+            if owner != deployment and owner not in reservations:
+                reserved[name] = reserved.get(name, 0) + gpus
     offers = []
     for name, state in sorted(states.items()):
         base = state.offer_base

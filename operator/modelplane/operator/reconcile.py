@@ -19,7 +19,7 @@ from modelplane.operator.conditions import (
     now_rfc3339,
     status_conditions,
 )
-from modelplane.operator.decide import Decision, decide, pinned_fingerprint
+from modelplane.operator.decide import REPLANNED, Decision, decide, pinned_fingerprint
 from modelplane.planning.inventory import PoolOffer
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
@@ -169,14 +169,15 @@ class Decisions:
             self._kept.pop(key, None)
 
 
-def _decide(
+def decide_and_reserve(
     body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]], reservations: Reservations, key: str
 ) -> Decision:
     with reservations.planning:
         started = time.perf_counter()
         decision = decide(body, offers)
         metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
-        reservations.set(key, decision.reservation)
+        if decision.objects is not None:
+            reservations.set(key, decision.reservation)
     return decision
 
 
@@ -195,7 +196,7 @@ def reconcile(
     """
     decision = decisions.get(key, pinned_fingerprint(body)) if reuse else None
     if decision is None:
-        decision = _decide(body, offers, reservations, key)
+        decision = decide_and_reserve(body, offers, reservations, key)
         # The status about to be written pins this plan: keep the decision under that future fingerprint.
         pinned = {**body, "status": {**(body.get("status") or {}), **decision.status}}
         decisions.put(key, pinned_fingerprint(pinned), decision)
@@ -206,7 +207,7 @@ def reconcile(
     else:
         workload = None
     replicas = int((body.get("spec") or {}).get("replicas", 1))
-    conditions = status_conditions(decision.conditions, workload, replicas)
+    conditions = status_conditions(decision.conditions, workload, replicas, decision.plan_only)
     current = body.get("status") or {}
     generation = int(body["metadata"].get("generation") or 0)
     merged = merge_conditions(current.get("conditions") or [], conditions, generation, now_rfc3339())
@@ -220,10 +221,11 @@ def reconcile(
 
 
 def _post_transitions(api: client.ApiClient, body: dict[str, Any], current: dict[str, Any], decision: Decision) -> None:
-    """Events only when the Planned condition changes status or reason (or a re-plan moved the servers)."""
+    """Events only for transitions: the Planned condition changing status or reason, or a re-plan moving the
+    servers (Planned stays True/Planned then, but the decision only carries `Replanned` when the shape moved)."""
     before: dict[str, Any] = next((c for c in current.get("conditions") or [] if c.get("type") == PLANNED), {})
     after = decision.conditions.get(PLANNED, ConditionState("Unknown", "Unknown"))
-    if (before.get("status"), before.get("reason")) == (after.status, after.reason):
-        return
+    planned_changed = (before.get("status"), before.get("reason")) != (after.status, after.reason)
     for event_type, reason, message in decision.events:
-        post_event(api, body, event_type, reason, message)
+        if planned_changed or reason == REPLANNED:
+            post_event(api, body, event_type, reason, message)

@@ -38,7 +38,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.execution.max_workers = HANDLER_WORKERS
     if settings.peering.name == DEFAULT_KOPF_PEERING:
         settings.peering.name = PEERING_NAME
-    settings.peering.mandatory = False
+    # `--peering NAME` makes peering mandatory (kopf: a missing peering object stops the operator rather than
+    # letting every replica act); left as kopf sets it.
     if not settings.peering.standalone and settings.peering.priority == 0:
         # Replicas of one Deployment share their arguments; kopf freezes every operator when peers have the
         # same priority, so each replica draws its own and the highest one acts.
