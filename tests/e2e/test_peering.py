@@ -1,10 +1,20 @@
-"""Two operator replicas with peering (as the chart runs them with replicas > 1): only one acts."""
+"""Two operator replicas with peering (as the chart runs them with replicas > 1): only one acts, and the other
+takes over when it goes away."""
 
 import subprocess
 from pathlib import Path
 
 from tests.e2e.conftest import LocalCluster, kubectl
-from tests.e2e.operator_support import CHART, Cluster, OperatorProcess, model_deployment, running_operator, wait_for
+from tests.e2e.operator_support import (
+    CHART,
+    Cluster,
+    OperatorProcess,
+    chart_rbac,
+    denied_by_the_chart,
+    model_deployment,
+    running_operator,
+    wait_for,
+)
 from tests.tools import helm_binary
 
 
@@ -22,15 +32,30 @@ def test_only_one_of_two_replicas_acts(local_cluster: LocalCluster, kube: Cluste
     for log in logs:
         log.unlink(missing_ok=True)
     try:
-        with running_operator(chart_rbac_kubeconfig, logs[0], ("--peering=modelplane",)), \
-                running_operator(chart_rbac_kubeconfig, logs[1], ("--peering=modelplane",)):  # fmt: skip
+        with running_operator(chart_rbac_kubeconfig, logs[0], ("--peering=modelplane",)) as first, \
+                running_operator(chart_rbac_kubeconfig, logs[1], ("--peering=modelplane",)) as second:  # fmt: skip
             wait_for(lambda: any("Pausing operations in favour of" in log.read_text() for log in logs), 90,
                      "one replica to pause in favour of the other")  # fmt: skip
             kube.create_md(model_deployment("peered", namespace))
             kube.wait_condition(namespace, "peered", "Planned", "True", timeout=90)
-            acted = [log for log in logs if f"[{namespace}/peered] Handler 'model_deployment_event'" in log.read_text()]
-            assert len(acted) == 1, [log.name for log in acted]
-            paused = [log for log in logs if "Pausing operations in favour of" in log.read_text()]
+            acted = [index for index, log in enumerate(logs) if handled(log, namespace, "peered")]
+            assert len(acted) == 1, acted
+            paused = [index for index, log in enumerate(logs) if "Pausing operations in favour of" in log.read_text()]
             assert paused != acted
+            # The acting replica goes away (a rollout, a drained node): the other takes over.
+            active, standby = (first, 1) if acted == [0] else (second, 0)
+            active.terminate()
+            active.wait(timeout=30)
+            kube.create_md(model_deployment("taken-over", namespace))
+            kube.wait_condition(namespace, "taken-over", "Planned", "True", timeout=120)
+            assert handled(logs[standby], namespace, "taken-over")
     finally:
         operator.start()
+    rules = next(d for d in chart_rbac() if d["kind"] == "ClusterRole")["rules"]
+    denied = [line for log in logs for line in log.read_text().splitlines()
+              if "forbidden: User" in line and denied_by_the_chart(line, rules)]  # fmt: skip
+    assert not denied, f"the chart's RBAC denied a peered replica: {denied[:3]}"
+
+
+def handled(log: Path, namespace: str, name: str) -> bool:
+    return f"[{namespace}/{name}] Handler 'model_deployment_event'" in log.read_text()
