@@ -8,11 +8,25 @@ STATE=${MODELPLANE_CLUSTER_DIR:-/tmp/modelplane-cluster}
 OPERATOR_PID=$STATE/pids/operator.pid
 OPERATOR_LOG=$STATE/logs/operator.log
 
+# The pid file names our operator only while that process runs modelplane.operator with its stdout on our log
+# file; a reused pid belongs to someone else and must not be signalled.
+operator_running() {
+  local pid; pid=$(cat "$OPERATOR_PID" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ && /proc/$pid/fd/1 -ef $OPERATOR_LOG ]] \
+    && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- '-m modelplane.operator '
+}
+
 down() {
-  if [[ -f $OPERATOR_PID ]]; then
-    kill "$(cat "$OPERATOR_PID")" 2>/dev/null || true
-    rm -f "$OPERATOR_PID"
+  if operator_running; then
+    local pid; pid=$(cat "$OPERATOR_PID")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do operator_running || break; sleep 0.2; done
+    if operator_running; then
+      echo "operator (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
+      kill -9 "$pid" 2>/dev/null || true
+    fi
   fi
+  rm -f "$OPERATOR_PID"
   hack/cluster/cluster.sh down
 }
 
@@ -31,7 +45,7 @@ for namespace in $(grep -h '^  namespace:' examples/deployments/*.yaml | awk '{p
   kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 done
 
-if [[ ! -f $OPERATOR_PID ]] || ! kill -0 "$(cat "$OPERATOR_PID")" 2>/dev/null; then
+if ! operator_running; then
   mkdir -p "$(dirname "$OPERATOR_PID")" "$(dirname "$OPERATOR_LOG")"
   MODELPLANE_METRICS_PORT=19090 nohup "$VENV/bin/python" -m modelplane.operator --all-namespaces --standalone \
     --liveness=http://127.0.0.1:18080/healthz >"$OPERATOR_LOG" 2>&1 &

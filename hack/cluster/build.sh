@@ -2,8 +2,10 @@
 # Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm from source through the
 # Go module proxy into a cache outside the repository, keyed by version. A warm cache builds nothing.
 # Every step builds into a temporary directory and renames it into place, so an interrupted build leaves
-# nothing that looks finished.
+# nothing that looks finished; the next build removes such leftovers.
 set -euo pipefail
+# Command substitutions otherwise run with errexit off, so a failing step inside one would go unnoticed.
+shopt -s inherit_errexit
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$HERE/versions.env"
@@ -17,6 +19,16 @@ HELM_BIN=$CACHE/bin/helm-$HELM_VERSION
 MINOR=${KUBERNETES_VERSION#v1.}; MINOR=${MINOR%%.*}
 
 log() { echo "[build] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Temporary directories are "<final name>.partial-XXXXXX" so that a stale one is recognisable (see below).
+new_tmp() { mktemp -d "$1.partial-XXXXXX"; }
+
+# The staging modules are published as v0.X.Y for Kubernetes v1.X.Y; the wrapper's name carries only the
+# Kubernetes version, so any other pairing would be a cache entry under the wrong key.
+[[ $STAGING_VERSION == "v0.${KUBERNETES_VERSION#v1.}" ]] \
+  || die "versions.env: STAGING_VERSION=$STAGING_VERSION does not match KUBERNETES_VERSION=$KUBERNETES_VERSION" \
+    "(expected v0.${KUBERNETES_VERSION#v1.})"
 
 stamp_flags() {
   # Unstamped binaries report v0.0.0 and tools that parse --version (kwokctl, kubectl skew checks) misbehave.
@@ -33,22 +45,33 @@ stamp_flags() {
 # publish TMPDIR DIR: make a finished build visible in one rename.
 publish() { chmod 755 "$1"; rm -rf "$2"; mv "$1" "$2"; }
 
+# wrapper_module: set WRAPPER to the module that builds the Kubernetes binaries and etcd, creating it if needed.
+# Called directly, never in $(...), so that any failure stops the build here. The module's requirements fix
+# the versions of everything built from it, so its name carries each pinned version it resolves: changing
+# ETCD_VERSION alone makes a new wrapper instead of rebuilding the old etcd under the new version's name.
 wrapper_module() {
+  WRAPPER=$CACHE/src/kubernetes-$KUBERNETES_VERSION-etcd-$ETCD_VERSION
+  [[ -f $WRAPPER/go.sum ]] && return
+  log "wrapper module $WRAPPER"
+  local tmp; tmp=$(new_tmp "$WRAPPER")
   # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging paths, which do
   # not apply to a dependency: pin each one to the published tag of the same patch release instead. The list
   # is read from that release's own go.mod, so it follows the release (it drifts between minors).
-  local src=$CACHE/src/kubernetes-$KUBERNETES_VERSION
-  [[ -f $src/go.sum ]] && { echo "$src"; return; }
-  local tmp; tmp=$(mktemp -d "$src.XXXX")
+  local json gomod modules
+  json=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION") \
+    || die "go mod download k8s.io/kubernetes@$KUBERNETES_VERSION failed: $json"
+  gomod=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])' <<<"$json") \
+    || die "no GoMod in go mod download's answer for k8s.io/kubernetes@$KUBERNETES_VERSION"
+  [[ -f $gomod ]] || die "k8s.io/kubernetes@$KUBERNETES_VERSION go.mod not found at $gomod"
+  modules=$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod")
+  [[ -n $modules ]] || die "no k8s.io/* v0.0.0 requirements in $gomod: the staging layout changed"
   (
     cd "$tmp"
-    go mod init local.invalid/modelplane-k8sbins 2>/dev/null
-    go mod edit -go=1.24.0
-    local gomod
-    gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-    for module in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod"); do
-      go mod edit -replace="$module=$module@$STAGING_VERSION"
+    go mod init local.invalid/modelplane-k8sbins 2>/dev/null || die "go mod init failed in $tmp"
+    go mod edit -go=1.24.0 || die "go mod edit -go failed in $tmp"
+    local module
+    for module in $modules; do
+      go mod edit -replace="$module=$module@$STAGING_VERSION" || die "go mod edit -replace $module failed"
     done
     cat >tools.go <<'EOT'
 //go:build tools
@@ -63,18 +86,20 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 )
 EOT
-    go get "k8s.io/kubernetes@$KUBERNETES_VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    go get "k8s.io/kubernetes@$KUBERNETES_VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2 \
+      || die "go get k8s.io/kubernetes@$KUBERNETES_VERSION go.etcd.io/etcd/server/v3@$ETCD_VERSION failed in $tmp"
+    [[ -s go.sum ]] || die "go get left no go.sum in $tmp"
   )
-  publish "$tmp" "$src"
-  echo "$src"
+  publish "$tmp" "$WRAPPER"
 }
 
 build_kubernetes() {
   [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/kube-controller-manager && -x $K8S_BIN/kube-scheduler ]] && return
   log "kubernetes $KUBERNETES_VERSION"
-  local src; src=$(wrapper_module)
-  local out; out=$(mktemp -d "$K8S_BIN.XXXX")
-  (cd "$src" && go build -trimpath -tags=selinux,notest -ldflags "$(stamp_flags)" -o "$out/" \
+  wrapper_module
+  local out; out=$(new_tmp "$K8S_BIN")
+  local flags; flags=$(stamp_flags)
+  (cd "$WRAPPER" && go build -trimpath -tags=selinux,notest -ldflags "$flags" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler)
   publish "$out" "$K8S_BIN"
@@ -83,9 +108,9 @@ build_kubernetes() {
 build_etcd() {
   [[ -x $ETCD_BIN/etcd ]] && return
   log "etcd $ETCD_VERSION"
-  local src; src=$(wrapper_module)
-  local out; out=$(mktemp -d "$ETCD_BIN.XXXX")
-  (cd "$src" && go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
+  wrapper_module
+  local out; out=$(new_tmp "$ETCD_BIN")
+  (cd "$WRAPPER" && go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" \
     -o "$out/etcd" go.etcd.io/etcd/server/v3)
   publish "$out" "$ETCD_BIN"
 }
@@ -93,7 +118,7 @@ build_etcd() {
 build_kwok() {
   [[ -x $KWOK_BIN/kwok ]] && return
   log "kwok $KWOK_VERSION"
-  local out; out=$(mktemp -d "$KWOK_BIN.XXXX")
+  local out; out=$(new_tmp "$KWOK_BIN")
   GOBIN=$out go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   publish "$out" "$KWOK_BIN"
 }
@@ -106,15 +131,34 @@ build_helm() {
   for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$MINOR"
   done
-  local out; out=$(mktemp -d "$HELM_BIN.XXXX")
+  local out; out=$(new_tmp "$HELM_BIN")
   GOBIN=$out go install -trimpath -ldflags "$flags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   publish "$out" "$HELM_BIN"
 }
 
+# clean_stale_tmp: remove what interrupted builds left. Only under the build lock, so no build is using them,
+# and only names our mktemp templates produce: "<name>.partial-XXXXXX", and the earlier "<name>-vX.Y.Z.XXXX".
+clean_stale_tmp() {
+  local dir
+  for dir in "$CACHE"/bin/* "$CACHE"/src/*; do
+    [[ -d $dir && ! -L $dir ]] || continue
+    if [[ ${dir##*/} =~ \.partial-[A-Za-z0-9]{6}$ || ${dir##*/} =~ ^[a-z0-9-]+-v[0-9]+\.[0-9]+\.[0-9]+\.[A-Za-z0-9]{4}$ ]]; then
+      log "removing $dir (left by an interrupted build)"
+      rm -rf "$dir"
+    fi
+  done
+}
+
+report_failure() {
+  local rc=$?
+  ((rc == 0)) || log "build failed (exit $rc); nothing unfinished was published under $CACHE"
+}
+trap report_failure EXIT
 mkdir -p "$CACHE/bin" "$CACHE/src"
 # One build at a time: a second caller (a test needing helm while `up` builds) waits, then finds it built.
 exec 9>"$CACHE/.build.lock"
 flock 9
+clean_stale_tmp
 build_kubernetes
 build_etcd
 build_kwok

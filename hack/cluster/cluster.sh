@@ -2,7 +2,7 @@
 # A real local Kubernetes control plane with simulated GPU nodes, as plain processes on 127.0.0.1.
 #   cluster.sh build    build (or reuse) the pinned binaries           (see build.sh)
 #   cluster.sh up       PKI, etcd, kube-apiserver, controller-manager, scheduler, kwok, GPU nodes
-#   cluster.sh down     stop exactly the processes `up` started, remove the state directory
+#   cluster.sh down     stop exactly the processes `up` started (see ours), remove the state directory
 #   cluster.sh status   exit 0 when every component runs and /readyz is ok
 #   cluster.sh env      print `export KUBECONFIG=...`
 #   cluster.sh restart-control-plane   stop and start kube-apiserver and etcd (fault-injection tests)
@@ -30,18 +30,67 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 log() { echo "[cluster] $*" >&2; }
 
-# A pid file only counts while its process still belongs to this cluster: its command line or environment
-# names the state directory. A stale pid file whose number was reused by another process is ignored.
-ours() {
-  local pid=$1
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$DIR/" \
-    || tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qF "$DIR/"
+# A pid file only counts while its process is one this cluster started, so a stale pid file whose number was
+# reused is never trusted or killed. A component must run one of our cached binaries ($CACHE/bin/*/NAME,
+# whatever version; a version bump while up must still let `down` stop the old one) with arguments naming
+# the state directory. Anything else started against the cluster (the demo's operator) must have its stdout
+# on $DIR/logs/NAME.log, which only a process launched by us has. The environment is not evidence: a user's
+# shell with KUBECONFIG=$DIR/kubeconfig would match it.
+ours() {  # ours NAME PID
+  local name=$1 pid=$2 args=()
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+  mapfile -d '' -t args 2>/dev/null <"/proc/$pid/cmdline" || return 1
+  ((${#args[@]} > 0)) || return 1
+  if [[ " ${COMPONENTS[*]} " == *" $name "* ]]; then
+    [[ ${args[0]} == "$CACHE"/bin/*/"$name" ]] || return 1
+    local arg
+    for arg in "${args[@]:1}"; do [[ $arg == *"$DIR/"* ]] && return 0; done
+    return 1
+  fi
+  [[ /proc/$pid/fd/1 -ef $DIR/logs/$name.log ]]
+}
+
+alive() {  # the process exists and is not a zombie waiting to be reaped
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
 }
 
 running() {
   local pidfile=$DIR/pids/$1.pid
-  [[ -f $pidfile ]] && ours "$(cat "$pidfile")"
+  [[ -f $pidfile ]] && ours "$1" "$(cat "$pidfile")"
+}
+
+# stop NAME [SECONDS]: stop the process of NAME's pid file if it is ours: SIGTERM, then SIGKILL after SECONDS
+# (default 10) if it is still ours; every wait is bounded. Fails with a message when it will not go away.
+stop() {
+  local name=$1 grace=${2:-10} pidfile=$DIR/pids/$1.pid
+  [[ -f $pidfile ]] || return 0
+  local pid; pid=$(cat "$pidfile")
+  if ours "$name" "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    # Re-checked before SIGKILL: the pid may have exited and been reused while we waited.
+    if ! wait_gone "$pid" "$grace" && ours "$name" "$pid"; then
+      log "$name (pid $pid) ignored SIGTERM for ${grace} s; sending SIGKILL"
+      kill -9 "$pid" 2>/dev/null || true
+      if ! wait_gone "$pid" 10; then
+        log "$name (pid $pid) still runs 10 s after SIGKILL; pid file kept in $DIR/pids"
+        return 1
+      fi
+    fi
+  elif [[ $pid =~ ^[0-9]+$ ]] && alive "$pid"; then
+    log "pid $pid of $pidfile is not a process this cluster started; left alone"
+  fi
+  rm -f "$pidfile"
+}
+
+wait_gone() {  # wait_gone PID SECONDS
+  local deadline=$((SECONDS + $2))
+  while alive "$1"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
 }
 
 listening() {  # something accepts connections on 127.0.0.1:PORT
@@ -159,9 +208,9 @@ start_apiserver() {
 restart_control_plane() {
   # Fault injection for tests: kube-apiserver and etcd go away and come back; everything else keeps running.
   for component in kube-apiserver etcd; do
-    local pid; pid=$(cat "$DIR/pids/$component.pid")
-    kill "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    running "$component" || { log "$component is not running from $DIR; run up first"; return 1; }
+    # etcd and the API server get longer to shut down cleanly: the test wants a restart, not a crash.
+    stop "$component" 30
   done
   start_etcd
   wait_until 30 etcd curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
@@ -214,7 +263,7 @@ up() {
 }
 
 stop_processes() {
-  local reversed=()
+  local reversed=() failed=0
   # Anything else started against this cluster (the demo's operator) first, then the components in reverse.
   for pidfile in "$DIR"/pids/*.pid; do
     local name; name=$(basename "$pidfile" .pid)
@@ -222,19 +271,14 @@ stop_processes() {
   done
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do reversed+=("${COMPONENTS[i]}"); done
   for component in "${reversed[@]}"; do
-    local pidfile=$DIR/pids/$component.pid
-    [[ -f $pidfile ]] || continue
-    local pid; pid=$(cat "$pidfile")
-    if ours "$pid" && kill "$pid" 2>/dev/null; then
-      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$pidfile"
+    stop "$component" || failed=1
   done
+  return "$failed"
 }
 
 down() {
-  stop_processes
+  # Keep the state directory (pid files, logs) when a process would not stop, so it can still be found.
+  stop_processes || { log "down: some processes did not stop; $DIR kept"; return 1; }
   rm -rf "$DIR"
   log "down"
 }

@@ -10,6 +10,7 @@ import yaml
 from kubernetes import client
 
 from modelplane.catalog.gpus import get_gpu
+from modelplane.operator.pools import POOL_LABEL
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.engine import render_deployment
 from tests.e2e.conftest import POOLS_FILE, LocalCluster, kubectl
@@ -55,18 +56,23 @@ def gpu_deployment(name: str, gpus: int, selector: dict[str, str] = H100_SELECTO
 def test_every_pool_has_ready_nodes_labelled_from_the_catalog(kube: Cluster, pool: dict[str, Any]) -> None:
     spec = pool["spec"]
     gpu = get_gpu(spec["gpu"])
-    selector = ",".join(f"{key}={value}" for key, value in spec["nodeSelector"].items())
-    nodes = kube.core.list_node(label_selector=selector).items
+    gpus = str(spec["gpusPerNode"])
+    nodes = kube.core.list_node(label_selector=f"{POOL_LABEL}={pool['metadata']['name']}").items
     assert len(nodes) == spec["nodes"]
     for node in nodes:
         labels = node.metadata.labels
-        assert node.status.allocatable[gpu.resource_name] == str(spec["gpusPerNode"])
+        assert spec.get("nodeSelector", {}).items() <= labels.items()
+        assert node.status.allocatable[gpu.resource_name] == gpus
+        assert node.status.capacity[gpu.resource_name] == gpus
         assert [(t.key, t.effect) for t in node.spec.taints] == [(gpu.resource_name, "NoSchedule")]
         assert {t["key"] for t in spec["tolerations"]} == {gpu.resource_name}
         if gpu.vendor == "amd":
-            assert labels["amd.com/gpu.product-name"] == gpu.product_labels[0]
+            product = gpu.product_labels[0]
+            assert labels["amd.com/gpu.product-name"] == labels["beta.amd.com/gpu.product-name"] == product
+            assert labels[f"beta.amd.com/gpu.product-name.{product}"] == gpus
         else:
             assert labels["nvidia.com/gpu.product"] == gpu.product_labels[0]
+            assert labels["nvidia.com/gpu.count"] == gpus
             assert int(labels["nvidia.com/gpu.memory"]) * 1024 * 1024 == gpu.memory_bytes
         assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
 
