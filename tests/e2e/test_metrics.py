@@ -17,11 +17,17 @@ def test_metrics_report_plans_conditions_and_gpus(kube: Cluster, namespace: str,
     kube.create_md(model_deployment("metered", namespace))
     md = kube.wait_condition(namespace, "metered", "Ready", "True", timeout=120)
     plan = md["status"]["plan"]
-    found = scrape(operator)
+    ready = ("modelplane_modeldeployments", frozenset({("condition", "Ready"), ("status", "True")}))
+    # The gauge reads the operator's watch of ModelDeployments, which sees the Ready status a moment after the
+    # API server does.
+
+    def counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        found = scrape(operator)
+        return found if found.get(ready, 0) >= 1 else None
+
+    found = wait_for(counted, 30, "the Ready deployment to show in modelplane_modeldeployments")
     assert found[("modelplane_plans_total", frozenset({("outcome", "Planned")}))] >= 1
     assert found[("modelplane_plan_duration_seconds_count", frozenset())] >= 1
-    ready = ("modelplane_modeldeployments", frozenset({("condition", "Ready"), ("status", "True")}))
-    assert found[ready] >= 1
     planned = ("modelplane_planned_gpus", frozenset({("pool", plan["pool"]), ("location", plan["location"])}))
     assert found[planned] >= plan["gpusPerReplica"] * plan["replicas"]
 
@@ -30,5 +36,5 @@ def test_metrics_report_plans_conditions_and_gpus(kube: Cluster, namespace: str,
         free = ("modelplane_pool_free_gpus", frozenset({("pool", plan["pool"]), ("location", plan["location"])}))
         return scrape(operator).get(free) == (pool.get("status") or {}).get("freeGpus")
 
-    # The pool's status is written every few seconds from the same state the gauge reads at scrape time.
+    # The pool's status is written within seconds of a change, from the same state the gauge reads at scrape time.
     wait_for(free_gpus_agree, 60, "modelplane_pool_free_gpus to equal the GPUNodePool's status.freeGpus")

@@ -134,14 +134,20 @@ def gpu_pools(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]
     return {name: dict(body)}
 
 
+# The node and pod indexes also schedule the pools' status write. They run for every event of every node and
+# pod, and only while this replica acts (kopf stops the watch streams of a paused peer); a handler per event
+# would do the same at the cost of a log line per pod event.
 @kopf.index("", "v1", "nodes")
-def gpu_nodes(body: kopf.Body, **_: Any) -> dict[str, NodeRecord] | None:
+def gpu_nodes(body: kopf.Body, memo: Any, **_: Any) -> dict[str, NodeRecord] | None:
+    _schedule_pool_status(memo)
     record = node_record(body)
     return {record.name: record} if record.allocatable_gpus else None
 
 
 @kopf.index("", "v1", "pods")
-def gpu_pods(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, PodRecord] | None:
+def gpu_pods(namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> dict[str, PodRecord] | None:
+    if requests_gpus(body):
+        _schedule_pool_status(memo)
     record = pod_record(body)
     return {f"{namespace}/{name}": record} if record else None
 
@@ -234,20 +240,6 @@ def gpu_node_pool_event(type: str, memo: Any, logger: kopf.Logger, **kwargs: Any
     _schedule_pool_status(memo)
     if type in ("ADDED", "MODIFIED", "DELETED") and memo.shared.seeded:
         _schedule_reevaluation(memo, memo.shared.cluster, logger)
-
-
-@kopf.on.event("", "v1", "nodes")
-def node_event(memo: Any, **kwargs: Any) -> None:
-    """A node joined, left or changed: the pools' status follows."""
-    memo.shared.cluster = Cluster.of(kwargs)
-    _schedule_pool_status(memo)
-
-
-@kopf.on.event("", "v1", "pods", when=lambda body, **_: requests_gpus(body) > 0)
-def gpu_pod_event(memo: Any, **kwargs: Any) -> None:
-    """A GPU pod was scheduled, finished or went away: the pools' free GPUs follow."""
-    memo.shared.cluster = Cluster.of(kwargs)
-    _schedule_pool_status(memo)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
