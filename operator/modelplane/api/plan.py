@@ -5,6 +5,7 @@ Kubernetes status without floats.
 """
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -75,6 +76,21 @@ class Plan(WireModel):
     tolerations: list[Toleration] = Field(default_factory=list, description="The pool's tolerations.")
     memory: MemoryBreakdown
     estimates: Estimates
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What to know about how the runtime serves this plan, e.g. fp8 run weight-only below Ada.",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """Without `notes` when there are none, so a plan's wire form (and the hash of it that rolls the
+        serving pods) is what it was before notes existed; `PlanResult.to_wire` always prints the key."""
+        wire = super().to_wire()
+        if not self.notes:
+            wire.pop("notes", None)
+        return wire
+
+
+ESTIMATE_COSTS = ("costPerHour", "costPerMillionTokens")
 
 
 class Candidate(WireModel):
@@ -100,10 +116,20 @@ class PlanResult(WireModel):
     suggestions: list[str] = Field(default_factory=list, description="What would make it fit.")
     candidates: list[Candidate]
 
-    def to_wire(self) -> dict[str, object]:
-        """Keep `plan: null` in the output: consumers test for it."""
+    def to_wire(self) -> dict[str, Any]:
+        """The `plan -o json` contract: every documented key present, null when there is no value.
+
+        `plan: null` when infeasible; `estimates.costPerHour` and `costPerMillionTokens` null for a pool
+        without a price (in the plan and in every candidate); `plan.notes` an empty list when there are none.
+        """
         wire = super().to_wire()
-        wire.setdefault("plan", None)
+        plan = wire.setdefault("plan", None)
+        if plan is not None:
+            plan.setdefault("notes", [])
+            _null_costs(plan["estimates"])
+        for candidate in wire.get("candidates", ()):
+            if "estimates" in candidate:
+                _null_costs(candidate["estimates"])
         return wire
 
     def rejected_pools(self) -> dict[str, list[str]]:
@@ -114,6 +140,11 @@ class PlanResult(WireModel):
             if candidate.pool not in feasible:
                 codes.setdefault(candidate.pool, set()).update(reason.code.value for reason in candidate.reasons)
         return {pool: sorted(found) for pool, found in sorted(codes.items())}
+
+
+def _null_costs(estimates: dict[str, Any]) -> None:
+    for key in ESTIMATE_COSTS:
+        estimates.setdefault(key, None)
 
 
 class ModelEstimate(WireModel):

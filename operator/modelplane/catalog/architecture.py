@@ -6,7 +6,7 @@ n_routed_experts); this module maps them once so the planner never looks at raw 
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelplane.catalog.errors import CatalogError
 
@@ -65,12 +65,21 @@ class Architecture:
     quant_bits: int | None
     quant_group_size: int | None
     quant_block_elements: int | None
+    quant_weight_format: str | None = None
+    """The weight format a `compressed-tensors` checkpoint stores (fp8, int8, gptq), from its config_groups."""
 
 
 def _int(config: Mapping[str, Any], key: str, source: str) -> int:
     value = config.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise CatalogError(f"{source}: config field {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _integer(value: Any, field: str, source: str) -> int:
+    """A field Hugging Face writes as a JSON integer that may be 0 (first_k_dense_replace); not text or a list."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CatalogError(f"{source}: config field {field!r} must be an integer, got {value!r}")
     return value
 
 
@@ -83,11 +92,14 @@ def _optional_int(config: Mapping[str, Any], key: str, source: str) -> int | Non
 def _moe_layers(config: Mapping[str, Any], num_layers: int, source: str) -> tuple[int, ...]:
     """Which decoder layers are MoE, following each family's own convention."""
     if "first_k_dense_replace" in config:
-        first_dense = int(config.get("first_k_dense_replace") or 0)
-        frequency = int(config.get("moe_layer_freq") or 1)
+        first_dense = _integer(config.get("first_k_dense_replace") or 0, "first_k_dense_replace", source)
+        frequency = _integer(config.get("moe_layer_freq") or 1, "moe_layer_freq", source)
         return tuple(i for i in range(first_dense, num_layers) if i % frequency == 0)
-    step = int(config.get("decoder_sparse_step") or 1)
-    dense_only = set(config.get("mlp_only_layers") or [])
+    step = _integer(config.get("decoder_sparse_step") or 1, "decoder_sparse_step", source)
+    dense_layers = config.get("mlp_only_layers") or []
+    if not isinstance(dense_layers, list) or not all(isinstance(layer, int) for layer in dense_layers):
+        raise CatalogError(f"{source}: config field 'mlp_only_layers' must be a list of layer indices")
+    dense_only = set(dense_layers)
     return tuple(i for i in range(num_layers) if i not in dense_only and (i + 1) % step == 0)
 
 
@@ -101,9 +113,9 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
     expert_size = config.get("moe_intermediate_size") or config.get("intermediate_size")
     if not isinstance(expert_size, int) or expert_size <= 0:
         raise CatalogError(f"{source}: MoE config needs a positive 'moe_intermediate_size' or 'intermediate_size'")
-    shared = int(config.get("shared_expert_intermediate_size") or 0)
+    shared = _integer(config.get("shared_expert_intermediate_size") or 0, "shared_expert_intermediate_size", source)
     if config.get("n_shared_experts"):
-        shared = int(config["n_shared_experts"]) * expert_size
+        shared = _int(config, "n_shared_experts", source) * expert_size
     return MoeShape(
         experts=experts,
         experts_per_token=experts_per_token,
@@ -149,6 +161,92 @@ def _block_elements(block: Any) -> int | None:
     return None
 
 
+COMPRESSED_TENSORS = "compressed-tensors"
+
+
+class QuantConfig(NamedTuple):
+    method: str | None
+    bits: int | None
+    group_size: int | None
+    block_elements: int | None
+    weight_format: str | None
+
+
+def _compressed_tensors_weights(quant: Mapping[str, Any], source: str) -> QuantConfig:
+    """The weights of a compressed-tensors checkpoint, from `config_groups.*.weights` of its quantization_config.
+
+    Each config group quantizes its `targets` (normally every Linear but those in `ignore`, such as lm_head)
+    with the QuantizationArgs under `weights`: `num_bits` (default 8) and `type` (`int` by default, or
+    `float`), a `strategy` (tensor, channel, group, block), `group_size` and `block_structure`. vLLM picks
+    its scheme from exactly these fields (vllm/model_executor/layers/quantization/compressed_tensors/
+    compressed_tensors.py `_get_scheme_from_parts`): 8-bit float weights are FP8 (`_is_fp8_w8a8`, W8A8 on
+    compute capability 8.9+, else `_is_fp8_w8a16` through FP8 Marlin), 8-bit int weights with quantized
+    activations are INT8 W8A8 (`_is_static_tensor_w8a8`, `_is_dynamic_token_w8a8`), and 4-bit int weights
+    without activation quantization are WNA16 (`_is_wNa16_group_channel` -> CompressedTensorsWNA16: 4-bit
+    values packed into int32 with a 16-bit scale per `group_size` inputs, as GPTQ stores them). The
+    Hugging Face transformers docs (quantization/compressed_tensors) name the same three on-disk formats:
+    float-quantized (fp8), int-quantized (int8) and pack-quantized (int4).
+
+    So 8-bit float is sized as fp8, 8-bit int as int8 and 4-bit int as gptq (4 bits + per-group scale and
+    zero point: a symmetric checkpoint stores no zero point, so this over-counts by 0.5 byte per group;
+    a channel-wise one, with no group_size, is counted at 128-weight groups). 8-bit per-channel scales
+    are counted as one per matrix, like per-tensor ones (one fp32 per output row is under 0.1% of the
+    weights). Any other scheme (4-bit float NVFP4/MXFP4, 2:4 sparsity-only) yields no format, and the
+    planner refuses to size the checkpoint rather than count it as 16-bit. With several groups, the known
+    format with the most bits is sized for every linear weight (an upper bound).
+    """
+    groups = quant.get("config_groups") or {}
+    if not isinstance(groups, Mapping):
+        raise CatalogError(f"{source}: quantization_config.config_groups must be an object")
+    best: QuantConfig | None = None
+    for name, group in groups.items():
+        weights = group.get("weights") if isinstance(group, Mapping) else None
+        if not isinstance(weights, Mapping):
+            continue
+        where = f"quantization_config.config_groups.{name}.weights"
+        bits = _quant_int(weights, "num_bits", where, source) or 8
+        kind = str(weights.get("type") or "int").lower()
+        group_size = _quant_int(weights, "group_size", where, source)
+        weight_format = None
+        if bits == 8:
+            weight_format = "fp8" if kind == "float" else "int8" if kind == "int" else None
+        elif bits == 4 and kind == "int":
+            weight_format = "gptq"
+        candidate = QuantConfig(COMPRESSED_TENSORS, bits, group_size, _block_elements(weights.get("block_structure")),
+                                weight_format)  # fmt: skip
+        if best is None or _weight_rank(candidate) > _weight_rank(best):
+            best = candidate
+    return best or QuantConfig(COMPRESSED_TENSORS, None, None, None, None)
+
+
+def _weight_rank(config: QuantConfig) -> tuple[bool, int]:
+    """Groups whose format is known first (so one unknown group does not hide them), then the most bits."""
+    return config.weight_format is not None, config.bits or 0
+
+
+def _quant_config(quant: Mapping[str, Any], source: str) -> QuantConfig:
+    method = str(quant["quant_method"]).lower() if quant.get("quant_method") else None
+    if method == COMPRESSED_TENSORS:
+        return _compressed_tensors_weights(quant, source)
+    return QuantConfig(
+        method,
+        _quant_int(quant, "bits", "quantization_config", source),
+        _quant_int(quant, "group_size", "quantization_config", source),
+        _block_elements(quant.get("weight_block_size")),
+        None,
+    )
+
+
+def _quant_int(quant: Mapping[str, Any], key: str, where: str, source: str) -> int | None:
+    """A positive integer field of a quantization config, None when absent or null (-1 means none: GPTQ)."""
+    value = quant.get(key)
+    if value is None or (value == -1 and not isinstance(value, bool)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CatalogError(f"{source}: config field {where}.{key} must be a positive integer, got {value!r}")
+    return value
+
+
 def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     """Validate config.json fields and normalize them; errors name the source and the field."""
     for key in REQUIRED_KEYS:
@@ -168,6 +266,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     quant = config.get("quantization_config") or {}
     if not isinstance(quant, Mapping):
         raise CatalogError(f"{source}: config field 'quantization_config' must be an object")
+    quantized = _quant_config(quant, source)
     qwen2_family = model_type in {"qwen2", "qwen2_moe"}
     attention_bias = bool(config.get("attention_bias", False))
     sliding_layers = _sliding_layers(config, model_type, layers)
@@ -189,11 +288,12 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         norms_per_layer=4 if model_type in {"gemma2", "gemma3"} else 2,
         attention_sinks=model_type == "gpt_oss",
         sliding_window_layers=sliding_layers,
-        sliding_window=int(config["sliding_window"]) if sliding_layers else None,
+        sliding_window=_int(config, "sliding_window", source) if sliding_layers else None,
         moe=moe,
         mla=_mla(config, source),
-        quant_method=str(quant["quant_method"]).lower() if quant.get("quant_method") else None,
-        quant_bits=int(quant["bits"]) if quant.get("bits") else None,
-        quant_group_size=int(quant["group_size"]) if quant.get("group_size") else None,
-        quant_block_elements=_block_elements(quant.get("weight_block_size")),
+        quant_method=quantized.method,
+        quant_bits=quantized.bits,
+        quant_group_size=quantized.group_size,
+        quant_block_elements=quantized.block_elements,
+        quant_weight_format=quantized.weight_format,
     )

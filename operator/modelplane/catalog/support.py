@@ -17,6 +17,9 @@ class _Model(BaseModel):
 class NvidiaSupport(_Model):
     min_compute_capability: str = Field(pattern=r"^\d+\.\d+$")
     weight_only_from: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
+    weight_only_mode: str | None = Field(
+        default=None, description="How the runtime serves the format from weightOnlyFrom up to minComputeCapability."
+    )
     note: str | None = None
 
 
@@ -76,3 +79,23 @@ def support_problem(runtime: str, feature: str, gpu: GpuSpec) -> str | None:
             f"{runtime} needs compute capability {lowest} or newer for {feature}; {gpu.id} has {gpu.compute_capability}"
         )
     return None
+
+
+def weight_only_note(runtime: str, feature: str, gpu: GpuSpec) -> str | None:
+    """What to tell people when `runtime` serves `feature` on `gpu` only weight-only, or None.
+
+    From the support rule's `weightOnlyFrom` (lowest compute capability of the weight-only path),
+    `minComputeCapability` (the full path) and `weightOnlyMode` (what the runtime does instead).
+    """
+    rule = support_rules().get((runtime, feature))
+    if rule is None or rule.nvidia is None or rule.nvidia.weight_only_from is None or gpu.vendor is not Vendor.NVIDIA:
+        return None
+    capability = gpu.compute_capability_tuple
+    full = rule.nvidia.min_compute_capability
+    if capability is None or not _capability(rule.nvidia.weight_only_from) <= capability < _capability(full):
+        return None
+    mode = rule.nvidia.weight_only_mode or "weight-only"
+    return (
+        f"{runtime} serves {feature} weight-only on {gpu.id} (compute capability {gpu.compute_capability}; "
+        f"{feature} compute needs {full} or newer): {mode}"
+    )

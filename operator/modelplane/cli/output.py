@@ -102,6 +102,8 @@ def print_table(results: Sequence[PlanResult], console: Console) -> None:
                 f"  memory per GPU ({plan.gpu}, KV for {plan.max_concurrency} × {plan.max_model_len} tokens):"
             )
             console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len * plan.max_concurrency))
+            for note in plan.notes:
+                console.print(f"  [yellow]![/yellow] {note}", highlight=False)
         for reason in result.reasons:
             console.print(f"  [red]✗[/red] {reason.code.value}: {reason.message}", highlight=False)
         for suggestion in result.suggestions:

@@ -5,10 +5,11 @@ from typing import Any
 
 from modelplane.api.model_deployment import KvCacheDtype, Quantization
 from modelplane.api.plan import ModelEstimate
+from modelplane.catalog.errors import CatalogError
 from modelplane.catalog.models import resolve_architecture
 from modelplane.planning.kv_cache import kv_cache_bytes_per_token
 from modelplane.planning.parameters import count_parameters
-from modelplane.planning.planner import checkpoint_format
+from modelplane.planning.planner import SIZED_CHECKPOINTS, checkpoint_format, unsized_checkpoint
 from modelplane.planning.stages import stage_weight_bytes
 from modelplane.planning.weights import WeightFormat
 
@@ -24,6 +25,9 @@ def estimate_model(
     arch, entry = resolve_architecture(name, architecture, source)
     breakdown = count_parameters(arch)
     checkpoint = checkpoint_format(arch, entry)
+    unsized = unsized_checkpoint(arch, entry)
+    if quantization is Quantization.AUTO and unsized is not None:
+        raise CatalogError(f"{source}: {name} is {unsized}; {SIZED_CHECKPOINTS}")
     if quantization is Quantization.AUTO:
         weight_format = checkpoint or WeightFormat.BF16
     else:

@@ -2,9 +2,10 @@
 
 A candidate is a pool × weight format × TP degree. For each, the planner looks for the smallest
 pipeline-parallel degree whose stages fit weights + runtime overhead + the KV cache of
-maxConcurrency sequences at maxModelLen in gpuMemoryUtilization of each GPU. A larger PP only
-adds GPUs (same decode rate in the roofline), so the smallest fitting PP dominates every larger
-one under every strategy; the brute-force property test checks exactly that.
+maxConcurrency sequences at maxModelLen in gpuMemoryUtilization of each GPU, and whose replicas
+the pool's nodes and free GPUs hold (sizing.Sizer.sizing). A larger PP only adds GPUs (same decode
+rate in the roofline), so that PP dominates every larger one under every strategy, and a bigger
+pool never makes a plan infeasible; the brute-force and monotonicity property tests check both.
 """
 
 from collections.abc import Callable, Sequence
@@ -22,10 +23,10 @@ from modelplane.api.model_deployment import (
     Strategy,
 )
 from modelplane.api.plan import Candidate, Estimates, MemoryBreakdown, Plan, PlanResult, Reason, ReasonCode
-from modelplane.catalog.architecture import Architecture
+from modelplane.catalog.architecture import COMPRESSED_TENSORS, Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.models import ModelEntry, resolve_architecture
-from modelplane.catalog.support import needs_checkpoint, support_problem
+from modelplane.catalog.support import needs_checkpoint, support_problem, weight_only_note
 from modelplane.planning.estimates import Throughput, cost_per_hour, cost_per_million_tokens
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.records import record
@@ -33,6 +34,7 @@ from modelplane.planning.shapes import (
     Layout,
     heads_problem,
     layout,
+    nodes_needed,
     tensor_parallel_options,
 )
 from modelplane.planning.sizing import Sizer
@@ -47,6 +49,11 @@ PRE_QUANTIZED = {
     "mxfp4": WeightFormat.MXFP4,
 }
 FP8_KV_FEATURE = "fp8-kv-cache"
+SIZED_CHECKPOINTS = (
+    "modelplane sizes awq, gptq, fp8, int8 and mxfp4 checkpoints (compressed-tensors: 8-bit int or float, "
+    "4-bit int weights)"
+)
+SPEC_QUANTIZATIONS = frozenset(quantization.value for quantization in Quantization)
 
 
 class Evaluation(NamedTuple):
@@ -95,11 +102,30 @@ def _reason(code: ReasonCode, message: str) -> Reason:
 
 
 def checkpoint_format(arch: Architecture, entry: ModelEntry | None) -> WeightFormat | None:
-    """The format a pre-quantized checkpoint is stored in, from the catalog or its quantization_config."""
-    declared = (entry.pre_quantized if entry else None) or arch.quant_method
+    """The format a pre-quantized checkpoint is stored in, from the catalog or its quantization_config.
+
+    A `compressed-tensors` checkpoint names no format in `quant_method`; its config groups do, and
+    `Architecture.quant_weight_format` reads them (see `catalog.architecture._compressed_tensors_weights`).
+    """
+    declared = (entry.pre_quantized if entry else None) or arch.quant_weight_format or arch.quant_method
     if declared is None:
         return None
     return PRE_QUANTIZED.get(declared.lower())
+
+
+def unsized_checkpoint(arch: Architecture, entry: ModelEntry | None) -> str | None:
+    """What a quantization_config declares that modelplane cannot size, or None.
+
+    Counting such a checkpoint as 16-bit would double (or quadruple) its weights, so it is refused instead.
+    """
+    if (entry is not None and entry.pre_quantized) or arch.quant_method is None:
+        return None
+    if checkpoint_format(arch, entry) is not None:
+        return None
+    if arch.quant_method == COMPRESSED_TENSORS:
+        bits = f"{arch.quant_bits}-bit " if arch.quant_bits else ""
+        return f"a compressed-tensors checkpoint whose {bits}weight scheme is not int8, fp8 or 4-bit int"
+    return f"a checkpoint with quant_method {arch.quant_method}"
 
 
 class _Planner:
@@ -111,7 +137,7 @@ class _Planner:
         arch: Architecture,
         entry: ModelEntry | None,
     ) -> None:
-        self.name, self.namespace, self.spec, self.arch = name, namespace, spec, arch
+        self.name, self.namespace, self.spec, self.arch, self.entry = name, namespace, spec, arch, entry
         self.checkpoint = checkpoint_format(arch, entry)
         self.sizer = Sizer(spec, arch)
         self.replicas = spec.replicas
@@ -132,13 +158,24 @@ class _Planner:
                 )
             )
         requested = spec.quantization
-        if self.checkpoint is not None:
+        unsized = unsized_checkpoint(arch, self.entry)
+        if unsized is not None:
+            reasons.append(
+                _reason(
+                    ReasonCode.UNSUPPORTED_QUANTIZATION,
+                    f"{spec.model.name} is {unsized}; {SIZED_CHECKPOINTS}",
+                )
+            )
+        elif self.checkpoint is not None:
             if requested.value not in (Quantization.AUTO.value, self.checkpoint.value):
+                # Only values the spec accepts: gpt-oss's mxfp4 is served under auto, never named.
+                accepted = " or ".join(value for value in (Quantization.AUTO.value, self.checkpoint.value)
+                                       if value in SPEC_QUANTIZATIONS)  # fmt: skip
                 reasons.append(
                     _reason(
                         ReasonCode.UNSUPPORTED_QUANTIZATION,
                         f"{spec.model.name} is a pre-quantized {self.checkpoint.value} checkpoint; "
-                        f"set quantization to auto or {self.checkpoint.value}",
+                        f"set quantization to {accepted}",
                     )
                 )
         elif requested is not Quantization.AUTO and needs_checkpoint(spec.runtime.value, requested.value):
@@ -258,13 +295,13 @@ class _Planner:
             first = layout(tp, pp, offer.gpus_per_node) or Layout(tp, pp, 1)
             return Evaluation(offer, weight_format, first, (problem,))
         gpus_per_node = offer.gpus_per_node
-        pp_limit = min(self.sizer.largest_pp, gpus_per_node * offer.nodes // tp)
-        shape, fit, memory_reasons = self.sizer.sizing(offer.gpu, weight_format, tp, gpus_per_node, pp_limit)
+        shape, fit, reasons, capacity = self.sizer.sizing(
+            offer.gpu, weight_format, tp, gpus_per_node, offer.nodes, offer.free_gpus
+        )
         if not fit.fits:
-            return Evaluation(offer, weight_format, shape, memory_reasons, fit.breakdown)
+            return Evaluation(offer, weight_format, shape, reasons, fit.breakdown)
         replicas, nodes_per_replica = self.replicas, shape.nodes_per_replica
         gpus_per_replica = tp * shape.pipeline_parallel
-        reasons: tuple[Reason, ...] = ()
         if nodes_per_replica > 1 and self.single_node_only:
             reasons += (
                 _reason(
@@ -274,16 +311,8 @@ class _Planner:
                 ),
             )
         needed = gpus_per_replica * replicas
-        pods_per_node = gpus_per_node // (gpus_per_replica // nodes_per_replica)
-        nodes_needed = -(-nodes_per_replica * replicas // pods_per_node)
-        if needed > offer.free_gpus or nodes_needed > offer.nodes:
-            reasons += (
-                _reason(
-                    ReasonCode.INSUFFICIENT_CAPACITY,
-                    f"{replicas} replica(s) × {gpus_per_replica} GPUs = {needed} GPUs, "
-                    f"pool {offer.name} has {offer.free_gpus} free",
-                ),
-            )
+        if not capacity and not reasons:
+            reasons = (self._capacity_reason(offer, shape),)
         throughput = fit.throughput
         assert throughput is not None
         price = offer.cost_per_gpu_hour
@@ -297,6 +326,22 @@ class _Planner:
             cost_per_million_tokens=_money(cost_per_million_tokens(replica_cost, throughput.aggregate)),
         )
         return Evaluation(offer, weight_format, shape, reasons, fit.breakdown, throughput, hourly, estimates)
+
+    def _capacity_reason(self, offer: PoolOffer, shape: Layout) -> Reason:
+        replicas, gpus_per_replica = self.replicas, shape.gpus_per_replica
+        needed = gpus_per_replica * replicas
+        if needed > offer.free_gpus:
+            message = (
+                f"{replicas} replica(s) × {gpus_per_replica} GPUs = {needed} GPUs, "
+                f"pool {offer.name} has {offer.free_gpus} free"
+            )
+        else:
+            message = (
+                f"{replicas} replica(s) × {shape.nodes_per_replica} pod(s) of {shape.gpus_per_pod} GPUs need "
+                f"{nodes_needed(shape, offer.gpus_per_node, replicas)} nodes of {offer.gpus_per_node} GPUs, "
+                f"pool {offer.name} has {offer.nodes}"
+            )
+        return _reason(ReasonCode.INSUFFICIENT_CAPACITY, message)
 
     def evaluations(self, offers: Sequence[PoolOffer]) -> list[Evaluation]:
         pinned_tp = self.spec.parallelism.tensor_parallel if self.spec.parallelism else None
@@ -332,9 +377,10 @@ PRECISION_RANK = {
 def ranking(spec: ModelDeploymentSpec) -> Callable[[Evaluation], tuple[object, ...]]:
     """Sort key of feasible candidates: lowest wins. Deterministic down to the pool name.
 
-    quantization auto prefers the highest precision that fits; locality prefer-on-prem puts
-    on-prem pools first (hybrid: burst to cloud only when on-prem cannot serve). The spec's
-    choices are read once per plan rather than once per candidate.
+    Locality prefer-on-prem puts on-prem pools first (hybrid: burst to cloud only when on-prem
+    cannot serve), before precision: an on-prem pool that fits only at fp8 beats a cloud pool at
+    bf16. Then quantization auto prefers the highest precision that fits. The spec's choices are
+    read once per plan rather than once per candidate.
     """
     by_precision = spec.quantization is Quantization.AUTO
     prefer_on_prem = spec.placement.locality is Locality.PREFER_ON_PREM
@@ -358,7 +404,7 @@ def ranking(spec: ModelDeploymentSpec) -> Callable[[Evaluation], tuple[object, .
         else:
             objective = (*speed, unknown_cost, cost_value, gpus)
         tie_break = (evaluation.offer.name, shape.tensor_parallel, shape.pipeline_parallel, evaluation.weight_format)
-        return (precision, locality, *objective, *tie_break)
+        return (locality, precision, *objective, *tie_break)
 
     return key
 
@@ -393,24 +439,46 @@ def _plan(planner: _Planner, best: Evaluation) -> Plan:
         tolerations=list(best.offer.tolerations),
         memory=best.memory,
         estimates=best.estimates,
+        notes=plan_notes(spec.runtime.value, best.weight_format, best.offer.gpu),
     )
 
 
+def plan_notes(runtime: str, weight_format: WeightFormat, gpu: GpuSpec) -> list[str]:
+    """What people should know about how the runtime serves the chosen format on the chosen GPU.
+
+    Today one case, from the hardware support data: a format served weight-only below the compute
+    capability of its full path (vLLM's fp8 on Ampere runs W8A16 through FP8 Marlin).
+    """
+    note = weight_only_note(runtime, weight_format.value, gpu)
+    return [note] if note else []
+
+
+USER_EXCLUSIONS = {ReasonCode.LOCALITY_POLICY: 1, ReasonCode.POOL_NOT_SELECTED: 2}
+"""Codes of what the user excluded on purpose, least informative last: a pool left out of placement.pools
+was never asked for, while the locality may be what keeps out the very pool that was."""
+
+
 def summarize_rejections(evaluations: Sequence[Evaluation]) -> list[Reason]:
-    """One reason per code, counting the pools it applied to: the short answer to 'why not'."""
+    """One reason per code, counting the pools it applied to: the short answer to 'why not'.
+
+    The first reason is the most informative one (the operator's Planned condition takes its code):
+    codes of the user's own exclusions come last (LocalityPolicy, then PoolNotSelected), the others
+    first, each group by the number of pools it applied to (most first), then by code.
+    """
     pools_by_code: dict[ReasonCode, set[str]] = {}
     example: dict[ReasonCode, str] = {}
     for evaluation in evaluations:
         for reason in evaluation.reasons:
             pools_by_code.setdefault(reason.code, set()).add(evaluation.offer.name)
             example.setdefault(reason.code, reason.message)
+    order = sorted(pools_by_code.items(), key=lambda item: (USER_EXCLUSIONS.get(item[0], 0), -len(item[1]), item[0]))
     return [
         _reason(
             code,
             f"{len(pools)} pool(s) ({', '.join(sorted(pools)[:5])}{', …' if len(pools) > 5 else ''}): "
             f"e.g. {example[code]}",
         )
-        for code, pools in sorted(pools_by_code.items())
+        for code, pools in order
     ]
 
 

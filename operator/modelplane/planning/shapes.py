@@ -58,3 +58,9 @@ def layout(tensor_parallel: int, pipeline_parallel: int, gpus_per_node: int) -> 
         if pipeline_parallel % nodes == 0 and tensor_parallel * (pipeline_parallel // nodes) <= gpus_per_node:
             return Layout(tensor_parallel, pipeline_parallel, nodes)
     return None
+
+
+def nodes_needed(shape: Layout, gpus_per_node: int, replicas: int) -> int:
+    """Nodes that hold `replicas` replicas of a shape: its equal pods packed as many to a node as fit."""
+    pods_per_node = gpus_per_node // shape.gpus_per_pod
+    return -(-shape.nodes_per_replica * replicas // pods_per_node)

@@ -23,9 +23,9 @@ from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, stages_kv
 from modelplane.planning.overhead import overhead_bytes_per_gpu
 from modelplane.planning.parameters import ParameterBreakdown, count_parameters
 from modelplane.planning.records import record
-from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL, Layout, layout
+from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL, Layout, layout, nodes_needed
 from modelplane.planning.stages import WeightTable, stage_layers
-from modelplane.planning.weights import WeightFormat, byte_format
+from modelplane.planning.weights import SAME_BYTES, WeightFormat, byte_format
 
 GIB = 1024**3
 
@@ -49,11 +49,24 @@ class MemoryFit(NamedTuple):
 
 
 class Sizing(NamedTuple):
-    """The smallest PP whose replica fits a kind of pool, or the largest tried, with why it does not fit."""
+    """The smallest PP whose replicas fit a kind of pool, or the closest miss, with why it does not fit.
+
+    `reasons` says why memory or the pool's nodes cannot hold one replica; `capacity` whether every
+    replica fits the pool's free GPUs and nodes (the caller names the pool in that reason).
+    """
 
     layout: Layout
     fit: MemoryFit
     reasons: tuple[Reason, ...]
+    capacity: bool
+
+
+class PoolShape(NamedTuple):
+    """What of a pool the sizing depends on besides its GPU model."""
+
+    gpus_per_node: int
+    nodes: int
+    free_gpus: int
 
 
 class PipelineSearch(NamedTuple):
@@ -74,12 +87,16 @@ class Sizer:
         self.required_tokens = spec.max_model_len * spec.max_concurrency
         self.pinned_pp = spec.parallelism.pipeline_parallel if spec.parallelism else None
         self.runtime = spec.runtime.value
+        self.replicas = spec.replicas
         self.largest_pp = min(arch.num_layers, MAX_PIPELINE_PARALLEL)
         self._tables: dict[WeightFormat, WeightTable] = {}
         self._splits: dict[tuple[WeightFormat, int, int], StageSplit] = {}
         self._traffic: dict[tuple[WeightFormat, int, int], tuple[StageTraffic, ...]] = {}
         self._fits: dict[tuple[str, WeightFormat, int, int], MemoryFit] = {}
-        self._sizings: dict[tuple[str, WeightFormat, int, int, int], Sizing] = {}
+        self._sizings: dict[tuple[str, WeightFormat, int, int, int, int], Sizing] = {}
+        self._preferred: dict[tuple[str, WeightFormat, int], tuple[MemoryFit, int] | tuple[()]] = {}
+        self._placements: dict[tuple[int, int, int], tuple[Layout, int, int]] = {}
+        self._thresholds: dict[tuple[WeightFormat, int, int], int | None] = {}
         self._searches: dict[tuple[str, WeightFormat, int], PipelineSearch] = {}
         self._needs: dict[tuple[WeightFormat, int], int] = {}
         self._overheads: dict[tuple[int, int], int] = {}
@@ -181,54 +198,172 @@ class Sizer:
             for weights, sequence in zip(split.weight_bytes_per_gpu, split.kv_bytes_per_sequence, strict=True)
         ]
 
-    def _stages_fit(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pp: int) -> bool:
-        """`memory_fit(...).fits` without building the fit: the PP search tries shapes no candidate uses."""
-        return min(self._stage_tokens(self.split(weight_format, tp, pp), self.budget(gpu))) >= self.required_tokens
+    def threshold(self, weight_format: WeightFormat, tp: int, pp: int) -> int | None:
+        """The smallest per-GPU budget in which every stage of (format, TP, PP) fits; None if no budget does.
 
-    def sizing(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, gpus_per_node: int, pp_limit: int) -> Sizing:
-        """The pinned PP, or the smallest PP up to `pp_limit` (the pool's GPUs, the layers) that fits.
-
-        A larger PP only adds GPUs (same decode rate in the roofline), so the smallest fitting PP dominates
-        every larger one under every strategy. When none fits, the sizing is the one at `pp_limit`.
+        A stage fits iff `_stage_tokens` ≥ required, i.e. (room − weights) × L // sequence ≥ R with
+        room = budget − overhead, L = maxModelLen, R = required tokens ≥ 1. For integers that holds iff
+        room − weights ≥ ceil(R × sequence / L), so the fit of every GPU is one comparison with this
+        GPU-independent number: budget ≥ overhead + max over stages (weights + ceil(R × sequence / L)).
+        A stage caching nothing per sequence never holds a token (`_stage_tokens` gives it 0).
         """
-        weight_format = byte_format(weight_format)
-        key = (gpu.id, weight_format, tp, gpus_per_node, pp_limit)
+        key = (weight_format, tp, pp)
+        if key in self._thresholds:
+            return self._thresholds[key]
+        split = self.split(weight_format, tp, pp)
+        required, length = self.required_tokens, self.max_model_len
+        threshold: int | None = None
+        if all(split.kv_bytes_per_sequence):
+            threshold = split.overhead_bytes_per_gpu + max(
+                weights - (-required * sequence // length)
+                for weights, sequence in zip(split.weight_bytes_per_gpu, split.kv_bytes_per_sequence, strict=True)
+            )
+        self._thresholds[key] = threshold
+        return threshold
+
+    def _stages_fit(self, budget: int, weight_format: WeightFormat, tp: int, pp: int) -> bool:
+        """`memory_fit(...).fits` without building the fit: the PP search tries shapes no candidate uses."""
+        threshold = self.threshold(weight_format, tp, pp)
+        return threshold is not None and budget >= threshold
+
+    def sizing(
+        self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, gpus_per_node: int, nodes: int, free_gpus: int
+    ) -> Sizing:
+        """The pinned PP, or the smallest PP that fits memory and the pool; shared by every pool of this kind.
+
+        The chosen PP is the smallest PP up to the pool's limit (its GPUs / TP, the layers, 64) whose stages
+        fit memory and whose replicas, laid out as `shapes.layout` spreads them, pack onto the pool's nodes
+        and free GPUs. A larger PP only adds GPUs (same decode rate in the roofline, never faster), so the
+        smallest such PP dominates every larger one under every strategy; and a bigger pool only adds PPs to
+        choose from, so it never turns a fit into a misfit. Memory is not monotone in PP (per-rank overhead
+        grows with it) and neither is the node count (PP 21 on 4-GPU nodes needs 7 pods of 3 GPUs, PP 24
+        six of 4), so PPs past the smallest memory fit are searched when the pool rejects it.
+
+        When no PP fits both, the sizing is the smallest one that fits memory and one replica's nodes (its
+        replicas exceed the free capacity: `capacity` is False), else the largest PP one replica of which
+        the pool can hold, with why memory is short there and, if a PP that fits memory exists, why the
+        pool's nodes cannot hold it.
+        """
+        weight_format = SAME_BYTES.get(weight_format, weight_format)  # byte_format, inline: called per candidate
+        preferred = self._preferred.get((gpu.id, weight_format, tp))
+        if preferred is None:
+            preferred = self._preferred[gpu.id, weight_format, tp] = self._prefer(gpu, weight_format, tp)
+        if preferred:
+            fit, pp = preferred
+            placement = self._placements.get((tp, pp, gpus_per_node))
+            if placement is None:
+                placement = self._placements[tp, pp, gpus_per_node] = self._placement(tp, pp, gpus_per_node)
+            shape, gpus, nodes_for_all = placement
+            if gpus <= free_gpus and nodes_for_all <= nodes:
+                # The PP the GPU prefers (the smallest that fits memory, or the pin) fits this pool: its GPUs fit
+                # the free ones, hence PP ≤ GPUs / TP, the pool's limit; no smaller PP fits memory.
+                return Sizing(shape, fit, (), True)
+        key = (gpu.id, weight_format, tp, gpus_per_node, nodes, free_gpus)
         sizing = self._sizings.get(key)
         if sizing is None:
-            pp = self.pinned_pp or self._smallest_pp(gpu, weight_format, tp, pp_limit)
-            fit = self.memory_fit(gpu, weight_format, tp, pp)
-            shape = layout(tp, pp, gpus_per_node)
-            assert shape is not None
-            reasons = () if fit.fits else (self._memory_reason(fit, shape),)
-            sizing = self._sizings[key] = Sizing(shape, fit, reasons)
+            pool = PoolShape(gpus_per_node, nodes, free_gpus)
+            if self.pinned_pp is not None:
+                sizing = self._pinned(gpu, weight_format, tp, pool)
+            else:
+                sizing = self._search_pool(gpu, weight_format, tp, pool)
+            self._sizings[key] = sizing
         return sizing
 
-    def _smallest_pp(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, most: int) -> int:
-        """The smallest PP up to `most` that fits, else `most`.
+    def _prefer(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int) -> tuple[MemoryFit, int] | tuple[()]:
+        """The fit at the pin or at the smallest PP that fits memory on this GPU, whatever the pool; () if none."""
+        pp = self.pinned_pp or self._search(gpu, weight_format, tp).smallest
+        if pp is None:
+            return ()
+        fit = self.memory_fit(gpu, weight_format, tp, pp)
+        return (fit, pp) if fit.fits else ()
 
-        A `most` failing the whole-replica bound is returned as is, without looking below it, as the planner
-        always has; per-rank overhead grows with PP, so a smaller PP can pass where `most` does not.
-        """
+    def _placement(self, tp: int, pp: int, gpus_per_node: int) -> tuple[Layout, int, int]:
+        """A shape's layout on nodes of this size, with the GPUs and nodes all replicas take."""
+        shape = layout(tp, pp, gpus_per_node)
+        assert shape is not None  # TP fits a node: the caller checked
+        replicas = self.replicas
+        return shape, tp * pp * replicas, nodes_needed(shape, gpus_per_node, replicas)
+
+    def _pinned(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pool: PoolShape) -> Sizing:
+        pp = self.pinned_pp
+        assert pp is not None
+        shape = layout(tp, pp, pool.gpus_per_node)
+        assert shape is not None
+        fit = self.memory_fit(gpu, weight_format, tp, pp)
+        if not fit.fits:
+            return Sizing(shape, fit, (self._memory_reason(fit, shape),), False)
+        if nodes_needed(shape, pool.gpus_per_node, 1) > pool.nodes:
+            return Sizing(shape, fit, (self._nodes_reason(shape, pool),), False)
+        return Sizing(shape, fit, (), self._has_capacity(shape, pool))
+
+    def _has_capacity(self, shape: Layout, pool: PoolShape) -> bool:
+        """Whether every replica fits the pool's free GPUs and, pods packed onto nodes, its nodes."""
+        replicas = self.replicas
+        return (
+            shape.tensor_parallel * shape.pipeline_parallel * replicas <= pool.free_gpus
+            and nodes_needed(shape, pool.gpus_per_node, replicas) <= pool.nodes
+        )
+
+    def _search_pool(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pool: PoolShape) -> Sizing:
+        gpus_per_node = pool.gpus_per_node
+        limit = min(self.largest_pp, gpus_per_node * pool.nodes // tp)
         smallest, budget, need = self._search(gpu, weight_format, tp)
-        if smallest is not None and smallest <= most and self._replica_fits_in_total(tp, most, budget, need):
-            return smallest
-        return most
+        unplaced: Layout | None = None  # the smallest PP that fits memory but not the pool's nodes
+        short: Layout | None = None  # the smallest PP that fits memory and one replica, not every replica
+        if smallest is not None and smallest <= limit:
+            for pp in range(smallest, limit + 1):
+                if pp > smallest:
+                    if not self._replica_fits_in_total(tp, pp, budget, need):
+                        # Past `smallest` the whole-replica bound fails only beyond its interval, for good.
+                        break
+                    if not self._stages_fit(budget, weight_format, tp, pp):
+                        continue
+                shape = layout(tp, pp, gpus_per_node)
+                assert shape is not None
+                if nodes_needed(shape, gpus_per_node, 1) > pool.nodes:
+                    unplaced = unplaced or shape
+                    continue
+                if self._has_capacity(shape, pool):
+                    return Sizing(shape, self.memory_fit(gpu, weight_format, tp, pp), (), True)
+                short = short or shape
+        if short is not None:
+            return Sizing(short, self.memory_fit(gpu, weight_format, tp, short.pipeline_parallel), (), False)
+        shape = self._largest_placeable(tp, pool, limit)
+        fit = self.memory_fit(gpu, weight_format, tp, shape.pipeline_parallel)
+        reasons: tuple[Reason, ...] = () if fit.fits else (self._memory_reason(fit, shape),)
+        if unplaced is not None:
+            reasons += (self._nodes_reason(unplaced, pool),)
+        return Sizing(shape, fit, reasons, False)
+
+    def _largest_placeable(self, tp: int, pool: PoolShape, limit: int) -> Layout:
+        """The largest PP up to `limit` one replica of which the pool's nodes hold (PP 1 always: TP fits a node)."""
+        for pp in range(limit, 0, -1):
+            shape = layout(tp, pp, pool.gpus_per_node)
+            if shape is not None and nodes_needed(shape, pool.gpus_per_node, 1) <= pool.nodes:
+                return shape
+        raise AssertionError(f"TP{tp} does not fit a node of {pool.gpus_per_node} GPUs")
 
     def _search(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int) -> PipelineSearch:
-        """Searched once per (GPU, format, TP) for every pool size; stage arithmetic only past the cheap bound.
+        """The smallest PP whose stages fit this GPU, of any pool: searched once per (GPU, format, TP).
 
-        Overhead only takes memory away, so no PP below need / (TP × budget) passes the whole-replica bound.
+        Overhead only takes memory away, so no PP below need / (TP × budget) passes the whole-replica bound,
+        and as the overhead is affine in TP × PP the PPs that pass it form one interval: the search stops
+        where the bound fails past it. Stage arithmetic only inside it.
         """
         key = (gpu.id, weight_format, tp)
         search = self._searches.get(key)
         if search is None:
             budget, need = self.budget(gpu), self._replica_need(weight_format, tp)
-            smallest = next(
-                (pp for pp in range(max(1, -(-need // (tp * budget))), self.largest_pp + 1)
-                 if self._replica_fits_in_total(tp, pp, budget, need)
-                 and self._stages_fit(gpu, weight_format, tp, pp)),
-                None,
-            )  # fmt: skip
+            smallest, inside = None, False
+            for pp in range(max(1, -(-need // (tp * budget))), self.largest_pp + 1):
+                if not self._replica_fits_in_total(tp, pp, budget, need):
+                    if inside:
+                        break
+                    continue
+                inside = True
+                if self._stages_fit(budget, weight_format, tp, pp):
+                    smallest = pp
+                    break
             search = self._searches[key] = PipelineSearch(smallest, budget, need)
         return search
 
@@ -237,6 +372,7 @@ class Sizer:
 
         Summed over stages, per-GPU needs add up to the whole model's weights (the `need`, with TP × one
         sequence's KV on one rank × maxConcurrency), so a shape failing this cannot pass the per-stage check.
+        As a function of PP it is TP × PP × (budget − a − b × TP × PP) ≥ need, concave: true on one interval.
         """
         return tp * pp * (budget - self.overhead(tp, pp)) >= need
 
@@ -249,6 +385,19 @@ class Sizer:
             sequence = self._kv_bytes(whole, tp, self.max_model_len)[0]
             need = self._needs[key] = weights + tp * sequence * self.max_concurrency
         return need
+
+    @staticmethod
+    def _nodes_reason(shape: Layout, pool: PoolShape) -> Reason:
+        """A shape that fits memory but whose replica the pool's nodes cannot hold."""
+        pods = shape.nodes_per_replica
+        needed = nodes_needed(shape, pool.gpus_per_node, 1)
+        return record(
+            Reason,
+            code=ReasonCode.EXCEEDS_POOL_NODES,
+            message=f"TP{shape.tensor_parallel}×PP{shape.pipeline_parallel} fits in memory, but one replica is "
+            f"{pods} pod(s) of {shape.gpus_per_pod} GPUs (PP stages spread evenly), {needed} node(s) of "
+            f"{pool.gpus_per_node} GPUs; the pool has {pool.nodes}",
+        )
 
     def _memory_reason(self, fit: MemoryFit, shape: Layout) -> Reason:
         memory = fit.breakdown
