@@ -56,7 +56,7 @@ def test_printer_columns_and_names() -> None:
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
-        ({"parallelism": {"tensorParallel": 3}}, "power of two"),
+        ({"parallelism": {"tensorParallel": 3}}, "spec.parallelism.tensorParallel must divide"),
         ({"quantization": "awq"}, "pre-quantized"),
         ({"quantization": "gptq", "model": {"name": "org/plain-model", "architecture": {"hidden_size": 1}}},
          "pre-quantized"),
@@ -73,3 +73,46 @@ def test_cel_mirror_allows_what_admission_allows() -> None:
     deployment(quantization="awq", model={"name": "Qwen/Qwen2.5-72B-Instruct-AWQ"})
     with pytest.raises(InvalidObjectError, match="availableGpus"):
         pool("p", "L4-24GB", 1, 2, available_gpus=3)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "tensor_parallel", "allowed"),
+    [
+        (None, 8, True),
+        (None, 64, True),
+        (None, 3, False),
+        (None, 6, False),
+        ({"hidden_size": 4096}, 6, False),
+        # Given heads decide alone: 8 does not divide 12, though it is a power of two; 6 and 3 do.
+        ({"num_attention_heads": 12}, 8, False),
+        ({"num_attention_heads": 12}, 6, True),
+        ({"num_attention_heads": 12}, 3, True),
+        ({"num_attention_heads": 48}, 6, True),
+        ({"num_attention_heads": 40}, 16, False),
+    ],
+)
+def test_tensor_parallel_divides_given_heads_else_is_a_power_of_two(
+    architecture: dict[str, Any] | None, tensor_parallel: int, allowed: bool
+) -> None:
+    model: dict[str, Any] = {"name": "org/model", **({"architecture": architecture} if architecture else {})}
+    if allowed:
+        deployment(model=model, parallelism={"tensorParallel": tensor_parallel})
+        return
+    with pytest.raises(InvalidObjectError, match=r"spec\.parallelism\.tensorParallel must divide"):
+        deployment(model=model, parallelism={"tensorParallel": tensor_parallel})
+
+
+def test_tensor_parallel_rule_reads_the_heads_only_when_given() -> None:
+    """The CEL rule is a conditional on has(num_attention_heads), not an "or" that lets powers of two through."""
+    rule = str(next(rule for rule in _validations() if rule["fieldPath"] == ".parallelism.tensorParallel")["rule"])
+    condition, _, branches = rule.partition(" ? ")
+    assert "has(self.model.architecture.num_attention_heads)" in condition
+    divides, _, powers = branches.partition(" : ")
+    assert "% self.parallelism.tensorParallel == 0" in divides
+    assert "[1, 2, 4, 8, 16, 32, 64]" in powers
+
+
+def _validations() -> list[dict[str, Any]]:
+    schema = all_crds()["modelplane.dev_modeldeployments.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    validations: list[dict[str, Any]] = schema["properties"]["spec"]["x-kubernetes-validations"]
+    return validations

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 DATA = Path(__file__).resolve().parents[2] / "operator" / "modelplane" / "catalog" / "data"
-FLAG = re.compile(r"^--[a-z0-9][a-z0-9_-]*$")
+FLAG = re.compile(r"^--?[a-z0-9][a-z0-9_-]*$")
 CAPABILITY = re.compile(r"^\d+\.\d+$")
 
 # Flags modelplane's renderer emits (modelplane/render/args.py), per runtime.
@@ -67,10 +67,13 @@ def test_every_flag_is_well_formed_unique_and_sourced(runtime: str) -> None:
     names = [flag["name"] for flag in flags]
     assert len(names) == len(set(names)), "duplicate flags"
     for flag in flags:
-        assert set(flag) == {"name", "source"}, flag
+        assert set(flag) - {"aliasOf"} == {"name", "source"}, flag
         assert FLAG.match(flag["name"]), flag
         assert isinstance(flag["source"], str), flag
         assert flag["source"].strip(), flag
+        if "aliasOf" in flag:
+            assert flag["aliasOf"] in names, flag
+            assert flag["aliasOf"] != flag["name"], flag
 
 
 @pytest.mark.parametrize("runtime", ["vllm", "tensorrt-llm"])

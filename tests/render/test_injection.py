@@ -1,33 +1,117 @@
-"""Strings from a ModelDeployment never change the structure of what is rendered; they round-trip exactly."""
+"""Strings from a ModelDeployment never change the structure of what is rendered; they round-trip exactly.
 
+Every user-supplied string the schema admits is fuzzed at once, through the CLI (YAML file in, YAML stream
+out) and through the operator (API body in, objects out). Each rendering is compared with one of the same
+deployment whose strings are plain placeholders: same documents, same keys, same list lengths.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jinja2 import nodes
+from typer.testing import CliRunner
 
-from modelplane.api.plan import Plan
-from modelplane.operator.decide import decide
-from modelplane.planning.service import offers_for, plan_deployment
-from modelplane.render.context import Container, RenderContext
-from modelplane.render.engine import environment, render_deployment
-from tests.support import deployment
+from modelplane.api.base import DNS_SUBDOMAIN
+from modelplane.api.model_deployment import ENV_NAME
+from modelplane.catalog.models import find_model
+from modelplane.cli import app
+from modelplane.operator.decide import REPLAN_ANNOTATION, decide
+from modelplane.planning.service import offers_for
+from modelplane.render.context import RESERVED_LABEL_PREFIXES, Container, RenderContext
+from modelplane.render.engine import environment, pod_specs
 
-TEXT = st.text(min_size=0, max_size=60)
-BASE_SPEC: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
-
-
-def _plan() -> Plan:
-    plan = plan_deployment(deployment(**BASE_SPEC), offers_for([])).plan
-    assert plan is not None
-    return plan
+runner = CliRunner()
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-PLAN = _plan()
+def _architecture() -> dict[str, Any]:
+    """A catalog model's config.json, so any fuzzed model name plans like it."""
+    entry = find_model("meta-llama/Llama-3.1-8B-Instruct")
+    assert entry is not None
+    return dict(entry.config)
+
+
+ARCHITECTURE = _architecture()
+RENDERER_ENV = {"HF_TOKEN", "HF_HOME"}
+"""Set by the renderer for hfTokenSecretRef and modelCache, which every fuzzed deployment has."""
+VALUE_FLAGS = ("--seed", "--download-dir", "--api-key")
+"""vLLM flags that take one free-form value and that the plan does not set."""
+
+TEXT = st.text(max_size=40)
+NO_WHITESPACE = st.text(min_size=1, max_size=40).filter(lambda text: not any(char.isspace() for char in text))
+MODEL_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}(/[A-Za-z0-9][A-Za-z0-9._-]{0,30})?", fullmatch=True)
+DNS_NAMES = st.from_regex(DNS_SUBDOMAIN, fullmatch=True).filter(lambda name: len(name) <= 253)
+PATH_PART = st.text(st.characters(exclude_characters="\x00/"), min_size=1, max_size=30)
+LABEL_KEYS = TEXT.filter(lambda key: not key.startswith(RESERVED_LABEL_PREFIXES))
+ANNOTATION_KEYS = TEXT.filter(lambda key: not key.startswith(("modelplane.dev/", "prometheus.io/")))
+
+
+@dataclass(frozen=True)
+class UserStrings:
+    """Every string of a ModelDeployment that reaches the rendered objects (and the annotations, which must not)."""
+
+    model: str = "org/model"
+    image: str = "image"
+    mount_path: str = "/cache/x"
+    pvc_name: str = "cache"
+    secret_name: str = "secret"
+    secret_key: str = "token"
+    env: tuple[tuple[str, str], ...] = ()
+    extra_values: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def placeholders(self) -> "UserStrings":
+        """The same keys and list lengths, with plain values."""
+        return dataclasses.replace(
+            UserStrings(),
+            env=tuple((name, "x") for name, _ in self.env),
+            extra_values=tuple("x" for _ in self.extra_values),
+            labels=dict.fromkeys(self.labels, "x"),
+            annotations=dict.fromkeys(self.annotations, "x"),
+        )
+
+    def extra_args(self) -> list[str]:
+        return [token for index, value in enumerate(self.extra_values) for token in (VALUE_FLAGS[index], value)]
+
+    def body(self) -> dict[str, Any]:
+        spec = {
+            "model": {"name": self.model, "architecture": ARCHITECTURE},
+            "maxModelLen": 4096,
+            "image": self.image,
+            "modelCache": {"pvcName": self.pvc_name, "mountPath": self.mount_path},
+            "hfTokenSecretRef": {"name": self.secret_name, "key": self.secret_key},
+            "env": [{"name": name, "value": value} for name, value in self.env],
+            "extraArgs": self.extra_args(),
+        }
+        metadata = {"name": "chat", "namespace": "ns", "generation": 1, "uid": "u",
+                    "labels": self.labels, "annotations": self.annotations}  # fmt: skip
+        return {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment", "metadata": metadata, "spec": spec}
+
+
+USER_STRINGS = st.builds(
+    UserStrings,
+    model=MODEL_NAMES.filter(lambda name: find_model(name) is None),
+    image=NO_WHITESPACE,
+    mount_path=PATH_PART.filter(lambda part: part not in (".", "..")).map(lambda part: f"/cache/{part}"),
+    pvc_name=DNS_NAMES,
+    secret_name=DNS_NAMES,
+    secret_key=st.from_regex(r"[-._a-zA-Z0-9]{1,40}", fullmatch=True),
+    env=st.lists(st.tuples(st.from_regex(ENV_NAME, fullmatch=True).filter(lambda name: len(name) <= 256), TEXT),
+                 max_size=3, unique_by=lambda var: var[0]).filter(
+        lambda env: not RENDERER_ENV & {name for name, _ in env}).map(tuple),
+    extra_values=st.lists(TEXT.filter(lambda text: not text.startswith("-")), max_size=len(VALUE_FLAGS)).map(tuple),
+    labels=st.dictionaries(LABEL_KEYS, TEXT, max_size=3),
+    annotations=st.dictionaries(ANNOTATION_KEYS.filter(lambda key: key != REPLAN_ANNOTATION), TEXT, max_size=3),
+)  # fmt: skip
 
 
 def shape(value: Any) -> Any:
-    """The structure of a document with every string replaced by a marker."""
+    """The structure of a document with every scalar replaced by its type's name."""
     if isinstance(value, dict):
         return {key: shape(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -35,27 +119,63 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
-def strip_user_values(objects: list[dict[str, Any]]) -> list[Any]:
-    return [shape(obj) for obj in objects]
+def via_cli(strings: UserStrings) -> list[dict[str, Any]]:
+    """`modelplane render - -o -` on the deployment as a YAML file, parsed back from the stream it prints."""
+    result = runner.invoke(app, ["render", "-", "-o", "-"], input=yaml.safe_dump(strings.body()))
+    assert result.exit_code == 0, result.output
+    return [document for document in yaml.safe_load_all(result.stdout) if document is not None]
 
 
-BASELINE = render_deployment(
-    deployment(labels={"team": "x"}, env=[{"name": "A", "value": "x"}], extraArgs=["--seed", "x"], **BASE_SPEC), PLAN
-)
+def via_operator(strings: UserStrings) -> list[dict[str, Any]]:
+    decision = decide(strings.body(), lambda: offers_for([]))
+    assert decision.objects is not None, decision.conditions
+    return decision.objects
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(env_value=TEXT, arg_value=TEXT.filter(lambda text: not text.startswith("-")), label_value=TEXT)
-def test_user_strings_never_restructure_objects(env_value: str, arg_value: str, label_value: str) -> None:
-    md = deployment(labels={"team": label_value}, env=[{"name": "A", "value": env_value}],
-                    extraArgs=["--seed", arg_value], **BASE_SPEC)  # fmt: skip
-    objects = render_deployment(md, PLAN)
-    assert strip_user_values(objects) == strip_user_values(BASELINE)
-    deployment_obj = next(obj for obj in objects if obj["kind"] == "Deployment")
-    container = deployment_obj["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "A", "value": env_value} in container["env"]
-    assert container["args"][-2:] == ["--seed", arg_value]
-    assert deployment_obj["metadata"]["labels"]["team"] == label_value
+def assert_round_trip(objects: list[dict[str, Any]], strings: UserStrings) -> None:
+    """Each string lands, unchanged, where it belongs; the annotations nowhere."""
+    workload = next(obj for obj in objects if obj["kind"] == "Deployment")
+    pod = pod_specs(workload)[0]
+    container = pod["containers"][0]
+    args = container["args"]
+    assert args[0] == strings.model
+    assert args[args.index("--served-model-name") + 1] == strings.model
+    assert args[len(args) - len(strings.extra_args()) :] == strings.extra_args()
+    assert container["image"] == strings.image
+    assert {"name": "model-cache", "mountPath": strings.mount_path} in container["volumeMounts"]
+    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": strings.pvc_name}} in pod["volumes"]
+    secret = {"secretKeyRef": {"name": strings.secret_name, "key": strings.secret_key}}
+    env = container["env"]
+    assert env[: len(RENDERER_ENV)] == [{"name": "HF_TOKEN", "valueFrom": secret},
+                                        {"name": "HF_HOME", "value": strings.mount_path}]  # fmt: skip
+    assert env[len(RENDERER_ENV) :] == [{"name": name, "value": value} for name, value in strings.env]
+    for metadata in [obj["metadata"] for obj in objects] + [workload["spec"]["template"]["metadata"]]:
+        assert {key: metadata["labels"][key] for key in strings.labels} == strings.labels
+        assert not set(strings.annotations) & set(metadata["annotations"])
+
+
+@FUZZ
+@given(strings=USER_STRINGS)
+def test_cli_render_keeps_user_strings_as_values(strings: UserStrings) -> None:
+    objects = via_cli(strings)
+    assert [shape(obj) for obj in objects] == [shape(obj) for obj in via_cli(strings.placeholders())]
+    assert_round_trip(objects, strings)
+
+
+@FUZZ
+@given(strings=USER_STRINGS)
+def test_operator_render_keeps_user_strings_as_values(strings: UserStrings) -> None:
+    objects = via_operator(strings)
+    assert [shape(obj) for obj in objects] == [shape(obj) for obj in via_operator(strings.placeholders())]
+    assert_round_trip(objects, strings)
+
+
+def test_placeholders_render_what_the_fuzzed_strings_are_compared_with() -> None:
+    """The comparison is not vacuous: a deployment's user strings do show up in its objects."""
+    strings = UserStrings(env=(("A", "1"),), extra_values=("7",), labels={"team": "search"}, annotations={"a": "b"})
+    objects = via_cli(strings)
+    assert_round_trip(objects, strings)
+    assert [obj["kind"] for obj in objects] == ["Service", "Deployment"]
 
 
 def _attributes(owner: str) -> set[str]:
@@ -77,23 +197,3 @@ def test_templates_only_name_fields_of_the_context() -> None:
     assert _attributes("ctx") <= set(RenderContext.model_fields)
     assert _attributes("c") <= set(Container.model_fields)
     assert _attributes("ctx")
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(env_value=TEXT, label_value=TEXT)
-def test_operator_path_keeps_structure(env_value: str, label_value: str) -> None:
-    """The operator's own path (API body -> decide -> objects) keeps user strings as values, never structure."""
-
-    def body(env: str, label: str) -> dict[str, Any]:
-        metadata = {"name": "chat", "namespace": "ns", "generation": 1, "uid": "u", "labels": {"team": label}}
-        spec = {**BASE_SPEC, "env": [{"name": "A", "value": env}], "extraArgs": ["--seed", "x"]}
-        return {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment", "metadata": metadata,
-                "spec": spec}  # fmt: skip
-
-    decision = decide(body(env_value, label_value), lambda: offers_for([]))
-    baseline = decide(body("x", "x"), lambda: offers_for([]))
-    assert decision.objects is not None
-    assert baseline.objects is not None
-    assert strip_user_values(decision.objects) == strip_user_values(baseline.objects)
-    workload = next(obj for obj in decision.objects if obj["kind"] == "Deployment")
-    assert {"name": "A", "value": env_value} in workload["spec"]["template"]["spec"]["containers"][0]["env"]

@@ -15,7 +15,8 @@ from modelplane.catalog.runtimes import runtime_spec
 from modelplane.render.engine import pod_specs
 from tests.render.test_golden import golden_objects
 
-KUBERNETES_VERSION = "1.33.0"
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
+"""The newest Kubernetes release whose schemas the installed kubernetes-validate ships: supported ones only."""
 OBJECTS = golden_objects()
 IDS = [name for name, _ in OBJECTS]
 WORKLOADS = [(name, obj) for name, obj in OBJECTS if obj["kind"] in ("Deployment", "LeaderWorkerSet")]
@@ -99,16 +100,47 @@ def test_amd_pools_get_the_amd_resource_and_image() -> None:
     assert get_gpu("MI300X-192GB").resource_name == "amd.com/gpu"
 
 
+def pod_templates(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod templates of a workload with their metadata, the serving (leader) pod first."""
+    if obj["kind"] == "Deployment":
+        return [obj["spec"]["template"]]
+    return [obj["spec"]["leaderWorkerTemplate"][role] for role in ("leaderTemplate", "workerTemplate")]
+
+
 @OVER_WORKLOADS
-def test_serving_pods_are_scraped_at_the_runtime_prometheus_endpoint(name: str, obj: dict[str, Any]) -> None:
+def test_only_pods_serving_http_are_scraped(name: str, obj: dict[str, Any]) -> None:
+    """Prometheus scrapes the runtime's own endpoint where it listens; a Ray worker serves no HTTP."""
     runtime = runtime_spec(obj["metadata"]["labels"]["app.kubernetes.io/name"])
-    templates = [obj["spec"]["template"]] if obj["kind"] == "Deployment" else [
-        obj["spec"]["leaderWorkerTemplate"][role] for role in ("leaderTemplate", "workerTemplate")
-    ]  # fmt: skip
-    server_port = pod_specs(obj)[0]["containers"][0]["ports"][0]["containerPort"]
-    for template in templates:
+    for template in pod_templates(obj):
         annotations = template["metadata"]["annotations"]
+        ports = [port["containerPort"] for container in template["spec"]["containers"] for port in container["ports"]]
+        if not ports:
+            assert not [key for key in annotations if key.startswith("prometheus.io/")], annotations
+            continue
         assert annotations["prometheus.io/scrape"] == "true"
-        assert annotations["prometheus.io/port"] == str(server_port) == str(runtime.port)
+        assert annotations["prometheus.io/port"] == str(ports[0]) == str(runtime.port)
         assert annotations["prometheus.io/path"] == runtime.metrics_path
     assert runtime_spec("tensorrt-llm").metrics_path == "/prometheus/metrics"  # /metrics there is JSON, not Prometheus
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector's matchLabels against a pod's labels (the templates use no matchExpressions)."""
+    assert set(selector) == {"matchLabels"}
+    return all(labels.get(key) == value for key, value in selector["matchLabels"].items())
+
+
+CASES_WITH_PDB = sorted({name.split("/")[0] for name, obj in OBJECTS if obj["kind"] == "PodDisruptionBudget"})
+
+
+@pytest.mark.parametrize("case", CASES_WITH_PDB)
+def test_disruption_budget_covers_every_pod_of_the_workload(case: str) -> None:
+    """One evicted LeaderWorkerSet worker restarts its group, so the budget must count workers too."""
+    objects = {obj["kind"]: obj for name, obj in OBJECTS if name.startswith(f"{case}/")}
+    budget = objects["PodDisruptionBudget"]["spec"]["selector"]
+    workload = objects.get("Deployment") or objects["LeaderWorkerSet"]
+    templates = pod_templates(workload)
+    assert all(selects(budget, template["metadata"]["labels"]) for template in templates)
+    service = {"matchLabels": objects["Service"]["spec"]["selector"]}
+    assert [selects(service, template["metadata"]["labels"]) for template in templates] == [
+        bool(template["spec"]["containers"][0]["ports"]) for template in templates
+    ]

@@ -120,10 +120,11 @@ POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 PRE_QUANTIZED_FORMATS = ("awq", "gptq")
 TP_RULE: JsonDict = {
     "rule": "!has(self.parallelism) || !has(self.parallelism.tensorParallel)"
-    " || self.parallelism.tensorParallel in [1, 2, 4, 8, 16, 32, 64]"
-    " || (has(self.model.architecture) && has(self.model.architecture.num_attention_heads)"
-    " && int(self.model.architecture.num_attention_heads) % self.parallelism.tensorParallel == 0)",
-    "message": "parallelism.tensorParallel must be a power of two, or divide model.architecture.num_attention_heads",
+    " || ((has(self.model.architecture) && has(self.model.architecture.num_attention_heads))"
+    " ? int(self.model.architecture.num_attention_heads) % self.parallelism.tensorParallel == 0"
+    " : self.parallelism.tensorParallel in [1, 2, 4, 8, 16, 32, 64])",
+    "message": "spec.parallelism.tensorParallel must divide spec.model.architecture.num_attention_heads when that is"
+    " given, and be a power of two (1 to 64) otherwise",
     "fieldPath": ".parallelism.tensorParallel",
     "reason": "FieldValueInvalid",
 }
@@ -135,6 +136,14 @@ PRE_QUANTIZED_RULE: JsonDict = {
     "fieldPath": ".quantization",
     "reason": "FieldValueInvalid",
 }
+
+
+def _tp_allowed(tp: int, architecture: dict[str, JsonValue]) -> bool:
+    """TP_RULE: attention heads are split evenly across TP ranks; without them, only the usual powers of two."""
+    if "num_attention_heads" not in architecture:
+        return tp in POWERS_OF_TWO
+    heads = architecture["num_attention_heads"]
+    return type(heads) is int and heads % tp == 0
 
 
 class ModelDeploymentSpec(WireModel):
@@ -169,8 +178,7 @@ class ModelDeploymentSpec(WireModel):
         """The CRD's CEL rules, so the CLI refuses what the API server would."""
         architecture = self.model.architecture or {}
         tp = self.parallelism.tensor_parallel if self.parallelism else None
-        heads = architecture.get("num_attention_heads")
-        if tp is not None and tp not in POWERS_OF_TWO and not (isinstance(heads, int) and heads % tp == 0):
+        if tp is not None and not _tp_allowed(tp, architecture):
             raise ValueError(str(TP_RULE["message"]))
         quantization = self.quantization.value
         if (quantization in PRE_QUANTIZED_FORMATS and quantization not in self.model.name.lower()

@@ -4,7 +4,7 @@ from functools import cache
 from importlib import resources
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from modelplane.catalog.errors import CatalogError
@@ -14,9 +14,23 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
 
 
+OPTION = r"^--?[a-z0-9][a-z0-9_-]*$"
+
+
 class RuntimeFlag(_Model):
-    name: str = Field(pattern=r"^--[a-z0-9][a-z0-9_-]*$")
+    """One option string the runtime's parser accepts; an alias names the option it sets instead."""
+
+    name: str = Field(pattern=OPTION)
+    alias_of: str | None = Field(default=None, pattern=OPTION)
     source: str | None = None
+
+
+class FlagSpelling(_Model):
+    """How the runtime's argument parser rewrites an option string before matching it against its flags."""
+
+    underscores_as_dashes: bool
+    dotted_keys: bool = Field(description="--flag.key value sets one key of the JSON option --flag.")
+    source: str
 
 
 class RuntimeSpec(_Model):
@@ -27,10 +41,36 @@ class RuntimeSpec(_Model):
     health_path: str
     metrics_path: str = Field(pattern=r"^/")
     flags: list[RuntimeFlag]
+    flag_spelling: FlagSpelling
+
+    @model_validator(mode="after")
+    def _aliases_name_primary_flags(self) -> "RuntimeSpec":
+        """canonical_flag follows one alias: each must name a listed flag that is not an alias itself."""
+        primary = {flag.name for flag in self.flags if flag.alias_of is None}
+        broken = [flag.name for flag in self.flags if flag.alias_of is not None and flag.alias_of not in primary]
+        if broken:
+            raise ValueError(f"aliasOf of {', '.join(broken)} must name a flag listed without aliasOf")
+        return self
 
     @property
     def flag_names(self) -> frozenset[str]:
         return frozenset(flag.name for flag in self.flags)
+
+    def canonical_flag(self, token: str) -> str | None:
+        """The option a command-line token sets, by its primary name, as this runtime's parser reads it.
+
+        `--x=value`, the parser's own respellings and aliases all name one option; None when the pinned
+        version has no such flag.
+        """
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and self.flag_spelling.dotted_keys:
+            name = name.split(".", 1)[0]
+        if name.startswith("--") and self.flag_spelling.underscores_as_dashes:
+            name = name.replace("_", "-")
+        flag = next((flag for flag in self.flags if flag.name == name), None)
+        if flag is None:
+            return None
+        return flag.alias_of or flag.name
 
     def image_for(self, vendor: str) -> str:
         """The runtime's image for a GPU vendor; AMD pools need the ROCm build."""

@@ -2,14 +2,20 @@
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from modelplane.api.model_deployment import ModelDeployment
+from modelplane.api.errors import InvalidObjectError
+from modelplane.api.model_deployment import Mode, ModelDeployment
 from modelplane.api.plan import PlanResult
+from modelplane.cli.errors import EXIT_INFEASIBLE
+from modelplane.cli.inputs import read_inventory
+from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.engine import render_deployment
+from modelplane.render.errors import RenderError
 from modelplane.render.serialize import dump_object, dump_stream, kustomization, object_filename
 
 Rendered = list[tuple[ModelDeployment, list[dict[str, Any]]]]
@@ -27,10 +33,16 @@ def report_infeasible(results: list[PlanResult]) -> None:
 
 
 def render_all(pairs: list[tuple[ModelDeployment, PlanResult]]) -> Rendered:
+    """Every planned deployment's objects; a serving setting that cannot be rendered names its deployment."""
     rendered: Rendered = []
     for deployment, result in pairs:
         assert result.plan is not None
-        rendered.append((deployment, render_deployment(deployment, result.plan)))
+        try:
+            objects = render_deployment(deployment, result.plan)
+        except RenderError as error:
+            described = f"ModelDeployment {deployment.metadata.namespace}/{deployment.metadata.name}"
+            raise InvalidObjectError(described, error.field, error.problem) from None
+        rendered.append((deployment, objects))
     return rendered
 
 
@@ -65,3 +77,28 @@ def write_directory(rendered: Rendered, root: Path) -> None:
         (root / "kustomization.yaml").write_text(kustomization(directories))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def render_files(files: Sequence[Path], pools: Sequence[Path], output: str) -> None:
+    """Plan and render the ModelDeployments of the files, as the operator would apply them.
+
+    A PlanOnly deployment gets nothing, like in the cluster, and its plan cannot fail the render.
+    """
+    inventory = read_inventory(files, pools)
+    offers = offers_for(inventory.pools)
+    pairs = []
+    for deployment in inventory.deployments:
+        if deployment.spec.mode is Mode.PLAN_ONLY:
+            named = f"{deployment.metadata.namespace}/{deployment.metadata.name}"
+            typer.echo(f"modelplane: {named}: mode PlanOnly, nothing rendered", err=True)
+            continue
+        pairs.append((deployment, plan_deployment(deployment, offers)))
+    results = [result for _, result in pairs]
+    if not all(result.feasible for result in results):
+        report_infeasible(results)
+        raise typer.Exit(EXIT_INFEASIBLE)
+    rendered = render_all(pairs)
+    if output == "-":
+        write_stream(rendered)
+    else:
+        write_directory(rendered, Path(output))

@@ -1,14 +1,15 @@
 """Runtime command lines, decided in Python so templates stay free of logic.
 
 Flags the plan sets are owned by the plan: spec.extraArgs may add any other flag the pinned
-runtime version accepts, but may not repeat or override a planned one.
+runtime version accepts, but may not repeat or override a planned one under any spelling the
+runtime's parser reads as the same option (an alias, `--x_y` for vLLM's `--x-y`, `--x=value`).
 """
 
 import shlex
 from dataclasses import dataclass
 
 from modelplane.api.model_deployment import ModelDeploymentSpec
-from modelplane.api.plan import Plan
+from modelplane.api.plan import MemoryBreakdown, Plan
 from modelplane.catalog.runtimes import RuntimeSpec
 from modelplane.render.errors import RenderError
 
@@ -25,6 +26,21 @@ class CommandLine:
 def gpu_memory_fraction(percent: int) -> str:
     """An integer percent as the decimal fraction runtimes take ("0.90"), without float rounding."""
     return f"{percent // 100}.{percent % 100:02d}"
+
+
+def kv_cache_free_memory_fraction(memory: MemoryBreakdown) -> str:
+    """--kv_cache_free_gpu_memory_fraction that makes TensorRT-LLM allocate the planned KV cache.
+
+    TensorRT-LLM gives the KV cache a fraction of the memory still free after the weights and buffers are
+    allocated ("free_gpu_memory_fraction is 0.9, which means TensorRT LLM will try to allocate 90% of free
+    GPU memory for KV cache", https://nvidia.github.io/TensorRT-LLM/examples/kvcacheconfig.html; trtllm-serve's
+    help: "Free GPU memory fraction reserved for KV Cache, after allocating model weights and buffers"), not
+    of the whole GPU as vLLM's --gpu-memory-utilization. Rounded down, so never more than planned, but at
+    least 0.01, which still fits: gpuMemoryUtilization of at most 99% leaves 1% of the GPU unbudgeted.
+    """
+    loaded = memory.weight_bytes_per_gpu + memory.overhead_bytes_per_gpu
+    kv_cache = memory.budget_bytes_per_gpu - loaded
+    return gpu_memory_fraction(max(1, kv_cache * 100 // (memory.gpu_memory_bytes - loaded)))
 
 
 def _vllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> list[str]:
@@ -57,26 +73,24 @@ def _trtllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -
         "--tp_size", str(plan.tensor_parallel),
         "--pp_size", str(plan.pipeline_parallel),
         "--max_seq_len", str(plan.max_model_len),
-        "--kv_cache_free_gpu_memory_fraction", gpu_memory_fraction(plan.gpu_memory_utilization),
+        "--kv_cache_free_gpu_memory_fraction", kv_cache_free_memory_fraction(plan.memory),
     ]  # fmt: skip
 
 
-def _flag_name(token: str) -> str:
-    return token.split("=", 1)[0]
-
-
 def check_extra_args(extra_args: list[str], planned: list[str], runtime_name: str, runtime: RuntimeSpec) -> None:
-    """Refuse extra flags the plan owns or the pinned runtime version does not know."""
-    owned = {token for token in planned if token.startswith("--")}
+    """Refuse extra flags the plan owns, under any spelling, or the pinned runtime version does not know."""
+    owned = {runtime.canonical_flag(token) for token in planned if token.startswith("-")}
     for index, token in enumerate(extra_args):
         if not token.startswith("-"):
             continue
-        name = _flag_name(token)
+        name = token.split("=", 1)[0]
+        option = runtime.canonical_flag(token)
         field = f"spec.extraArgs[{index}]"
-        if name in owned:
-            raise RenderError(field, f"{name} is set by the plan; change the ModelDeployment spec instead")
-        if name not in runtime.flag_names:
+        if option is None:
             raise RenderError(field, f"{name} is not a flag of {runtime_name} {runtime.version}")
+        if option in owned:
+            spelled = name if name == option else f"{name} (the same option as {option})"
+            raise RenderError(field, f"{spelled} is set by the plan; change the ModelDeployment spec instead")
 
 
 def server_command(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> CommandLine:

@@ -2,20 +2,27 @@
 
 import hashlib
 import json
+import posixpath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from modelplane.api.model_deployment import ModelDeployment
+from modelplane.api.model_deployment import ModelCache, ModelDeployment
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.runtimes import RuntimeSpec, runtime_spec
 from modelplane.render.args import CommandLine, server_command, worker_command
+from modelplane.render.errors import RenderError
 
 GIB = 1024**3
 SHM_GIB_PER_GPU = 2
 """NCCL's shared-memory transport and vLLM's workers exchange tensors through /dev/shm; vLLM asks
 for --shm-size or --ipc=host with tensor parallelism. 2 GiB per GPU in the pod covers it."""
+SHM_PATH = "/dev/shm"
+DEFAULT_CACHE_PATH: str = ModelCache.model_fields["mount_path"].default
+LWS_ENV = ("LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE")
+"""Set in every container of a LeaderWorkerSet pod by its controller, replacing a value of the same name
+(sigs.k8s.io/lws pkg/utils/pod/pod_utils.go AddLWSVariables); the multi-node commands read them."""
 CPU_PER_GPU = 2
 HOST_MEMORY_GIB_PER_GPU = 16
 PROBE_PERIOD_SECONDS = 10
@@ -62,9 +69,12 @@ class RenderContext(BaseModel):
     leader_labels: dict[str, str]
     worker_labels: dict[str, str]
     pod_annotations: dict[str, str]
+    worker_annotations: dict[str, str]
     service_selector: dict[str, str]
     service_type: str
     pdb_max_unavailable: int | None
+    pdb_selector: dict[str, str]
+    """Every pod of a replica: one evicted leader or worker restarts its whole LeaderWorkerSet group."""
     deployment_strategy: dict[str, Any]
     node_selector: dict[str, str]
     tolerations: list[dict[str, Any]]
@@ -82,14 +92,23 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _env(deployment: ModelDeployment) -> list[dict[str, Any]]:
+def _env(deployment: ModelDeployment, multi_node: bool) -> list[dict[str, Any]]:
+    """The renderer's own variables, then the user's, which may not name one of them: the later would win."""
     spec = deployment.spec
     env: list[dict[str, Any]] = []
+    owners: dict[str, str] = {}
     if spec.hf_token_secret_ref is not None:
         ref = spec.hf_token_secret_ref
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+        owners["HF_TOKEN"] = "set from spec.hfTokenSecretRef"
     if spec.model_cache is not None:
         env.append({"name": "HF_HOME", "value": spec.model_cache.mount_path})
+        owners["HF_HOME"] = "set to spec.modelCache.mountPath"
+    if multi_node:
+        owners.update(dict.fromkeys(LWS_ENV, "set by the LeaderWorkerSet controller for the multi-node command"))
+    for index, var in enumerate(spec.env):
+        if var.name in owners:
+            raise RenderError(f"spec.env[{index}].name", f"{var.name} is {owners[var.name]}; remove it from spec.env")
     env.extend({"name": var.name, "value": var.value} for var in spec.env)
     return env
 
@@ -117,12 +136,23 @@ def _probes(plan: Plan, runtime: RuntimeSpec) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
+def _overlaps(path: str, other: str) -> bool:
+    """Whether one mount would hide the other: the same directory, or one inside the other."""
+    first, second = posixpath.normpath(path), posixpath.normpath(other)
+    return posixpath.commonpath([first, second]) in (first, second)
+
+
 def _volumes(deployment: ModelDeployment, plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     shm = f"{SHM_GIB_PER_GPU * plan.gpus_per_pod}Gi"
     volumes: list[dict[str, Any]] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}]
-    mounts: list[dict[str, Any]] = [{"name": "shm", "mountPath": "/dev/shm"}]
+    mounts: list[dict[str, Any]] = [{"name": "shm", "mountPath": SHM_PATH}]
     cache = deployment.spec.model_cache
     if cache is not None:
+        for mount in mounts:
+            if _overlaps(cache.mount_path, mount["mountPath"]):
+                raise RenderError("spec.modelCache.mountPath", f"{cache.mount_path} is, contains or lies inside "
+                                  f"{mount['mountPath']}, where the {mount['name']} volume is mounted; mount the "
+                                  f"cache elsewhere, e.g. at the default {DEFAULT_CACHE_PATH}")  # fmt: skip
         volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.pvc_name}})
         mounts.append({"name": "model-cache", "mountPath": cache.mount_path})
     return volumes, mounts
@@ -142,7 +172,7 @@ def _container(
         name=name,
         command=line.command,
         args=line.args,
-        env=_env(deployment),
+        env=_env(deployment, plan.nodes_per_replica > 1),
         ports=[{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}] if serves else [],
         resources=_resources(deployment, plan, resource_name),
         volume_mounts=mounts,
@@ -200,6 +230,7 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
         else None
     )
     pool_selector = {"modelplane.dev/pool": plan.pool}
+    plan_annotation = {PLAN_HASH_ANNOTATION: digest}
     return RenderContext(
         name=name,
         namespace=namespace,
@@ -210,20 +241,22 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
         group_size=plan.nodes_per_replica,
         port=runtime.port,
         labels=labels,
-        annotations={PLAN_HASH_ANNOTATION: digest},
+        annotations=plan_annotation,
         selector_labels=selector,
         pod_labels=labels,
         leader_labels={**labels, "app.kubernetes.io/component": "leader"},
         worker_labels={**labels, "app.kubernetes.io/component": "worker"},
         pod_annotations={
-            PLAN_HASH_ANNOTATION: digest,
+            **plan_annotation,
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(runtime.port),
             "prometheus.io/path": runtime.metrics_path,
         },
+        worker_annotations=plan_annotation,
         service_selector={DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": "leader" if multi_node else "server"},
         service_type=spec.service_type.value,
         pdb_max_unavailable=spec.pod_disruption_budget.max_unavailable if spec.pod_disruption_budget else None,
+        pdb_selector={DEPLOYMENT_LABEL: name} if multi_node else selector,
         deployment_strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
         node_selector=plan.node_selector or pool_selector,
         tolerations=[toleration.to_wire() for toleration in plan.tolerations],

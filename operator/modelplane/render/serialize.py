@@ -4,12 +4,24 @@ from typing import Any
 
 import yaml
 
+UNICODE_LINE_BREAKS = ("\x85", "\u2028", "\u2029")
+
 
 class _Dumper(yaml.SafeDumper):
     """Block style, no aliases: what people expect in a manifests repository."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Double quotes for NEL, LS and PS: PyYAML writes them raw in a single-quoted scalar, where a reader
+    folds them into spaces, and escapes them only in double quotes."""
+    style = '"' if any(char in value for char in UNICODE_LINE_BREAKS) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def dump_object(obj: dict[str, Any]) -> str:
