@@ -55,7 +55,7 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
         raise InvalidObjectError(where, "", f"expected a Kubernetes object (a mapping), got {type(document).__name__}")
     described = f"{where}: {_describe(document)}"
     kind = document.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidObjectError(described, "kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
     if document.get("apiVersion") != APIVERSION:
         raise InvalidObjectError(

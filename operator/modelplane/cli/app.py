@@ -13,19 +13,19 @@ from rich.table import Table
 from modelplane.api.model_deployment import KvCacheDtype, Quantization
 from modelplane.catalog.gpus import gpu_catalog
 from modelplane.catalog.models import model_catalog
-from modelplane.cli.errors import EXIT_INFEASIBLE, EXIT_OK, user_errors
+from modelplane.cli.errors import EXIT_INFEASIBLE, EXIT_OK, BadInputGroup, InputFileError, user_errors
 from modelplane.cli.explain import fetch, print_explanation
-from modelplane.cli.inputs import read_inventory
+from modelplane.cli.inputs import read_inventory, read_text
 from modelplane.cli.markdown import plan_markdown
 from modelplane.cli.output import print_table, to_json, to_yaml
-from modelplane.cli.render import render_all, report_infeasible, write_directory, write_stream
+from modelplane.cli.render import render_files
 from modelplane.cli.svg import plan_svg
 from modelplane.kube.errors import KubeError
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.service import offers_for, plan_deployment
-from modelplane.render.errors import RenderError
 
 app = typer.Typer(
+    cls=BadInputGroup,
     help="Plan, render and operate LLM serving on Kubernetes GPU node pools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -73,7 +73,7 @@ def plan(
 ) -> None:
     """Plan every ModelDeployment. Exit 0: all feasible; 2: some infeasible; 1: bad input."""
     with user_errors():
-        inventory = read_inventory([*files, *(pools or [])])
+        inventory = read_inventory(files, pools or [])
         offers = offers_for(inventory.pools)
         results = [plan_deployment(deployment, offers) for deployment in inventory.deployments]
     if output is PlanFormat.TABLE:
@@ -88,12 +88,17 @@ def plan(
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    """A model's config.json; an empty object is refused here, or the catalog would be searched by file name."""
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(read_text(path))
     except json.JSONDecodeError as error:
-        raise OSError(0, f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}", str(path)) from None
-    if not isinstance(config, dict):
-        raise OSError(0, "expected a JSON object (a model's config.json)", str(path))
+        raise InputFileError(
+            str(path), f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+    except RecursionError:
+        raise InputFileError(str(path), "invalid JSON: nested too deeply") from None
+    if not isinstance(config, dict) or not config:
+        raise InputFileError(str(path), "expected a JSON object with a model's architecture (a config.json)")
     return config
 
 
@@ -106,19 +111,8 @@ def render(
     ] = None,
 ) -> None:
     """Plan and render serving manifests. Infeasible deployments: exit 2 and nothing is written."""
-    with user_errors(extra=(RenderError,)):
-        inventory = read_inventory([*files, *(pools or [])])
-        offers = offers_for(inventory.pools)
-        pairs = [(deployment, plan_deployment(deployment, offers)) for deployment in inventory.deployments]
-        results = [result for _, result in pairs]
-        if not all(result.feasible for result in results):
-            report_infeasible(results)
-            raise typer.Exit(EXIT_INFEASIBLE)
-        rendered = render_all(pairs)
-        if output == "-":
-            write_stream(rendered)
-        else:
-            write_directory(rendered, Path(output))
+    with user_errors():
+        render_files(files, pools or [], output)
 
 
 @app.command()

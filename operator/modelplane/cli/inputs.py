@@ -1,6 +1,7 @@
 """Read the YAML files named on the command line into one inventory, with catalog references checked."""
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from modelplane.api.documents import Inventory, load_documents
@@ -8,6 +9,24 @@ from modelplane.api.errors import InvalidObjectError
 from modelplane.catalog.errors import CatalogError, UnknownGpuError
 from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.models import resolve_architecture
+from modelplane.cli.errors import InputFileError
+
+STDIN = "<stdin>"
+
+
+def decode(data: bytes, where: str) -> str:
+    """UTF-8, with the byte-order mark some Windows editors write dropped; anything else is one error line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputFileError(
+            where, f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})"
+        ) from None
+
+
+def read_text(path: Path) -> str:
+    """A file named on the command line as text; an unreadable file or a directory raises OSError naming it."""
+    return decode(path.read_bytes(), str(path))
 
 
 def check_references(found: Inventory, where: str) -> None:
@@ -27,20 +46,69 @@ def check_references(found: Inventory, where: str) -> None:
             raise InvalidObjectError(f"{where}: GPUNodePool {pool.metadata.name}", "spec.gpu", str(error)) from None
 
 
-def read_inventory(paths: list[Path]) -> Inventory:
-    """Every ModelDeployment and GPUNodePool in the files (directories: their *.yaml / *.yml files; - is stdin)."""
-    inventory = Inventory()
-    for path in paths:
-        if str(path) == "-":
-            sources = [("<stdin>", sys.stdin.read())]
-        elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
-            sources = [(str(file), file.read_text()) for file in files]
-        else:
-            sources = [(str(path), path.read_text())]
-        for where, text in sources:
-            found = load_documents(text, where)
-            check_references(found, where)
-            inventory.deployments.extend(found.deployments)
-            inventory.pools.extend(found.pools)
+def _shown(path: Path) -> str:
+    return STDIN if str(path) == "-" else str(path)
+
+
+def _sources(path: Path) -> list[tuple[str, str]]:
+    """(where, text) of every YAML file a command-line path names: a file, a directory's *.yaml / *.yml, or -."""
+    if str(path) == "-":
+        return [(STDIN, decode(sys.stdin.buffer.read(), STDIN))]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        return [(str(file), read_text(file)) for file in files]
+    return [(str(path), read_text(path))]
+
+
+def _read(path: Path) -> list[tuple[str, Inventory]]:
+    """Each YAML file a command-line path names, with its objects."""
+    found = []
+    for where, text in _sources(path):
+        try:
+            objects = load_documents(text, where)
+        except RecursionError:
+            raise InputFileError(where, "invalid YAML: nested too deeply") from None
+        check_references(objects, where)
+        found.append((where, objects))
+    return found
+
+
+def _check_unique(files: list[tuple[str, Inventory]]) -> None:
+    """One namespace/name is one object in the cluster and one directory of `render`: two would overwrite."""
+    seen: dict[tuple[str | None, str], str] = {}
+    for where, objects in files:
+        for deployment in objects.deployments:
+            key = (deployment.metadata.namespace, deployment.metadata.name)
+            if key in seen:
+                raise InputFileError(where, f"ModelDeployment {key[0]}/{key[1]} is also defined in {seen[key]}; "
+                                     "keep one of them")  # fmt: skip
+            seen[key] = where
+
+
+def read_inventory(files: Sequence[Path], pools: Sequence[Path] = ()) -> Inventory:
+    """Every ModelDeployment and GPUNodePool in the files and the --pools files.
+
+    Finding nothing is bad input, not an empty plan: an empty directory in a GitOps pipeline is a wrong path,
+    and a --pools file without pools would silently fall back to the what-if inventory. Empty documents in a
+    stream are skipped. A ModelDeployment in a --pools file is refused rather than skipped: a GitOps pipeline
+    that silently rendered nothing for it would prune its running servers.
+    """
+    parts = [part for path in files for part in _read(path)]
+    _check_unique(parts)
+    for path in pools:
+        found = _read(path)
+        for where, objects in found:
+            if objects.deployments:
+                metadata = objects.deployments[0].metadata
+                raise InputFileError(where, f"ModelDeployment {metadata.namespace}/{metadata.name} in a --pools file: "
+                                     "--pools reads only GPUNodePools; name the file without --pools")  # fmt: skip
+        if not any(objects.pools for _, objects in found):
+            raise InputFileError(_shown(path), "no GPUNodePool found (--pools names the inventory to plan against)")
+        parts.extend(found)
+    inventory = Inventory(
+        deployments=[deployment for _, part in parts for deployment in part.deployments],
+        pools=[pool for _, part in parts for pool in part.pools],
+    )
+    if not inventory.deployments:
+        raise InputFileError(", ".join(_shown(path) for path in files), "no ModelDeployment found")
     return inventory
