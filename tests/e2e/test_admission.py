@@ -22,7 +22,15 @@ MD_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown-runtime", {"runtime": "sglang"}, "spec.runtime"),
     ("float-utilization", {"gpuMemoryUtilization": 0.9}, "spec.gpuMemoryUtilization"),
     ("utilization-100", {"gpuMemoryUtilization": 100}, "spec.gpuMemoryUtilization"),
-    ("tp-not-power-of-two", {"parallelism": {"tensorParallel": 3}}, "tensorParallel"),
+    ("tp-not-power-of-two", {"parallelism": {"tensorParallel": 3}}, "spec.parallelism.tensorParallel"),
+    (
+        "tp-does-not-divide-the-heads",
+        {
+            "model": {"name": "example/custom-12-heads", "architecture": {"num_attention_heads": 12}},
+            "parallelism": {"tensorParallel": 8},
+        },
+        "spec.parallelism.tensorParallel",
+    ),
     ("tp-zero", {"parallelism": {"tensorParallel": 0}}, "spec.parallelism.tensorParallel"),
     ("pp-too-deep", {"parallelism": {"pipelineParallel": 65}}, "spec.parallelism.pipelineParallel"),
     ("awq-without-awq-model", {"quantization": "awq"}, "spec.quantization"),
