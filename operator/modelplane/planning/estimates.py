@@ -35,13 +35,23 @@ class Throughput(NamedTuple):
     aggregate: int
 
 
-def decode_bandwidth(gpu: GpuSpec, tensor_parallel: int) -> Decimal:
-    """Bytes/s a decode step reads at: the GPU's bandwidth at the roofline's efficiency."""
+class Bandwidth(NamedTuple):
+    """Bytes/s a decode step reads at, as the exact fraction numerator / denominator: the sourced efficiencies
+    are whole percents, so integer arithmetic gives exact token rates (floored) with no rounding on the way."""
+
+    numerator: int
+    denominator: int
+
+
+def decode_bandwidth(gpu: GpuSpec, tensor_parallel: int) -> Bandwidth:
+    """The GPU's memory bandwidth at the roofline's efficiency (and the PCIe penalty for TP over PCIe)."""
     constants = performance_constants()
-    efficiency = Decimal(constants.memory_bandwidth_efficiency_percent) / 100
+    numerator = gpu.memory_bandwidth_bytes_per_second * constants.memory_bandwidth_efficiency_percent
+    denominator = 100
     if tensor_parallel > 1 and gpu.interconnect is Interconnect.PCIE:
-        efficiency *= Decimal(constants.pcie_tensor_parallel_efficiency_percent) / 100
-    return Decimal(gpu.memory_bandwidth_bytes_per_second) * efficiency
+        numerator *= constants.pcie_tensor_parallel_efficiency_percent
+        denominator *= 100
+    return Bandwidth(numerator, denominator)
 
 
 def decode_throughput(
@@ -51,17 +61,21 @@ def decode_throughput(
     return throughput_at(decode_bandwidth(gpu, tensor_parallel), stages, concurrency)
 
 
-def throughput_at(bandwidth: Decimal, stages: Sequence[StageTraffic], concurrency: int) -> Throughput:
-    """`decode_throughput` with the bandwidth given: the planner asks for it once per GPU model and TP > 1."""
+def throughput_at(bandwidth: Bandwidth, stages: Sequence[StageTraffic], concurrency: int) -> Throughput:
+    """`decode_throughput` with the bandwidth given: the planner asks for it once per GPU model and TP > 1.
+
+    A step over `n` sequences reads weights + n × KV bytes, so n sequences decode at
+    n × bandwidth / (weights + n × KV) tokens/s, floored to whole tokens.
+    """
     weight_bytes = kv_bytes_per_sequence = 0
     for stage in stages:
         weight_bytes += stage.weight_bytes_per_gpu
         kv_bytes_per_sequence += stage.kv_bytes_per_sequence_per_gpu
-
-    def step_seconds(sequences: int) -> Decimal:
-        return Decimal(weight_bytes + sequences * kv_bytes_per_sequence) / bandwidth
-
-    return Throughput(int(1 / step_seconds(1)), int(concurrency / step_seconds(concurrency)))
+    numerator, denominator = bandwidth
+    return Throughput(
+        numerator // (denominator * (weight_bytes + kv_bytes_per_sequence)),
+        concurrency * numerator // (denominator * (weight_bytes + concurrency * kv_bytes_per_sequence)),
+    )
 
 
 def cost_per_hour(cost_per_gpu_hour: Decimal | None, gpus: int) -> Decimal | None:

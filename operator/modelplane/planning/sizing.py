@@ -10,7 +10,6 @@ per (bytes of a format, TP, PP) and shared by every GPU, and a sizing is compute
 capacity. Results are tuples rather than dataclasses: a plan builds hundreds, and they are cheaper.
 """
 
-from decimal import Decimal
 from functools import cached_property
 from typing import NamedTuple
 
@@ -18,7 +17,7 @@ from modelplane.api.model_deployment import KvCacheDtype, ModelDeploymentSpec
 from modelplane.api.plan import MemoryBreakdown, Reason, ReasonCode
 from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.gpus import GpuSpec
-from modelplane.planning.estimates import StageTraffic, Throughput, decode_bandwidth, throughput_at
+from modelplane.planning.estimates import Bandwidth, StageTraffic, Throughput, decode_bandwidth, throughput_at
 from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, stages_kv_bytes, windowed_prefix
 from modelplane.planning.overhead import overhead_bytes_per_gpu
 from modelplane.planning.parameters import ParameterBreakdown, count_parameters
@@ -100,7 +99,7 @@ class Sizer:
         self._searches: dict[tuple[str, WeightFormat, int], PipelineSearch] = {}
         self._needs: dict[tuple[WeightFormat, int], int] = {}
         self._overheads: dict[tuple[int, int], int] = {}
-        self._bandwidths: dict[tuple[str, bool], Decimal] = {}
+        self._bandwidths: dict[tuple[str, bool], Bandwidth] = {}
 
     @cached_property
     def breakdown(self) -> ParameterBreakdown:
@@ -183,7 +182,7 @@ class Sizer:
             self._fits[key] = fit
         return fit
 
-    def _bandwidth(self, gpu: GpuSpec, tp: int) -> Decimal:
+    def _bandwidth(self, gpu: GpuSpec, tp: int) -> Bandwidth:
         key = (gpu.id, tp > 1)
         bandwidth = self._bandwidths.get(key)
         if bandwidth is None:
