@@ -35,6 +35,9 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("tensorrt-llm-on-amd-only", {"runtime": "tensorrt-llm", "placement": {"pools": ["mi300x-cloud"]}},
      "RuntimeUnsupported"),
     ("fp8-kv-on-volta", {"kvCacheDtype": "fp8", "placement": {"pools": ["v100-onprem"]}}, "UnsupportedKvCacheDtype"),
+    # The excluded AMD pool would also refuse TensorRT-LLM: that says nothing about the pool that was chosen.
+    ("fp8-kv-on-the-only-chosen-pool", {"runtime": "tensorrt-llm", "kvCacheDtype": "fp8",
+                                        "placement": {"pools": ["a100-onprem"]}}, "UnsupportedKvCacheDtype"),
     ("pool-that-does-not-exist", {"placement": {"pools": ["h900-dreams"]}}, "PoolNotSelected"),
     ("tensor-parallel-wider-than-a-node",
      {"parallelism": {"tensorParallel": 16}, "placement": {"pools": ["h100-onprem"]}}, "ExceedsGpusPerNode"),

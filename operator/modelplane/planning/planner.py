@@ -317,7 +317,8 @@ class _Planner:
         assert throughput is not None
         price = offer.cost_per_gpu_hour
         hourly = cost_per_hour(price, needed)
-        replica_cost = hourly if replicas == 1 else cost_per_hour(price, gpus_per_replica)
+        # Unrounded: rounding to cents first would skew cheap or fractional-cent prices (rounded once, at the end).
+        replica_cost = None if price is None else price * gpus_per_replica
         estimates = record(
             Estimates,
             decode_tokens_per_second=throughput.aggregate,
@@ -463,15 +464,25 @@ def summarize_rejections(evaluations: Sequence[Evaluation]) -> list[Reason]:
 
     The first reason is the most informative one (the operator's Planned condition takes its code):
     codes of the user's own exclusions come last (LocalityPolicy, then PoolNotSelected), the others
-    first, each group by the number of pools it applied to (most first), then by code.
+    first, each group by the number of pools the user left open that it applied to (most first; why a pool
+    the user excluded would not fit anyway explains little), then by all pools, then by code.
     """
     pools_by_code: dict[ReasonCode, set[str]] = {}
+    open_pools_by_code: dict[ReasonCode, set[str]] = {}
     example: dict[ReasonCode, str] = {}
     for evaluation in evaluations:
+        excluded = any(reason.code in USER_EXCLUSIONS for reason in evaluation.reasons)
         for reason in evaluation.reasons:
             pools_by_code.setdefault(reason.code, set()).add(evaluation.offer.name)
+            if not excluded:
+                open_pools_by_code.setdefault(reason.code, set()).add(evaluation.offer.name)
             example.setdefault(reason.code, reason.message)
-    order = sorted(pools_by_code.items(), key=lambda item: (USER_EXCLUSIONS.get(item[0], 0), -len(item[1]), item[0]))
+
+    def rank(item: tuple[ReasonCode, set[str]]) -> tuple[int, int, int, ReasonCode]:
+        code, pools = item
+        return USER_EXCLUSIONS.get(code, 0), -len(open_pools_by_code.get(code, ())), -len(pools), code
+
+    order = sorted(pools_by_code.items(), key=rank)
     return [
         _reason(
             code,
