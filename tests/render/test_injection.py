@@ -46,7 +46,7 @@ NO_WHITESPACE = st.text(min_size=1, max_size=40).filter(lambda text: not any(cha
 MODEL_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}(/[A-Za-z0-9][A-Za-z0-9._-]{0,30})?", fullmatch=True)
 DNS_NAMES = st.from_regex(DNS_SUBDOMAIN, fullmatch=True).filter(lambda name: len(name) <= 253)
 # Lone surrogates excluded, as everywhere else: no JSON or YAML document can carry one.
-PATH_PART = st.text(st.characters(exclude_characters="\x00/", exclude_categories=("Cs",)), min_size=1, max_size=30)
+PATH_PART = st.text(st.characters(exclude_characters="\x00/", exclude_categories=["Cs"]), min_size=1, max_size=30)
 LABEL_KEYS = TEXT.filter(lambda key: not key.startswith(RESERVED_LABEL_PREFIXES))
 ANNOTATION_KEYS = TEXT.filter(lambda key: not key.startswith(("modelplane.dev/", "prometheus.io/")))
 
