@@ -15,12 +15,12 @@ from modelplane.api.plan import PlanResult, ReasonCode
 from modelplane.catalog.gpus import get_gpu, gpu_catalog
 from modelplane.catalog.models import find_model
 from modelplane.catalog.overhead import overhead_constants
-from modelplane.planning.estimates import cost_per_hour, decode_throughput
 from modelplane.planning.overhead import overhead_bytes_per_gpu
-from modelplane.planning.planner import Evaluation, _Planner, plan_core, rank_key
+from modelplane.planning.planner import _Planner, plan_core, rank_key
 from modelplane.planning.service import offers_for
-from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL, heads_problem, layout
+from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL
 from modelplane.planning.weights import WeightFormat
+from tests.planning.brute_force import brute_force_best
 from tests.support import deployment, pool
 
 LLAMA_70B = {"name": "meta-llama/Llama-3.1-70B-Instruct"}
@@ -163,42 +163,6 @@ def test_a_bigger_pool_never_makes_a_plan_infeasible(
         assert big.plan.gpus_per_replica <= small.plan.gpus_per_replica
 
 
-def _brute_force(spec: dict[str, Any], pools: list[Any]) -> tuple[object, ...] | None:
-    """Every format × TP × PP on the pool, no pruning, no search: the lowest rank key among feasible shapes."""
-    md = deployment(**spec)
-    entry = find_model(md.spec.model.name)
-    assert entry is not None
-    arch = entry.architecture
-    planner = _Planner("x", "default", md.spec, arch, entry)
-    replicas, best = md.spec.replicas, None
-    pinned = md.spec.parallelism.tensor_parallel if md.spec.parallelism else None
-    for offer in offers_for(pools):
-        for wanted in planner.formats():
-            weight_format = planner.format_for_gpu(wanted, offer.gpu)
-            if planner.format_reasons(weight_format, offer.gpu):
-                continue
-            for tp in [pinned] if pinned else [1, 2, 4, 8]:
-                if tp > offer.gpus_per_node or heads_problem(arch, tp):
-                    continue
-                for pp in range(1, min(arch.num_layers, MAX_PIPELINE_PARALLEL, offer.total_gpus // tp) + 1):
-                    shape = layout(tp, pp, offer.gpus_per_node)
-                    fit = planner.sizer.memory_fit(offer.gpu, weight_format, tp, pp)
-                    if shape is None or not fit.fits:
-                        continue
-                    pods_per_node = offer.gpus_per_node // shape.gpus_per_pod
-                    if (shape.gpus_per_replica * replicas > offer.free_gpus
-                            or -(-shape.nodes_per_replica * replicas // pods_per_node) > offer.nodes):  # fmt: skip
-                        continue
-                    evaluation = Evaluation(
-                        offer, weight_format, shape, (), fit.breakdown,
-                        decode_throughput(offer.gpu, tp, list(fit.traffic), md.spec.max_concurrency),
-                        cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * replicas),
-                    )  # fmt: skip
-                    key = rank_key(md.spec, evaluation)
-                    best = key if best is None or key < best else best
-    return best
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     model=st.sampled_from(DEEP_MODELS),
@@ -228,7 +192,7 @@ def test_odd_pools_get_the_brute_force_optimum(
     available: dict[str, Any] = {} if free is None else {"available_gpus": min(free, gpus_per_node * nodes)}
     pools = [pool("p", gpu, gpus_per_node, nodes, **available)]
     result = _plan(pools, **spec)
-    best = _brute_force(spec, pools)
+    best = brute_force_best(spec, pools)
     assert result.feasible == (best is not None), result.reasons
     if result.plan is not None:
         md = deployment(**spec)

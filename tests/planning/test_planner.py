@@ -9,13 +9,11 @@ from hypothesis import strategies as st
 
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.plan import PlanResult, ReasonCode
-from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.models import find_model
-from modelplane.planning.estimates import cost_per_hour, decode_throughput
 from modelplane.planning.inventory import offer_from_pool
 from modelplane.planning.planner import Evaluation, _Planner, rank_key
 from modelplane.planning.service import offers_for, plan_deployment
-from modelplane.planning.shapes import heads_problem, layout
+from tests.planning.brute_force import brute_force_best
 from tests.support import deployment, pool
 
 GIB = 1024**3
@@ -161,48 +159,6 @@ MODELS = ["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct
           "mistralai/Mixtral-8x7B-Instruct-v0.1", "deepseek-ai/DeepSeek-V3"]  # fmt: skip
 
 
-def _brute_force_best(result_spec: dict[str, Any]) -> tuple[object, ...] | None:
-    """Every pool × format × TP × PP, no pruning; the lowest rank key among feasible ones."""
-    md = deployment(**result_spec)
-    entry = find_model(md.spec.model.name)
-    assert entry is not None
-    arch: Architecture = entry.architecture
-    planner = _Planner("x", "default", md.spec, arch, entry)
-    best: tuple[object, ...] | None = None
-    for offer in offers_for(HYBRID):
-        if planner.pool_reasons(offer):
-            continue
-        for wanted in planner.formats():
-            weight_format = planner.format_for_gpu(wanted, offer.gpu)
-            if planner.format_reasons(weight_format, offer.gpu):
-                continue
-            tp = 1
-            while tp <= offer.gpus_per_node:
-                if heads_problem(arch, tp) is None:
-                    for pp in range(1, min(arch.num_layers, offer.total_gpus // tp) + 1):
-                        fit = planner.sizer.memory_fit(offer.gpu, weight_format, tp, pp)
-                        shape = layout(tp, pp, offer.gpus_per_node)
-                        if not fit.fits or shape is None:
-                            continue
-                        pods = shape.nodes_per_replica * md.spec.replicas
-                        if (
-                            shape.gpus_per_replica * md.spec.replicas > offer.free_gpus
-                            or -(-pods // (offer.gpus_per_node // shape.gpus_per_pod)) > offer.nodes
-                        ):
-                            continue
-                        if shape.nodes_per_replica > 1 and md.spec.runtime.value == "tensorrt-llm":
-                            continue
-                        evaluation = Evaluation(
-                            offer, weight_format, shape, (), fit.breakdown,
-                            decode_throughput(offer.gpu, tp, list(fit.traffic), md.spec.max_concurrency),
-                            cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * md.spec.replicas),
-                        )  # fmt: skip
-                        key = rank_key(md.spec, evaluation)
-                        best = key if best is None or key < best else best
-                tp *= 2
-    return best
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     model=st.sampled_from(MODELS),
@@ -219,7 +175,7 @@ def test_plan_is_the_brute_force_optimum(model: str, strategy: str, quantization
     if model == "deepseek-ai/DeepSeek-V3" and quantization != "auto":
         spec["quantization"] = "auto"
     result = plan_deployment(deployment(**spec), offers_for(HYBRID))
-    best = _brute_force_best(spec)
+    best = brute_force_best(spec, HYBRID)
     assert result.feasible == (best is not None)
     if result.plan is not None:
         chosen = next(e for e in _evaluations(spec) if e.feasible and e.offer.name == result.plan.pool
