@@ -6,7 +6,7 @@ Handlers stay tiny; the work is in decide (pure), pools (pure) and reconcile (th
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -52,6 +52,7 @@ class Shared:
     seeded: bool = False
     reevaluation_pending: bool = False
     pool_status_pending: bool = False
+    pool_generations: dict[str, int] = field(default_factory=dict)
     cluster: "Cluster | None" = None
 
 
@@ -234,11 +235,21 @@ def _schedule_reevaluation(memo: Any, cluster: Cluster, logger: Any) -> None:
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "gpunodepools")
-def gpu_node_pool_event(type: str, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
-    """New or changed pools can make a better plan possible (initial listing excluded)."""
+def gpu_node_pool_event(type: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
+    """A pool added, removed or re-specified can make a better plan possible (initial listing excluded).
+
+    Status-only changes are the operator's own pool status writes: they change no planning input, and
+    re-planning every deployment on each of them would keep a busy operator re-planning all the time.
+    """
     memo.shared.cluster = Cluster.of(kwargs)
     _schedule_pool_status(memo)
-    if type in ("ADDED", "MODIFIED", "DELETED") and memo.shared.seeded:
+    name, generation = body["metadata"]["name"], int(body["metadata"].get("generation") or 0)
+    respecified = memo.shared.pool_generations.get(name) != generation
+    if type == "DELETED":
+        memo.shared.pool_generations.pop(name, None)
+    else:
+        memo.shared.pool_generations[name] = generation
+    if memo.shared.seeded and (type in ("ADDED", "DELETED") or (type == "MODIFIED" and respecified)):
         _schedule_reevaluation(memo, memo.shared.cluster, logger)
 
 
@@ -313,6 +324,7 @@ def write_pool_status(memo: Any) -> None:
     if cluster is None:
         return
     states = cluster.pool_states(LOGGER)
+    freed = False
     for body in _values(cluster.gpu_pools):
         name = body["metadata"]["name"]
         state = states.get(name)
@@ -329,10 +341,16 @@ def write_pool_status(memo: Any) -> None:
                 for node in state.nodes
             ],
         }  # fmt: skip
-        if is_subset(wanted, dict(body.get("status") or {})):
+        current = dict(body.get("status") or {})
+        if is_subset(wanted, current):
             continue
+        freed = freed or wanted["freeGpus"] > int(current.get("freeGpus", wanted["freeGpus"]))
         try:
             patch_status(memo.api, "gpunodepools", None, name, wanted)
         except KubeError as error:
             LOGGER.warning(f"could not update the status of pool {name}: {error}; retrying")
             _schedule_pool_status(memo)
+    if freed and memo.shared.seeded:
+        # GPUs came free (a workload ended): a deployment waiting for capacity may fit now, a pinned one may
+        # have a better plan.
+        _schedule_reevaluation(memo, cluster, LOGGER)
