@@ -1,6 +1,6 @@
 """Serving runtimes as data: pinned version and image, and the CLI flags that version accepts."""
 
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 
 import yaml
@@ -52,9 +52,14 @@ class RuntimeSpec(_Model):
             raise ValueError(f"aliasOf of {', '.join(broken)} must name a flag listed without aliasOf")
         return self
 
+    @cached_property
+    def _option_of(self) -> dict[str, str]:
+        """Each option string the parser accepts, mapped to the primary name of the option it sets."""
+        return {flag.name: flag.alias_of or flag.name for flag in self.flags}
+
     @property
     def flag_names(self) -> frozenset[str]:
-        return frozenset(flag.name for flag in self.flags)
+        return frozenset(self._option_of)
 
     def canonical_flag(self, token: str) -> str | None:
         """The option a command-line token sets, by its primary name, as this runtime's parser reads it.
@@ -67,10 +72,7 @@ class RuntimeSpec(_Model):
             name = name.split(".", 1)[0]
         if name.startswith("--") and self.flag_spelling.underscores_as_dashes:
             name = name.replace("_", "-")
-        flag = next((flag for flag in self.flags if flag.name == name), None)
-        if flag is None:
-            return None
-        return flag.alias_of or flag.name
+        return self._option_of.get(name)
 
     def image_for(self, vendor: str) -> str:
         """The runtime's image for a GPU vendor; AMD pools need the ROCm build."""

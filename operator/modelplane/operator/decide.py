@@ -74,6 +74,13 @@ def _infeasible_message(result: PlanResult) -> str:
     return " | ".join(parts)[:MAX_MESSAGE]
 
 
+def _pin_holds(metadata: dict[str, Any], status: dict[str, Any]) -> bool:
+    """The stored plan stays: it was planned for this generation and no new re-plan was asked for since."""
+    token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
+    return (bool(status.get("plan")) and status.get("planGeneration") == int(metadata.get("generation") or 0)
+            and (token is None or token == status.get("replanToken")))  # fmt: skip
+
+
 def pinned_fingerprint(body: dict[str, Any]) -> str | None:
     """Everything but the inventory that a decision for a pinned plan depends on; None when nothing is pinned.
 
@@ -82,10 +89,7 @@ def pinned_fingerprint(body: dict[str, Any]) -> str | None:
     """
     metadata = body.get("metadata") or {}
     status = body.get("status") or {}
-    if not status.get("plan") or status.get("planGeneration") != metadata.get("generation"):
-        return None
-    token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
-    if token is not None and token != status.get("replanToken"):
+    if not _pin_holds(metadata, status):
         return None
     inputs = [metadata.get("uid"), metadata.get("generation"), metadata.get("labels"), metadata.get("annotations"),
               body.get("spec"), status["plan"]]  # fmt: skip
@@ -109,10 +113,8 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
         return Decision(base, {PLANNED: ConditionState("False", "InvalidSpec", message[:MAX_MESSAGE])}, None, None,
                         [("Warning", "InvalidSpec", message)])  # fmt: skip
     token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
-    replan = token is not None and token != current.get("replanToken")
-    pinned = Plan.model_validate(current["plan"]) if current.get("plan") else None
-    if pinned is not None and (current.get("planGeneration") != generation or replan):
-        pinned = None
+    stored = Plan.model_validate(current["plan"]) if current.get("plan") else None
+    pinned = stored if _pin_holds(metadata, current) else None
     conditions: dict[str, ConditionState] = {}
     events: list[tuple[str, str, str]] = []
     status: dict[str, Any] = {**base, "replanToken": token} if token is not None else dict(base)
@@ -131,9 +133,8 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
         plan = result.plan
         conditions[PLANNED] = ConditionState("True", "Planned", _describe(plan))
         conditions[PLAN_OUTDATED] = ConditionState("False", "PlanCurrent", "the pinned plan is still the best")
-        previous = Plan.model_validate(current["plan"]) if current.get("plan") else None
-        if previous is not None and _shape(previous) != _shape(plan):
-            events.append(("Normal", REPLANNED, f"from {_describe(previous)} to {_describe(plan)}"))
+        if stored is not None and _shape(stored) != _shape(plan):
+            events.append(("Normal", REPLANNED, f"from {_describe(stored)} to {_describe(plan)}"))
     else:
         reason = result.reasons[0].code.value if result.reasons else "Infeasible"
         message = _infeasible_message(result)

@@ -147,9 +147,11 @@ def gpu_nodes(body: kopf.Body, memo: Any, **_: Any) -> dict[str, NodeRecord] | N
 
 @kopf.index("", "v1", "pods")
 def gpu_pods(namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> dict[str, PodRecord] | None:
-    if requests_gpus(body):
-        _schedule_pool_status(memo)
-    record = pod_record(body)
+    gpus = requests_gpus(body)
+    if not gpus:
+        return None
+    _schedule_pool_status(memo)
+    record = pod_record(body, gpus)
     return {f"{namespace}/{name}": record} if record else None
 
 

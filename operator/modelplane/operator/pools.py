@@ -84,13 +84,17 @@ def requests_gpus(pod: Mapping[str, Any]) -> int:
     return gpus
 
 
-def pod_record(pod: Mapping[str, Any]) -> PodRecord | None:
-    """A scheduled, unfinished pod's GPU request; None for pods that hold no GPU."""
+def pod_record(pod: Mapping[str, Any], gpus: int | None = None) -> PodRecord | None:
+    """A scheduled, unfinished pod's GPU request; None for pods that hold no GPU.
+
+    `gpus` is `requests_gpus(pod)` when the caller has it already (the pod index runs on every pod event).
+    """
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     node = spec.get("nodeName")
     if not node or status.get("phase") in ("Succeeded", "Failed"):
         return None
-    gpus = requests_gpus(pod)
+    if gpus is None:
+        gpus = requests_gpus(pod)
     if not gpus:
         return None
     metadata = pod.get("metadata") or {}
