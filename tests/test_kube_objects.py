@@ -5,7 +5,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelplane.kube.client import mapped_errors
 from modelplane.kube.errors import InvalidChildError, KubeError, TransientKubeError
-from modelplane.kube.objects import is_subset
+from modelplane.kube.objects import REPLACE_MANAGER, added_fields, is_subset
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,48 @@ def test_api_errors_are_sorted_into_retry_or_not(status: int, kind: type[KubeErr
     assert type(raised.value) is kind
     assert raised.value.status == status
     assert str(raised.value).startswith(f"get Service ns/chat: {status}")
+
+
+def _entry(
+    manager: str, fields: dict[str, object], time: str = "2026-01-01T00:00:02Z", **extra: str
+) -> dict[str, object]:
+    return {"manager": manager, "operation": "Update", "time": time, "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": fields}, **extra}  # fmt: skip
+
+
+DESIRED = {"spec": {"selector": {"app": "x"}, "template": {"spec": {"containers": [{"name": "server", "image": "i"}]}}}}
+
+
+def _live(*entries: dict[str, object]) -> dict[str, object]:
+    return {"metadata": {"managedFields": list(entries)}, **DESIRED}
+
+
+def test_fields_others_added_to_the_spec_are_found() -> None:
+    live = _live(
+        _entry("kubectl-edit", {"f:selector": {"f:extra": {}}}),
+        _entry("kubectl-patch", {"f:template": {"f:spec": {"f:hostNetwork": {}, "f:containers": {
+            'k:{"name":"sidecar"}': {".": {}, "f:image": {}}, 'k:{"name":"server"}': {"f:image": {}}}}}}),
+    )  # fmt: skip
+    assert added_fields(live, DESIRED) == [
+        "spec.selector.extra",
+        "spec.template.spec.hostNetwork",
+        'spec.template.spec.containers[{"name":"sidecar"}]',
+    ]
+
+
+def test_fields_we_render_subresource_writes_and_defaults_outliving_our_replace_are_not_added() -> None:
+    live = _live(
+        _entry("modelplane", {"f:selector": {"f:app": {}}, "f:replicas": {}}, operation="Apply"),
+        _entry("kube-controller-manager", {"f:replicas": {}}, subresource="scale"),
+        _entry("kubectl-edit", {"f:selector": {"f:app": {}}}),
+        _entry(REPLACE_MANAGER, {"f:selector": {"f:app": {}}}, time="2026-01-01T00:00:05Z"),
+        _entry("kubectl-client-side-apply", {"f:revisionHistoryLimit": {}}, time="2026-01-01T00:00:04Z"),
+        _entry("kubectl-rollout", {"f:template": {"f:metadata": {"f:annotations": {
+            "f:kubectl.kubernetes.io/restartedAt": {}}}}}),
+    )  # fmt: skip
+    assert added_fields(live, DESIRED) == []
+
+
+def test_fields_our_own_replace_set_and_we_no_longer_render_are_added() -> None:
+    live = _live(_entry(REPLACE_MANAGER, {"f:paused": {}}))
+    assert added_fields(live, DESIRED) == ["spec.paused"]

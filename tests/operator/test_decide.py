@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from modelplane.operator.conditions import (
     PLAN_OUTDATED,
     PLANNED,
@@ -58,6 +60,43 @@ def test_pinned_plan_stays_and_a_better_one_is_reported() -> None:
     assert replanned.plan is not None
     assert replanned.plan.pool == "cheap"
     assert replanned.status["replanToken"] == "now"
+
+
+@pytest.mark.parametrize("forged", [
+    {"gpusPerReplica": 8, "tensorParallel": 8, "pipelineParallel": 4},
+    {"tolerations": [{"operator": "Exists"}]},
+    {"nodeSelector": {"kubernetes.io/hostname": "chosen-node"}},
+    {"pool": "big", "gpu": "H100-SXM-80GB"},
+    {"memory": "not a memory breakdown"},
+])  # fmt: skip
+def test_a_hand_written_plan_in_status_is_planned_afresh(forged: dict[str, Any]) -> None:
+    """status.plan is trusted only when the planner, given the same choice, makes exactly that plan."""
+    planned = decide(body(), lambda: offers_for(POOLS))
+    assert planned.plan is not None
+    tampered = {**planned.status, "plan": {**planned.status["plan"], **forged}}
+    decision = decide(body(status=tampered), lambda: offers_for(POOLS))
+    assert decision.plan is not None
+    assert decision.plan.to_wire() == planned.plan.to_wire()
+    assert decision.reservation == ("cheap", 1)
+
+
+def test_a_stored_plan_for_a_pool_since_re_specified_is_planned_afresh() -> None:
+    planned = decide(body(), lambda: offers_for(POOLS))
+    assert planned.plan is not None
+    assert planned.plan.pool == "cheap"
+    relabelled = [pool("cheap", "L4-24GB", 1, 8, cost="0.50", nodeSelector={"tier": "new"}), POOLS[1]]
+    decision = decide(body(status=planned.status), lambda: offers_for(relabelled))
+    assert decision.plan is not None
+    assert decision.plan.node_selector == {"tier": "new"}
+
+
+def test_a_new_price_keeps_the_pinned_plan() -> None:
+    planned = decide(body(), lambda: offers_for(POOLS))
+    assert planned.plan is not None
+    repriced = [pool("cheap", "L4-24GB", 1, 8, cost="0.90"), POOLS[1]]
+    decision = decide(body(status=planned.status), lambda: offers_for(repriced))
+    assert decision.plan is not None
+    assert decision.plan.to_wire() == planned.plan.to_wire(), "pinned: the stored estimates stay"
 
 
 def test_infeasible_edit_leaves_children_alone() -> None:

@@ -3,9 +3,15 @@
 An apply is a PATCH even when nothing changes, so we compare first: a child is applied only if a
 field we set is missing or different on the live object. A quiet cluster therefore sees zero
 mutating requests from a resync or an operator restart.
+
+Server-side apply cannot remove a field another manager added (a sidecar, `hostNetwork`, an extra
+Service selector key): those fields belong to that manager. The live object's managedFields say who
+added what, so a child with spec fields added by anyone else is replaced (PUT) with what we render,
+which drops them; the fields the API server defaults are owned by no manager and stay.
 """
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +22,12 @@ from modelplane.kube.client import REQUEST_TIMEOUT_SECONDS, mapped_errors
 from modelplane.kube.errors import KubeError
 
 FIELD_MANAGER = "modelplane"
+REPLACE_MANAGER = "modelplane-replace"
+"""The manager of our replaces (PUTs): an update's fields are its own, apart from those of our applies."""
+TOLERATED_FOREIGN_PATHS = (
+    # `kubectl rollout restart` stamps the pod template; removing the stamp would restart the pods again.
+    "spec.template.metadata.annotations.kubectl.kubernetes.io/restartedAt",
+)
 
 
 @dataclass(frozen=True)
@@ -109,11 +121,99 @@ def apply_child(api: client.ApiClient, desired: dict[str, Any]) -> None:
 
 
 def ensure_child(api: client.ApiClient, desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
-    """Apply `desired` unless the live object already matches it; True when a write was made."""
+    """Make the live child what we render; True when a write was made.
+
+    Applied unless it already matches; replaced when others added spec fields we do not render.
+    """
+    if live is not None and added_fields(live, desired):
+        replace_child(api, desired, live)
+        return True
     if live is not None and is_subset(desired, live):
         return False
     apply_child(api, desired)
     return True
+
+
+def _added_paths(fields: Mapping[str, Any], desired: Any, path: str) -> Iterator[str]:
+    """Paths a managedFields (FieldsV1) tree owns that `desired` does not set.
+
+    FieldsV1 keys: `f:<name>` a map field, `k:<json>` a list item by its merge keys, `v:<json>` a set item,
+    `i:<n>` a list item by index, `.` the field itself.
+    """
+    for key, sub in fields.items():
+        if key == ".":
+            continue
+        kind, _, raw = key.partition(":")
+        if kind == "f":
+            child_path = f"{path}.{raw}" if path else raw
+            if not isinstance(desired, Mapping) or raw not in desired:
+                yield child_path
+            else:
+                yield from _added_paths(sub or {}, desired[raw], child_path)
+        elif kind == "k":
+            merge_keys = json.loads(raw)
+            items = desired if isinstance(desired, list) else []
+            match = next((item for item in items if isinstance(item, Mapping) and all(
+                item.get(name, value) == value for name, value in merge_keys.items())), None)  # fmt: skip
+            if match is None:
+                yield f"{path}[{raw}]"
+            else:
+                yield from _added_paths(sub or {}, match, f"{path}[{raw}]")
+        elif kind == "v":
+            if not isinstance(desired, list) or json.loads(raw) not in desired:
+                yield f"{path}[{raw}]"
+        elif kind == "i":
+            index = int(raw)
+            if not isinstance(desired, list) or index >= len(desired):
+                yield f"{path}[{raw}]"
+            else:
+                yield from _added_paths(sub or {}, desired[index], f"{path}[{raw}]")
+
+
+def added_fields(live: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
+    """Spec fields other managers added to the live child that we do not render (a hand edit to undo).
+
+    Writes through a subresource (status, scale) are not edits of the spec we own. Another manager's fields
+    that outlived our last replace are values the API server defaults (a replace cannot remove them), so only
+    managers that wrote after it count. Fields our own replace set and we no longer render count too: an
+    apply cannot remove fields of another manager, even our replace's.
+    """
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    replaced_at = max((entry.get("time") or "" for entry in entries if entry.get("manager") == REPLACE_MANAGER),
+                      default="")  # fmt: skip
+    added: list[str] = []
+    for entry in entries:
+        manager = entry.get("manager")
+        if manager == FIELD_MANAGER or entry.get("subresource"):
+            continue
+        if manager != REPLACE_MANAGER and replaced_at and (entry.get("time") or "") <= replaced_at:
+            continue
+        spec_fields = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
+        for path in _added_paths(spec_fields, desired.get("spec") or {}, "spec"):
+            if path not in TOLERATED_FOREIGN_PATHS and path not in added:
+                added.append(path)
+    return added
+
+
+def replace_child(api: client.ApiClient, desired: dict[str, Any], live: Mapping[str, Any]) -> None:
+    """PUT `desired` over the live child, dropping fields others added to its spec.
+
+    Labels, annotations and finalizers others set on the metadata stay (controllers annotate what they manage);
+    the resourceVersion makes a concurrent write fail with a conflict, retried, instead of being overwritten.
+    The API server keeps a Service's allocated clusterIP and node ports when the body leaves them out.
+    """
+    kind, metadata = desired["kind"], desired["metadata"]
+    current = live.get("metadata") or {}
+    body = {**desired, "metadata": {
+        **metadata,
+        "labels": {**(current.get("labels") or {}), **(metadata.get("labels") or {})},
+        "annotations": {**(current.get("annotations") or {}), **(metadata.get("annotations") or {})},
+        "finalizers": current.get("finalizers") or [],
+        "resourceVersion": current.get("resourceVersion"),
+    }}  # fmt: skip
+    request(api, f"replace {kind} {metadata['namespace']}/{metadata['name']}", "PUT",
+            CHILD_KINDS[kind].path(metadata["namespace"], metadata["name"]),
+            query=[("fieldManager", REPLACE_MANAGER)], body=body)  # fmt: skip
 
 
 def delete_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> None:

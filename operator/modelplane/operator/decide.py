@@ -18,7 +18,7 @@ from modelplane.api.plan import Plan, PlanResult
 from modelplane.catalog.errors import CatalogError
 from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, ConditionState
 from modelplane.planning.inventory import PoolOffer
-from modelplane.planning.service import plan_deployment
+from modelplane.planning.service import plan_deployment, plan_for_shape
 from modelplane.render.context import plan_hash
 from modelplane.render.engine import render_deployment
 from modelplane.render.errors import RenderError
@@ -81,6 +81,32 @@ def _pin_holds(metadata: dict[str, Any], status: dict[str, Any]) -> bool:
             and (token is None or token == status.get("replanToken")))  # fmt: skip
 
 
+def _stored_plan(status: dict[str, Any]) -> Plan | None:
+    """status.plan as a Plan; None when absent or not a plan at all (then it is planned afresh)."""
+    try:
+        return Plan.model_validate(status["plan"]) if status.get("plan") else None
+    except ValueError:
+        return None
+
+
+def _planned_by_us(deployment: ModelDeployment, stored: Plan, offers: Sequence[PoolOffer]) -> bool:
+    """Whether the stored plan is exactly what the planner makes for its own choice of pool and shape now.
+
+    A plan written into status by hand (more GPUs, a chosen nodeSelector, tolerate-all) is not, and neither is
+    one for a pool since re-specified or a catalog since changed: each is planned afresh instead of rendered.
+    Estimates are left out: a new price changes no pod.
+    """
+    offer = next((offer for offer in offers if offer.name == stored.pool), None)
+    recomputed = plan_for_shape(deployment, offer, stored) if offer is not None else None
+    return recomputed is not None and _without_estimates(recomputed) == _without_estimates(stored)
+
+
+def _without_estimates(plan: Plan) -> dict[str, Any]:
+    wire = plan.to_wire()
+    wire.pop("estimates", None)
+    return wire
+
+
 def pinned_fingerprint(body: dict[str, Any]) -> str | None:
     """Everything but the inventory that a decision for a pinned plan depends on; None when nothing is pinned.
 
@@ -104,17 +130,21 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
     current = body.get("status") or {}
     base = {"observedGeneration": generation}
     try:
-        parsed = parse_object(body, "cluster")
+        # status is read apart (_stored_plan): a malformed one is planned afresh, not an invalid spec.
+        parsed = parse_object({key: value for key, value in body.items() if key != "status"}, "cluster")
         assert isinstance(parsed, ModelDeployment)
         deployment = parsed
-        result = plan_deployment(deployment, offers())
+        available = offers()
+        result = plan_deployment(deployment, available)
     except (InvalidObjectError, CatalogError) as error:
         message = str(error).replace(f"cluster: {where}: ", "")
         return Decision(base, {PLANNED: ConditionState("False", "InvalidSpec", message[:MAX_MESSAGE])}, None, None,
                         [("Warning", "InvalidSpec", message)])  # fmt: skip
     token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
-    stored = Plan.model_validate(current["plan"]) if current.get("plan") else None
-    pinned = stored if _pin_holds(metadata, current) else None
+    stored = _stored_plan(current)
+    pinned = stored if stored is not None and _pin_holds(metadata, current) else None
+    if pinned is not None and not _planned_by_us(deployment, pinned, available):
+        pinned = None
     conditions: dict[str, ConditionState] = {}
     events: list[tuple[str, str, str]] = []
     status: dict[str, Any] = {**base, "replanToken": token} if token is not None else dict(base)

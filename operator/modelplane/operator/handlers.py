@@ -315,7 +315,9 @@ def _schedule_pool_status(memo: Any) -> None:
 
 
 def write_pool_status(memo: Any) -> None:
-    """GPUNodePool status: its nodes and free GPUs (allocatable minus requested by pods); a failed write retries.
+    """GPUNodePool status: its nodes and free GPUs (allocatable minus requested, on Ready uncordoned nodes).
+
+    A failed write retries.
 
     Written by the operator itself rather than from a kopf timer: kopf guards timers with a finalizer on every
     pool, which would be a write (and a permission) the operator does not otherwise need.
@@ -336,7 +338,7 @@ def write_pool_status(memo: Any) -> None:
             "observedGeneration": int(body["metadata"].get("generation") or 0),
             "readyNodes": sum(1 for node in state.nodes if node.ready),
             "totalGpus": state.allocatable,
-            "freeGpus": max(0, state.allocatable - state.requested),
+            "freeGpus": state.free,
             "nodes": [
                 {"name": node.name, "allocatableGpus": node.allocatable_gpus,
                  "requestedGpus": state.requested_by_node.get(node.name, 0)}

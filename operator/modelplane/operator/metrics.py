@@ -65,12 +65,12 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
         labels=["pool", "location"],
     )  # fmt: skip
     free_gpus = GaugeMetricFamily(
-        "modelplane_pool_free_gpus", "Allocatable GPUs of ready nodes minus GPUs requested by pods, per pool.",
+        "modelplane_pool_free_gpus", "Allocatable GPUs of Ready, uncordoned nodes minus those requested, per pool.",
         labels=["pool", "location"],
     )  # fmt: skip
     for name, pool in sorted(view.pools.items()):
         location = pool.offer_base.location.value
-        free_gpus.add_metric([name, location], max(0, pool.allocatable - pool.requested))
+        free_gpus.add_metric([name, location], pool.free)
         planned_gpus.add_metric([name, location], planned.pop(name, 0))
     for name, gpus in sorted(planned.items()):
         planned_gpus.add_metric([name, "unknown"], gpus)  # a plan on a pool that has since gone away

@@ -27,6 +27,13 @@ class NodeRecord:
     allocatable_gpus: int
     ready: bool
     gpu_taint_keys: tuple[str, ...] = ()
+    schedulable: bool = True
+    """False while cordoned (spec.unschedulable): its GPUs take no new pod."""
+
+    @property
+    def usable(self) -> bool:
+        """Whether a new serving pod can land here: Ready and not cordoned."""
+        return self.ready and self.schedulable
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class PoolState:
     offer_base: PoolOffer
     nodes: list[NodeRecord] = field(default_factory=list)
     requested_by_node: dict[str, int] = field(default_factory=dict)
-    foreign_gpus: int = 0
+    foreign_by_node: dict[str, int] = field(default_factory=dict)
+    """GPUs of pods modelplane does not manage, per node."""
     managed_gpus: dict[str, int] = field(default_factory=dict)
     """GPUs of modelplane's own pods on the pool, per owning ModelDeployment (`namespace/name`)."""
     declared_available: int | None = None
@@ -54,13 +62,17 @@ class PoolState:
         return sum(node.allocatable_gpus for node in self.nodes if node.ready)
 
     @property
-    def requested(self) -> int:
-        return sum(self.requested_by_node.values())
+    def free(self) -> int:
+        """GPUs no pod requests on Ready, uncordoned nodes: where a new pod could start now."""
+        return sum(max(0, node.allocatable_gpus - self.requested_by_node.get(node.name, 0))
+                   for node in self.nodes if node.usable)  # fmt: skip
 
     @property
     def capacity(self) -> int:
-        """GPUs modelplane may plan on: ready allocatable minus other workloads, capped by availableGpus."""
-        usable = max(0, self.allocatable - self.foreign_gpus)
+        """GPUs modelplane may plan on: allocatable on Ready, uncordoned nodes minus other workloads' pods on
+        those nodes, capped by availableGpus. A cordoned or NotReady node takes no new pod, whatever it holds."""
+        usable = sum(max(0, node.allocatable_gpus - self.foreign_by_node.get(node.name, 0))
+                     for node in self.nodes if node.usable)  # fmt: skip
         return usable if self.declared_available is None else min(usable, self.declared_available)
 
 
@@ -71,7 +83,8 @@ def node_record(node: Mapping[str, Any]) -> NodeRecord:
     gpus = sum(int(allocatable.get(resource, 0) or 0) for resource in GPU_RESOURCES)
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     taints = tuple(t["key"] for t in spec.get("taints") or [] if t.get("key") in GPU_RESOURCES)
-    return NodeRecord(metadata.get("name", ""), dict(metadata.get("labels") or {}), gpus, ready, taints)
+    return NodeRecord(metadata.get("name", ""), dict(metadata.get("labels") or {}), gpus, ready, taints,
+                      schedulable=not spec.get("unschedulable"))  # fmt: skip
 
 
 def requests_gpus(pod: Mapping[str, Any]) -> int:
@@ -161,7 +174,7 @@ def pool_states(
         state = states[pool_name]
         state.requested_by_node[pod.node] = state.requested_by_node.get(pod.node, 0) + pod.gpus
         if pod.deployment is None:
-            state.foreign_gpus += pod.gpus
+            state.foreign_by_node[pod.node] = state.foreign_by_node.get(pod.node, 0) + pod.gpus
         else:
             state.managed_gpus[pod.deployment] = state.managed_gpus.get(pod.deployment, 0) + pod.gpus
     return states
@@ -170,19 +183,23 @@ def pool_states(
 def offers_for_deployment(
     states: Mapping[str, PoolState], reservations: Mapping[str, tuple[str, int]], deployment: str
 ) -> list[PoolOffer]:
-    """Offers with free GPUs = capacity minus every other deployment's reservation on the pool.
+    """Offers with free GPUs = capacity minus what every other deployment holds on the pool.
 
-    Pods of a deployment that holds no reservation still hold their GPUs: after a restart the operator seeds
-    reservations from pinned plans only, so a deployment switched to PlanOnly (its servers left running) would
-    otherwise look free.
+    A deployment holds the larger of its reservation there and the GPUs its labelled pods request there. Pods
+    of a deployment that holds no reservation on the pool still hold their GPUs: after a restart the operator
+    seeds reservations from pinned plans only, so a deployment switched to PlanOnly (its servers left running)
+    would otherwise look free. And the label is not proof of ownership: a pod anyone labels as a deployment's
+    counts beyond that deployment's reservation, so it cannot hide its GPUs behind it.
     """
     reserved: dict[str, int] = {}
     for key, (pool, gpus) in reservations.items():
         if key != deployment:
-            reserved[pool] = reserved.get(pool, 0) + gpus
+            labelled = states[pool].managed_gpus.get(key, 0) if pool in states else 0
+            reserved[pool] = reserved.get(pool, 0) + max(gpus, labelled)
     for name, state in states.items():
         for owner, gpus in state.managed_gpus.items():
-            if owner != deployment and owner not in reservations:
+            held = reservations.get(owner)
+            if owner != deployment and (held is None or held[0] != name):
                 reserved[name] = reserved.get(name, 0) + gpus
     offers = []
     for name, state in sorted(states.items()):

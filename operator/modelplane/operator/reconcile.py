@@ -10,6 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from modelplane.kube.custom import patch_status, post_event
+from modelplane.kube.errors import InvalidChildError, TransientKubeError
 from modelplane.kube.objects import CHILD_KINDS, delete_child, ensure_child, get_child, is_subset, owner_reference
 from modelplane.operator import metrics
 from modelplane.operator.conditions import (
@@ -19,7 +20,7 @@ from modelplane.operator.conditions import (
     now_rfc3339,
     status_conditions,
 )
-from modelplane.operator.decide import REPLANNED, Decision, decide, pinned_fingerprint
+from modelplane.operator.decide import MAX_MESSAGE, REPLANNED, Decision, decide, pinned_fingerprint
 from modelplane.planning.inventory import PoolOffer
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
@@ -97,31 +98,67 @@ def _owned_by(live: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in live.get("metadata", {}).get("ownerReferences") or [])
 
 
+class ChildConflictError(Exception):
+    """An object with a child's name exists and is not this ModelDeployment's: it is never adopted."""
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why the rendered children could not be applied: shown as Planned=False with this reason."""
+
+    reason: str
+    message: str
+
+
+CHILD_CONFLICT = "ChildConflict"
+CHILD_REJECTED = "ChildRejected"
+CHILD_APPLY_FAILED = "ChildApplyFailed"
+
+
 def _converge_children(
     api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
-    """Apply what differs, delete kinds no longer rendered; returns the live workload."""
+    """Apply what differs, delete kinds no longer rendered; returns the live workload.
+
+    Ownership is checked for every child before anything is written: applying onto an object someone else
+    created would take its fields over (a Service's selector) and, with our owner reference, let the garbage
+    collector delete it with the ModelDeployment.
+    """
     metadata = body["metadata"]
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
     owner = owner_reference(body)
+    lives = {desired["kind"]: get_child(api, desired["kind"], namespace, name) for desired in objects}
+    foreign = [kind for kind, live in lives.items() if live is not None and not _owned_by(live, uid)]
+    if foreign:
+        names = ", ".join(f"{kind} {namespace}/{name}" for kind in foreign)
+        raise ChildConflictError(
+            f"{names} already exists and is not owned by this ModelDeployment; modelplane never adopts or"
+            " overwrites it: delete or rename that object, or give the ModelDeployment another name"
+        )
     workload = None
-    rendered_kinds = set()
     for desired in objects:
         desired["metadata"]["ownerReferences"] = [owner]
         kind = desired["kind"]
-        rendered_kinds.add(kind)
-        live = get_child(api, kind, namespace, name)
+        live = lives[kind]
         if ensure_child(api, desired, live):
             live = get_child(api, kind, namespace, name) if kind in WORKLOAD_KINDS else live
         if kind in WORKLOAD_KINDS:
             workload = live
     for kind in CHILD_KINDS:
-        if kind in rendered_kinds:
+        if kind in lives:
             continue
         live = get_child(api, kind, namespace, name)
         if live is not None and _owned_by(live, uid):
             delete_child(api, kind, namespace, name)
     return workload
+
+
+def _held_reservation(body: dict[str, Any], workload: dict[str, Any] | None) -> tuple[str, int] | None:
+    """The GPUs the servers that run now hold: their stored plan's, none when nothing of ours serves."""
+    plan = (body.get("status") or {}).get("plan")
+    if workload is None or not plan:
+        return None
+    return str(plan["pool"]), int(plan["gpusPerReplica"]) * int(plan["replicas"])
 
 
 def _lws_seen(body: dict[str, Any]) -> bool:
@@ -130,10 +167,12 @@ def _lws_seen(body: dict[str, Any]) -> bool:
     return int(plan.get("nodesPerReplica") or 1) > 1
 
 
-def _existing_workload(api: client.ApiClient, body: dict[str, Any]) -> dict[str, Any] | None:
+def _owned_workload(api: client.ApiClient, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The serving workload of the stored plan, if it exists and is this ModelDeployment's."""
     metadata = body["metadata"]
     kind = "LeaderWorkerSet" if _lws_seen(body) else "Deployment"
-    return get_child(api, kind, metadata["namespace"], metadata["name"])
+    live = get_child(api, kind, metadata["namespace"], metadata["name"])
+    return live if live is not None and _owned_by(live, metadata["uid"]) else None
 
 
 def _status_changed(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -200,24 +239,71 @@ def reconcile(
         # The status about to be written pins this plan: keep the decision under that future fingerprint.
         pinned = {**body, "status": {**(body.get("status") or {}), **decision.status}}
         decisions.put(key, pinned_fingerprint(pinned), decision)
+    blocked: Blocked | None = None
     if decision.objects:
-        workload = _converge_children(api, body, decision.objects)
+        try:
+            workload = _converge_children(api, body, decision.objects)
+        except ChildConflictError as error:
+            blocked = Blocked(CHILD_CONFLICT, str(error))
+        except InvalidChildError as error:
+            blocked = Blocked(CHILD_REJECTED, f"the API server refused a rendered child: {error}")
+        except TransientKubeError as error:
+            _record_blocked(api, body, reservations, key, Blocked(CHILD_APPLY_FAILED, f"{error}; retrying"))
+            raise
+        if blocked is not None:
+            return _record_blocked(api, body, reservations, key, blocked)
     elif decision.objects is None and (body.get("status") or {}).get("plan"):
-        workload = _existing_workload(api, body)
+        workload = _owned_workload(api, body)
     else:
         workload = None
     replicas = int((body.get("spec") or {}).get("replicas", 1))
     conditions = status_conditions(decision.conditions, workload, replicas, decision.plan_only)
+    stored, changed = _write_status(api, body, decision.status, conditions)
+    if changed:
+        _post_transitions(api, body, body.get("status") or {}, decision)
+    return stored
+
+
+def _write_status(
+    api: client.ApiClient, body: dict[str, Any], fields: dict[str, Any], conditions: dict[str, ConditionState]
+) -> tuple[dict[str, Any], bool]:
+    """Merge-patch `fields` and the conditions into status unless they are there already.
+
+    Returns the status now stored and whether a write was made.
+    """
     current = body.get("status") or {}
     generation = int(body["metadata"].get("generation") or 0)
     merged = merge_conditions(current.get("conditions") or [], conditions, generation, now_rfc3339())
-    wanted = {**decision.status, "conditions": merged}
-    if _status_changed(current, wanted):
-        metadata = body["metadata"]
-        patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], wanted)
-        _post_transitions(api, body, current, decision)
-        return {**current, **wanted}
-    return current
+    wanted = {**fields, "conditions": merged}
+    if not _status_changed(current, wanted):
+        return current, False
+    metadata = body["metadata"]
+    patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], wanted)
+    return {**current, **wanted}, True
+
+
+def _record_blocked(
+    api: client.ApiClient, body: dict[str, Any], reservations: Reservations, key: str, blocked: Blocked
+) -> dict[str, Any]:
+    """Children could not be applied: say why in status, and hold only the GPUs of servers that still run.
+
+    No new plan is pinned: the stored one (if any) still describes what runs.
+    """
+    workload = _owned_workload(api, body)
+    reservations.set(key, _held_reservation(body, workload))
+    replicas = int((body.get("spec") or {}).get("replicas", 1))
+    decided = {PLANNED: ConditionState("False", blocked.reason, blocked.message[:MAX_MESSAGE])}
+    generation = int(body["metadata"].get("generation") or 0)
+    before = _planned_reason(body.get("status") or {})
+    stored, changed = _write_status(api, body, {"observedGeneration": generation},
+                                    status_conditions(decided, workload, replicas))  # fmt: skip
+    if changed and before != blocked.reason:
+        post_event(api, body, "Warning", blocked.reason, blocked.message)
+    return stored
+
+
+def _planned_reason(status: dict[str, Any]) -> str | None:
+    return next((c.get("reason") for c in status.get("conditions") or [] if c.get("type") == PLANNED), None)
 
 
 def _post_transitions(api: client.ApiClient, body: dict[str, Any], current: dict[str, Any], decision: Decision) -> None:

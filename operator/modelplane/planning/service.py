@@ -3,10 +3,11 @@
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 from modelplane.api.gpu_node_pool import GPUNodePool
-from modelplane.api.model_deployment import ModelDeployment
-from modelplane.api.plan import PlanResult
+from modelplane.api.model_deployment import ModelDeployment, Parallelism, Quantization
+from modelplane.api.plan import Plan, PlanResult
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
 from modelplane.planning.planner import plan_core
 from modelplane.planning.suggestions import suggest
@@ -46,3 +47,23 @@ def plan_deployment(deployment: ModelDeployment, offers: Sequence[PoolOffer]) ->
             return outcome.result
         hints = suggest(name, namespace, deployment.spec, offers, outcome)
         return outcome.result.model_copy(update={"suggestions": hints})
+
+
+def plan_for_shape(deployment: ModelDeployment, offer: PoolOffer, shape: Plan) -> Plan | None:
+    """The plan the planner itself makes for `shape`'s pool, parallelism and quantization, whatever is free.
+
+    How a stored plan is checked: status can be written by anyone allowed to, so a plan read back from it is
+    trusted only when the planner, given the same choice, arrives at the same plan. None when that choice is
+    not feasible for this spec on this pool at all.
+    """
+    spec = deployment.spec
+    quantization = shape.quantization if shape.quantization in set(Quantization) else spec.quantization
+    pinned = spec.model_copy(update={
+        "parallelism": Parallelism(tensor_parallel=shape.tensor_parallel, pipeline_parallel=shape.pipeline_parallel),
+        "placement": spec.placement.model_copy(update={"pools": [offer.name]}),
+        "quantization": Quantization(quantization),
+    })  # fmt: skip
+    whole_pool = replace(offer, free_gpus=offer.total_gpus)
+    with collector_paused():
+        outcome = plan_core(deployment.metadata.name, deployment.metadata.namespace or "default", pinned, [whole_pool])
+    return outcome.result.plan
