@@ -18,6 +18,7 @@ lint: venv
 	$(BIN)/ruff check operator tests benchmarks hack
 	$(BIN)/ruff format --check operator tests benchmarks hack
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The whole suite: lint, types, unit and golden tests, and the end-to-end tests on the local control plane
 # (built from source on first use, then reused from the cache).

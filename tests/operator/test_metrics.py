@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelplane.kube.errors import KubeError, TransientKubeError
 from modelplane.operator import metrics
 from modelplane.operator.pools import NodeRecord, PodRecord, pool_states
 from modelplane.planning.inventory import offer_from_pool
@@ -65,14 +66,16 @@ def test_nothing_is_reported_before_the_indexes_are_filled() -> None:
     assert not [name for name, _ in found if name.startswith(("modelplane_modeldeployments", "modelplane_pool"))]
 
 
-@pytest.mark.parametrize(("status", "reason"), [
-    (None, "Unreachable"), (403, "Forbidden"), (409, "Conflict"), (422, "Invalid"), (429, "TooManyRequests"),
-    (503, "ServerError"), (400, "HTTP400"),
+@pytest.mark.parametrize(("error", "reason"), [
+    (TransientKubeError("timed out"), "Unreachable"), (KubeError("", 403), "Forbidden"),
+    (KubeError("", 409), "Conflict"), (KubeError("", 422), "Invalid"), (KubeError("", 429), "TooManyRequests"),
+    (KubeError("", 503), "ServerError"), (KubeError("", 400), "HTTP400"),
+    (RuntimeError("dictionary changed size during iteration"), "Unexpected"),
 ])  # fmt: skip
-def test_reconcile_errors_are_counted_by_reason(status: int | None, reason: str) -> None:
+def test_reconcile_errors_are_counted_by_reason(error: Exception, reason: str) -> None:
     key = ("modelplane_reconcile_errors_total", (("reason", reason),))
     before = samples(metrics.registry(lambda: None)).get(key, 0)
-    metrics.observe_error(status)
+    metrics.observe_error(error)
     assert samples(metrics.registry(lambda: None))[key] == before + 1
 
 

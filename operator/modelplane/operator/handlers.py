@@ -1,15 +1,22 @@
-"""kopf handlers: index cluster state, hand each ModelDeployment to `reconcile`, keep pool status current.
+"""kopf handlers: index cluster state and feed one keyed work queue; workers reconcile what it hands out.
 
-Handlers stay tiny; the work is in decide (pure), pools (pure) and reconcile (the API calls).
+kopf keeps the indexes current on its event loop. Handlers here are coroutines on that loop too, so each only
+queues a key (a ModelDeployment's `namespace/name`, or one of the two operator-wide keys below). A worker takes a
+key, copies the indexes into a `Snapshot` while still on the loop (nothing kopf mutates is ever read from another
+thread), and runs the blocking reconcile in a thread. Any exception requeues its key with backoff and is counted
+in `modelplane_reconcile_errors_total`; the queue never hands one key to two workers at once.
 """
 
+import asyncio
 import logging
-import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import kopf
+from kubernetes import client
 
 from modelplane.api.base import API_GROUP, API_VERSION
 from modelplane.api.documents import parse_object
@@ -18,7 +25,7 @@ from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.catalog.errors import CatalogError
 from modelplane.kube.client import make_api_client
 from modelplane.kube.custom import patch_status
-from modelplane.kube.errors import KubeError, TransientKubeError
+from modelplane.kube.errors import KubeError
 from modelplane.kube.objects import is_subset
 from modelplane.operator import metrics
 from modelplane.operator.pools import (
@@ -31,34 +38,48 @@ from modelplane.operator.pools import (
     pool_states,
     requests_gpus,
 )
-from modelplane.operator.reconcile import Decisions, KeyedLocks, Reservations, Tombstones, reconcile
+from modelplane.operator.reconcile import Decisions, Reservations, reconcile
 from modelplane.operator.settings import configure
+from modelplane.operator.workqueue import WorkQueue
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
 
-LOGGER = logging.getLogger("modelplane.pools")
+LOGGER = logging.getLogger("modelplane.operator")
 CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "modelplane"}
 DEPLOYMENT_LABEL = "modelplane.dev/deployment"
-POOL_STATUS_DELAY_SECONDS = 2
-MAX_RETRY_SECONDS = 60
-REEVALUATION_DELAY_SECONDS = 2
-GONE_STATUSES = (404, 410)
-
-
-@dataclass
-class Shared:
-    """Operator-wide mutable state. kopf hands each object a shallow copy of the memo, so flags set on the
-    memo itself would stay with one object; attributes of this one shared instance are seen by all."""
-
-    seeded: bool = False
-    reevaluation_pending: bool = False
-    pool_status_pending: bool = False
-    pool_generations: dict[str, int] = field(default_factory=dict)
-    cluster: "Cluster | None" = None
+WORKERS = 4
+POOL_STATUS_KEY = "@pool-status"
+"""Write every GPUNodePool's status: queued (debounced) by node, pod and pool events."""
+REEVALUATE_KEY = "@reevaluate"
+"""Queue every ModelDeployment for a fresh decision: the inventory changed (a pool, or GPUs came free)."""
+DEBOUNCE_SECONDS = 2.0
+INDEXES_PENDING_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
-class Cluster:
-    """The in-memory views kopf keeps up to date, as handed to any handler."""
+class Snapshot:
+    """A consistent copy of kopf's indexes, taken on the event loop; safe to read from any thread."""
+
+    deployments: dict[str, dict[str, Any]]
+    gpu_pools: list[dict[str, Any]]
+    gpu_nodes: list[NodeRecord]
+    gpu_pods: list[PodRecord]
+
+    @cached_property
+    def pool_states(self) -> dict[str, PoolState]:
+        declared: list[tuple[GPUNodePool, PoolOffer]] = []
+        for body in self.gpu_pools:
+            try:
+                pool = parse_object(body, "cluster")
+                assert isinstance(pool, GPUNodePool)
+                declared.append((pool, offer_from_pool(pool)))
+            except (InvalidObjectError, CatalogError) as error:
+                LOGGER.warning(f"ignoring GPUNodePool: {error}")
+        return pool_states(declared, self.gpu_nodes, self.gpu_pods)
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """The in-memory views kopf keeps up to date, as handed to any handler. Read only on the event loop."""
 
     deployments: kopf.Index[str, Any]
     gpu_pools: kopf.Index[str, Any]
@@ -66,270 +87,182 @@ class Cluster:
     gpu_pods: kopf.Index[str, Any]
 
     @classmethod
-    def of(cls, kwargs: Mapping[str, Any]) -> "Cluster":
+    def of(cls, kwargs: Mapping[str, Any]) -> "Indexes":
         return cls(kwargs["deployments"], kwargs["gpu_pools"], kwargs["gpu_nodes"], kwargs["gpu_pods"])
 
-    def deployment(self, key: str) -> dict[str, Any] | None:
-        store = self.deployments.get(key)
-        return next(iter(store), None) if store is not None else None
-
-    def pool_states(self, logger: Any) -> dict[str, PoolState]:
-        declared: list[tuple[GPUNodePool, PoolOffer]] = []
-        for body in _values(self.gpu_pools):
-            try:
-                pool = parse_object(body, "cluster")
-                assert isinstance(pool, GPUNodePool)
-                declared.append((pool, offer_from_pool(pool)))
-            except (InvalidObjectError, CatalogError) as error:
-                logger.warning(f"ignoring GPUNodePool: {error}")
-        return pool_states(declared, _values(self.gpu_nodes), _values(self.gpu_pods))
+    def snapshot(self) -> Snapshot:
+        """Copied without awaiting: no index changes while the copy is made."""
+        deployments = {key: value for key in self.deployments for value in self.deployments[key]}
+        return Snapshot(deployments, _values(self.gpu_pools), _values(self.gpu_nodes), _values(self.gpu_pods))
 
 
 def _values(index: kopf.Index[str, Any]) -> list[Any]:
     return [value for key in index for value in index[key]]
 
 
+@dataclass
+class Operator:
+    """Everything the operator keeps between reconciles: one instance per process, in kopf's memo.
+
+    The queue, `fresh`, `pool_generations` and `indexes` are touched only on the event loop; `reservations` and
+    `decisions` are thread-safe; `written` is keyed by deployment, which the queue gives to one worker at a time.
+    """
+
+    api: client.ApiClient
+    executor: ThreadPoolExecutor
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    reservations: Reservations = field(default_factory=Reservations)
+    decisions: Decisions = field(default_factory=Decisions)
+    written: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """Per deployment, the resourceVersion of the body we reconciled and the status we then stored: while the
+    index still holds that very version, our write is newer than it."""
+    fresh: set[str] = field(default_factory=set)
+    """Deployments to decide afresh on their next pass; others (a child changed) may reuse a kept decision."""
+    pool_generations: dict[str, int] = field(default_factory=dict)
+    indexes: Indexes | None = None
+    latest: Snapshot | None = None
+    """The newest snapshot any worker took, for the metrics endpoint's thread."""
+    seeded: bool = False
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def _operator(memo: Any) -> Operator:
+    operator = memo.get("operator")
+    assert isinstance(operator, Operator), "the startup handler has not run"
+    return operator
+
+
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
-    memo.api = make_api_client()
-    memo.reservations = Reservations()
-    memo.locks = KeyedLocks()
-    memo.decisions = Decisions()
-    memo.retries = {}
-    memo.retry_lock = threading.Lock()
-    memo.shared = Shared()
-    memo.deleted_uids = Tombstones()
-    memo.written = {}
+    operator = Operator(make_api_client(), ThreadPoolExecutor(WORKERS, thread_name_prefix="reconcile"))
+    memo["operator"] = operator
     try:
-        metrics.serve(lambda: _metrics_view(memo.shared))
+        metrics.serve(lambda: _metrics_view(operator))
     except ValueError as error:
         raise kopf.PermanentError(str(error)) from None
+    operator.workers = [asyncio.create_task(_work(operator), name=f"worker-{n}") for n in range(WORKERS)]
 
 
-def _metrics_view(shared: Shared) -> metrics.ClusterView | None:
-    cluster = shared.cluster
-    if cluster is None:
+def _metrics_view(operator: Operator) -> metrics.ClusterView | None:
+    snapshot = operator.latest
+    if snapshot is None:
         return None
-    return metrics.ClusterView(_values(cluster.deployments), cluster.pool_states(LOGGER))
+    return metrics.ClusterView(list(snapshot.deployments.values()), snapshot.pool_states)
 
 
 @kopf.on.cleanup()
-def cleanup(memo: Any, **_: Any) -> None:
-    memo.api.close()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    operator = _operator(memo)
+    for worker in operator.workers:
+        worker.cancel()
+    await asyncio.gather(*operator.workers, return_exceptions=True)
+    operator.executor.shutdown(wait=False, cancel_futures=True)
+    operator.api.close()
 
 
 @kopf.on.probe(id="reservations")
-def probe(memo: Any, **_: Any) -> int:
-    return len(memo.reservations.snapshot())
+def probe(memo: kopf.Memo, **_: Any) -> int:
+    return len(_operator(memo).reservations.snapshot())
 
 
-# -- indexes: in-memory views of the cluster, filled before any handler runs ---------------------
-@kopf.index(API_GROUP, API_VERSION, "modeldeployments")
-def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {f"{namespace}/{name}": dict(body)}
+# -- the work queue's consumers ----------------------------------------------------------------------------
+async def _work(operator: Operator) -> None:
+    while True:
+        key = await operator.queue.get()
+        try:
+            await _process(operator, key)
+            operator.queue.forget(key)
+        except Exception as error:
+            delay = operator.queue.retry(key)
+            metrics.observe_error(error)
+            LOGGER.warning(f"reconcile of {key} failed ({type(error).__name__}): {error}; retrying in {delay:.0f}s")
+        finally:
+            operator.queue.done(key)
 
 
-@kopf.index(API_GROUP, API_VERSION, "gpunodepools")
-def gpu_pools(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: dict(body)}
+async def _process(operator: Operator, key: str) -> None:
+    """One key: take the snapshot here on the loop, do the blocking work in a thread."""
+    if operator.indexes is None:
+        # kopf calls handlers only once its indexes are filled; until the first call, nothing is known.
+        operator.queue.add_after(key, INDEXES_PENDING_SECONDS)
+        return
+    snapshot = operator.indexes.snapshot()
+    operator.latest = snapshot
+    loop = asyncio.get_running_loop()
+    if key == REEVALUATE_KEY:
+        for deployment in snapshot.deployments:
+            operator.fresh.add(deployment)
+            operator.queue.add(deployment)
+        return
+    if key == POOL_STATUS_KEY:
+        freed = await loop.run_in_executor(operator.executor, write_pool_status, operator.api, snapshot)
+    else:
+        fresh = key in operator.fresh
+        operator.fresh.discard(key)
+        try:
+            freed = await loop.run_in_executor(operator.executor, reconcile_key, operator, key, snapshot, fresh)
+        except BaseException:
+            if fresh:
+                operator.fresh.add(key)
+            raise
+    if freed and operator.seeded:
+        # GPUs came free (a workload ended, a deployment went): one waiting for capacity may fit now, a pinned
+        # one may have a better plan.
+        operator.queue.add_after(REEVALUATE_KEY, DEBOUNCE_SECONDS)
 
 
-# The node and pod indexes also schedule the pools' status write. They run for every event of every node and
-# pod, and only while this replica acts (kopf stops the watch streams of a paused peer); a handler per event
-# would do the same at the cost of a log line per pod event.
-@kopf.index("", "v1", "nodes")
-def gpu_nodes(body: kopf.Body, memo: Any, **_: Any) -> dict[str, NodeRecord] | None:
-    _schedule_pool_status(memo)
-    record = node_record(body)
-    return {record.name: record} if record.allocatable_gpus else None
-
-
-@kopf.index("", "v1", "pods")
-def gpu_pods(namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> dict[str, PodRecord] | None:
-    gpus = requests_gpus(body)
-    if not gpus:
-        return None
-    _schedule_pool_status(memo)
-    record = pod_record(body, gpus)
-    return {f"{namespace}/{name}": record} if record else None
-
-
-def _seed_reservations(memo: Any, cluster: Cluster) -> None:
+def _seed_reservations(operator: Operator, snapshot: Snapshot) -> None:
     """After a restart, every pinned plan holds its GPUs before any deployment is re-planned."""
-    if memo.shared.seeded:
-        return
-    for body in _values(cluster.deployments):
-        plan = (body.get("status") or {}).get("plan")
-        if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
-            metadata = body["metadata"]
-            reservation = (plan["pool"], int(plan["gpusPerReplica"]) * int(plan["replicas"]))
-            memo.reservations.set(f"{metadata['namespace']}/{metadata['name']}", reservation)
-    memo.shared.seeded = True
+    with operator.reservations.planning:
+        if operator.seeded:
+            return
+        for key, body in snapshot.deployments.items():
+            plan = (body.get("status") or {}).get("plan")
+            if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
+                operator.reservations.set(key, (plan["pool"], int(plan["gpusPerReplica"]) * int(plan["replicas"])))
+        operator.seeded = True
 
 
-def _run(memo: Any, key: str, cluster: Cluster, logger: Any, body: dict[str, Any] | None = None,
-         reuse: bool = False) -> None:  # fmt: skip
-    _seed_reservations(memo, cluster)
-    current = body if body is not None else cluster.deployment(key)
-    if current is None or current.get("metadata", {}).get("uid") in memo.deleted_uids:
-        return
+def reconcile_key(operator: Operator, key: str, snapshot: Snapshot, fresh: bool) -> bool:
+    """Reconcile one ModelDeployment from the snapshot (in a worker thread); True when it freed GPUs."""
+    _seed_reservations(operator, snapshot)
+    body = snapshot.deployments.get(key)
+    if body is None:
+        # Deleted: its children go with it (owner references); what it held is free for the others.
+        held = operator.reservations.snapshot().get(key) is not None
+        operator.reservations.set(key, None)
+        operator.decisions.drop(key)
+        operator.written.pop(key, None)
+        return held
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    version = str(body["metadata"].get("resourceVersion"))
+    written = operator.written.get(key)
+    if written is not None and written[0] == version:
+        # The index has not seen our last status write yet. Any newer version (ours, or a status someone else
+        # wrote) is read as it is.
+        body = {**body, "status": {**(body.get("status") or {}), **written[1]}}
 
     def offers() -> list[PoolOffer]:
-        return offers_for_deployment(cluster.pool_states(logger), memo.reservations.snapshot(), key)
+        return offers_for_deployment(snapshot.pool_states, operator.reservations.snapshot(), key)
 
-    with memo.locks.get(key):
-        uid = current["metadata"].get("uid")
-        written = memo.written.get(key)
-        if written is not None and written[0] == uid:
-            # Our own last status write is newer than any cached body: this process is its only writer.
-            current = {**current, "status": {**(current.get("status") or {}), **written[1]}}
-        try:
-            stored = reconcile(memo.api, current, offers, memo.reservations, key, memo.decisions, reuse)
-            memo.written[key] = (uid, stored)
-        except TransientKubeError as error:
-            metrics.observe_error(error.status)
-            _schedule_retry(memo, key, cluster, logger, str(error))
-            return
-        except KubeError as error:
-            if error.status in GONE_STATUSES or "being terminated" in str(error):
-                memo.reservations.set(key, None)
-                logger.debug(f"{key} is being deleted: {error}")
-                return
-            metrics.observe_error(error.status)
-            logger.error(f"reconcile of {key} failed: {error}")
-            return
-    with memo.retry_lock:
-        memo.retries.pop(key, None)
+    stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions, reuse=not fresh)
+    operator.written[key] = (version, stored)
+    return False
 
 
-def _schedule_retry(memo: Any, key: str, cluster: Cluster, logger: Any, message: str) -> None:
-    """Transient API failures retry with exponential backoff: kopf does not retry event handlers."""
-    with memo.retry_lock:
-        attempt = memo.retries.get(key, 0) + 1
-        memo.retries[key] = attempt
-    delay = min(MAX_RETRY_SECONDS, 2**attempt)
-    logger.warning(f"{message}; retrying {key} in {delay}s")
-    timer = threading.Timer(delay, _run, args=(memo, key, cluster, logger))
-    timer.daemon = True
-    timer.start()
-
-
-def _schedule_reevaluation(memo: Any, cluster: Cluster, logger: Any) -> None:
-    """Inventory changed (a pool, or GPUs freed by a deleted deployment): re-check every deployment once.
-
-    Debounced, so a burst of changes costs one pass; pinned plans stay, PlanOutdated says if a better one exists.
-    """
-    with memo.retry_lock:
-        if memo.shared.reevaluation_pending:
-            return
-        memo.shared.reevaluation_pending = True
-
-    def reevaluate() -> None:
-        with memo.retry_lock:
-            memo.shared.reevaluation_pending = False
-        for key in list(cluster.deployments):
-            _run(memo, key, cluster, logger)
-
-    timer = threading.Timer(REEVALUATION_DELAY_SECONDS, reevaluate)
-    timer.daemon = True
-    timer.start()
-
-
-@kopf.on.event(API_GROUP, API_VERSION, "gpunodepools")
-def gpu_node_pool_event(type: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
-    """A pool added, removed or re-specified can make a better plan possible (initial listing excluded).
-
-    Status-only changes are the operator's own pool status writes: they change no planning input, and
-    re-planning every deployment on each of them would keep a busy operator re-planning all the time.
-    """
-    memo.shared.cluster = Cluster.of(kwargs)
-    _schedule_pool_status(memo)
-    name, generation = body["metadata"]["name"], int(body["metadata"].get("generation") or 0)
-    respecified = memo.shared.pool_generations.get(name) != generation
-    if type == "DELETED":
-        memo.shared.pool_generations.pop(name, None)
-    else:
-        memo.shared.pool_generations[name] = generation
-    if memo.shared.seeded and (type in ("ADDED", "DELETED") or (type == "MODIFIED" and respecified)):
-        _schedule_reevaluation(memo, memo.shared.cluster, logger)
-
-
-@kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
-def model_deployment_event(
-    type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **kwargs: Any
-) -> None:
-    """Every event of a ModelDeployment (the initial listing included) is one idempotent reconcile."""
-    memo.shared.cluster = Cluster.of(kwargs)
-    key = f"{namespace}/{name}"
-    if type == "DELETED":
-        with memo.locks.get(key):
-            memo.deleted_uids.add(str(body.get("metadata", {}).get("uid")))
-            memo.reservations.set(key, None)
-            memo.written.pop(key, None)
-            memo.decisions.drop(key)
-        memo.locks.drop(key)
-        _schedule_reevaluation(memo, Cluster.of(kwargs), logger)
-        return
-    if body.get("metadata", {}).get("deletionTimestamp"):
-        return
-    _run(memo, key, Cluster.of(kwargs), logger, dict(body))
-
-
-def child_event(namespace: str | None, labels: Mapping[str, str], memo: Any, logger: kopf.Logger,
-                **kwargs: Any) -> None:  # fmt: skip
-    """A child changed, vanished or was edited by hand: re-converge its owner (restores drift, updates Ready)."""
-    owner = labels.get(DEPLOYMENT_LABEL)
-    if not owner:
-        return
-    key = f"{namespace}/{owner}"
-    cluster = Cluster.of(kwargs)
-    parent = cluster.deployment(key)
-    if parent is None or (parent.get("metadata") or {}).get("deletionTimestamp"):
-        return
-    _run(memo, key, cluster, logger, reuse=True)
-
-
-for _group, _version, _plural in (
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
-):
-    kopf.on.event(_group, _version, _plural, labels=CHILD_SELECTOR, id=f"child-{_plural}")(child_event)
-
-
-def _schedule_pool_status(memo: Any) -> None:
-    """Write the pools' status shortly, once for a burst of changes.
-
-    Driven by events rather than a clock: under peering, kopf stops delivering events to a paused replica,
-    whose indexes then go stale, so only the replica that acts ever writes pool status.
-    """
-    with memo.retry_lock:
-        if memo.shared.pool_status_pending:
-            return
-        memo.shared.pool_status_pending = True
-    timer = threading.Timer(POOL_STATUS_DELAY_SECONDS, write_pool_status, args=(memo,))
-    timer.daemon = True
-    timer.start()
-
-
-def write_pool_status(memo: Any) -> None:
+def write_pool_status(api: client.ApiClient, snapshot: Snapshot) -> bool:
     """GPUNodePool status: its nodes and free GPUs (allocatable minus requested, on Ready uncordoned nodes).
 
-    A failed write retries.
-
+    Returns whether GPUs came free. A failed write raises once every pool was tried, so the key is retried.
     Written by the operator itself rather than from a kopf timer: kopf guards timers with a finalizer on every
     pool, which would be a write (and a permission) the operator does not otherwise need.
     """
-    with memo.retry_lock:
-        memo.shared.pool_status_pending = False
-    cluster: Cluster | None = memo.shared.cluster
-    if cluster is None:
-        return
-    states = cluster.pool_states(LOGGER)
+    states = snapshot.pool_states
     freed = False
-    for body in _values(cluster.gpu_pools):
+    failed: list[tuple[str, KubeError]] = []
+    for body in snapshot.gpu_pools:
         name = body["metadata"]["name"]
         state = states.get(name)
         if state is None:
@@ -350,11 +283,92 @@ def write_pool_status(memo: Any) -> None:
             continue
         freed = freed or wanted["freeGpus"] > int(current.get("freeGpus", wanted["freeGpus"]))
         try:
-            patch_status(memo.api, "gpunodepools", None, name, wanted)
+            patch_status(api, "gpunodepools", None, name, wanted)
         except KubeError as error:
-            LOGGER.warning(f"could not update the status of pool {name}: {error}; retrying")
-            _schedule_pool_status(memo)
-    if freed and memo.shared.seeded:
-        # GPUs came free (a workload ended): a deployment waiting for capacity may fit now, a pinned one may
-        # have a better plan.
-        _schedule_reevaluation(memo, cluster, LOGGER)
+            failed.append((name, error))
+    if failed:
+        causes = "; ".join(f"{name}: {error}" for name, error in failed)
+        raise KubeError(f"could not update the status of pools: {causes}", failed[0][1].status)
+    return freed
+
+
+# -- indexes: in-memory views of the cluster, filled before any handler runs ---------------------
+@kopf.index(API_GROUP, API_VERSION, "modeldeployments")
+async def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {f"{namespace}/{name}": dict(body)}
+
+
+@kopf.index(API_GROUP, API_VERSION, "gpunodepools")
+async def gpu_pools(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: dict(body)}
+
+
+# The node and pod indexes also queue the pools' status write. They run for every event of every node and
+# pod, and only while this replica acts (kopf stops the watch streams of a paused peer); a handler per event
+# would do the same at the cost of a log line per pod event.
+@kopf.index("", "v1", "nodes")
+async def gpu_nodes(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, NodeRecord] | None:
+    _operator(memo).queue.add_after(POOL_STATUS_KEY, DEBOUNCE_SECONDS)
+    record = node_record(body)
+    return {record.name: record} if record.allocatable_gpus else None
+
+
+@kopf.index("", "v1", "pods")
+async def gpu_pods(namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
+                   **_: Any) -> dict[str, PodRecord] | None:  # fmt: skip
+    gpus = requests_gpus(body)
+    if not gpus:
+        return None
+    _operator(memo).queue.add_after(POOL_STATUS_KEY, DEBOUNCE_SECONDS)
+    record = pod_record(body, gpus)
+    return {f"{namespace}/{name}": record} if record else None
+
+
+# -- events: each only queues keys --------------------------------------------------------------------------
+@kopf.on.event(API_GROUP, API_VERSION, "gpunodepools")
+async def gpu_node_pool_event(type: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A pool added, removed or re-specified can make a better plan possible (initial listing excluded).
+
+    Status-only changes are the operator's own pool status writes: they change no planning input, and
+    re-planning every deployment on each of them would keep a busy operator re-planning all the time.
+    """
+    operator = _operator(memo)
+    operator.indexes = Indexes.of(kwargs)
+    operator.queue.add_after(POOL_STATUS_KEY, DEBOUNCE_SECONDS)
+    name, generation = body["metadata"]["name"], int(body["metadata"].get("generation") or 0)
+    respecified = operator.pool_generations.get(name) != generation
+    if type == "DELETED":
+        operator.pool_generations.pop(name, None)
+    else:
+        operator.pool_generations[name] = generation
+    if operator.seeded and (type in ("ADDED", "DELETED") or (type == "MODIFIED" and respecified)):
+        operator.queue.add_after(REEVALUATE_KEY, DEBOUNCE_SECONDS)
+
+
+@kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
+async def model_deployment_event(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Every event of a ModelDeployment (the initial listing and its deletion included) is one fresh pass."""
+    operator = _operator(memo)
+    operator.indexes = Indexes.of(kwargs)
+    key = f"{namespace}/{name}"
+    operator.fresh.add(key)
+    operator.queue.add(key)
+
+
+async def child_event(namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **kwargs: Any) -> None:
+    """A child changed, vanished or was edited by hand: re-converge its owner (restores drift, updates Ready)."""
+    owner = labels.get(DEPLOYMENT_LABEL)
+    if not owner:
+        return
+    operator = _operator(memo)
+    operator.indexes = Indexes.of(kwargs)
+    operator.queue.add(f"{namespace}/{owner}")
+
+
+for _group, _version, _plural in (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+):
+    kopf.on.event(_group, _version, _plural, labels=CHILD_SELECTOR, id=f"child-{_plural}")(child_event)

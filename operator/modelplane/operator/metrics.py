@@ -2,8 +2,8 @@
 
 Counters and the plan-latency histogram are bumped on the reconcile path. Everything that describes the
 cluster (ModelDeployments by condition, GPUs planned per pool, free GPUs per pool) is computed at scrape time
-from the operator's in-memory indexes, so it can never drift from what the operator sees and costs nothing
-between scrapes.
+from the newest snapshot of the operator's in-memory indexes, so it can never drift from what the operator
+sees and costs nothing between scrapes.
 """
 
 import os
@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from modelplane.kube.errors import KubeError
 from modelplane.operator.pools import PoolState
 
 PORT_ENV = "MODELPLANE_METRICS_PORT"
@@ -30,7 +31,7 @@ PLAN_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0), registry=None,
 )  # fmt: skip
 RECONCILE_ERRORS = Counter(
-    "modelplane_reconcile_errors", "Reconciles that failed, by reason (Transient is retried with backoff).",
+    "modelplane_reconcile_errors", "Reconciles that failed and were requeued with backoff, by reason.",
     ["reason"], registry=None,
 )  # fmt: skip
 
@@ -122,9 +123,13 @@ def observe_plan(outcome: str, seconds: float) -> None:
 HTTP_REASONS = {403: "Forbidden", 409: "Conflict", 422: "Invalid", 429: "TooManyRequests"}
 
 
-def observe_error(status: int | None) -> None:
-    """A reconcile failed on an API request: the reason is the HTTP status in Kubernetes' own words."""
-    if status is None:
+def observe_error(error: Exception) -> None:
+    """A reconcile failed and was requeued: the reason is an API failure's HTTP status in Kubernetes' own words,
+    `Unreachable` when no response came, `Unexpected` for any other exception (a bug: its type is logged)."""
+    status = error.status if isinstance(error, KubeError) else None
+    if not isinstance(error, KubeError):
+        reason = "Unexpected"
+    elif status is None:
         reason = "Unreachable"
     elif status >= 500:
         reason = "ServerError"
