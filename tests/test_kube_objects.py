@@ -5,7 +5,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelplane.kube.client import mapped_errors
 from modelplane.kube.errors import InvalidChildError, KubeError, TransientKubeError
-from modelplane.kube.objects import REPLACE_MANAGER, added_fields, is_subset
+from modelplane.kube.objects import REPLACE_MANAGER, added_fields, is_subset, merge_patch
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,22 @@ def test_fields_we_render_subresource_writes_and_defaults_outliving_our_replace_
 def test_fields_our_own_replace_set_and_we_no_longer_render_are_added() -> None:
     live = _live(_entry(REPLACE_MANAGER, {"f:paused": {}}))
     assert added_fields(live, DESIRED) == ["spec.paused"]
+
+
+def test_keys_added_to_an_atomic_map_owned_whole_by_another_manager_are_found() -> None:
+    """A Service's selector is an atomic map: a patch takes the whole of it, so its extra keys are the edit."""
+    desired = {"spec": {"selector": {"app": "x"}}}
+    live = {"metadata": {"managedFields": [_entry("kubectl-patch", {"f:selector": {}})]},
+            "spec": {"selector": {"app": "x", "extra": "key"}}}  # fmt: skip
+    assert added_fields(live, desired) == ["spec.selector.extra"]
+    unchanged = {**live, "spec": {"selector": {"app": "x"}}}
+    assert added_fields(unchanged, desired) == []
+
+
+def test_a_merge_patch_removes_keys_no_longer_wanted_below_its_own_keys() -> None:
+    live = {"plan": {"nodeSelector": {"pool": "a", "kubernetes.io/hostname": "chosen"}, "gpus": 8},
+            "conditions": [], "other": 1}  # fmt: skip
+    wanted = {"plan": {"nodeSelector": {"pool": "a"}, "gpus": 1}}
+    assert merge_patch(wanted, live) == {"plan": {"nodeSelector": {"pool": "a", "kubernetes.io/hostname": None},
+                                                  "gpus": 1}}  # fmt: skip
+    assert merge_patch(wanted, {"plan": {"nodeSelector": {"pool": "a"}}}) == wanted

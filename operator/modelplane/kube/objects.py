@@ -69,6 +69,23 @@ def is_subset(desired: Any, live: Any) -> bool:
     return type(desired) is type(live) and bool(desired == live)
 
 
+def merge_patch(wanted: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch that makes the maps under `wanted`'s keys exactly `wanted`'s (RFC 7386).
+
+    A merge patch only adds and replaces keys of a map; one the live map has and `wanted` no longer does is
+    removed by sending it as null. Keys of `live` beside `wanted`'s own stay: they are not this patch's.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in wanted.items():
+        current = live.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            nested = merge_patch(value, current)
+            patch[key] = {**nested, **{stale: None for stale in current if stale not in value}}
+        else:
+            patch[key] = value
+    return patch
+
+
 def _encoded(body: Any, content_type: str) -> Any:
     """The REST layer JSON-encodes bodies of JSON content types itself; an apply patch goes as text."""
     if body is None or "json" in content_type:
@@ -134,12 +151,17 @@ def ensure_child(api: client.ApiClient, desired: dict[str, Any], live: dict[str,
     return True
 
 
-def _added_paths(fields: Mapping[str, Any], desired: Any, path: str) -> Iterator[str]:
+def _added_paths(fields: Mapping[str, Any], desired: Any, live: Any, path: str) -> Iterator[str]:
     """Paths a managedFields (FieldsV1) tree owns that `desired` does not set.
 
     FieldsV1 keys: `f:<name>` a map field, `k:<json>` a list item by its merge keys, `v:<json>` a set item,
-    `i:<n>` a list item by index, `.` the field itself.
+    `i:<n>` a list item by index, `.` the field itself. A field owned whole (no children listed) is an atomic
+    value, such as a Service's selector: keys the live map has beyond ours were added.
     """
+    if not any(key != "." for key in fields):
+        if isinstance(desired, Mapping) and isinstance(live, Mapping):
+            yield from (f"{path}.{key}" for key in live if key not in desired)
+        return
     for key, sub in fields.items():
         if key == ".":
             continue
@@ -149,16 +171,14 @@ def _added_paths(fields: Mapping[str, Any], desired: Any, path: str) -> Iterator
             if not isinstance(desired, Mapping) or raw not in desired:
                 yield child_path
             else:
-                yield from _added_paths(sub or {}, desired[raw], child_path)
+                yield from _added_paths(sub or {}, desired[raw], _field(live, raw), child_path)
         elif kind == "k":
             merge_keys = json.loads(raw)
-            items = desired if isinstance(desired, list) else []
-            match = next((item for item in items if isinstance(item, Mapping) and all(
-                item.get(name, value) == value for name, value in merge_keys.items())), None)  # fmt: skip
+            match, live_match = (_keyed_item(items, merge_keys) for items in (desired, live))
             if match is None:
                 yield f"{path}[{raw}]"
             else:
-                yield from _added_paths(sub or {}, match, f"{path}[{raw}]")
+                yield from _added_paths(sub or {}, match, live_match, f"{path}[{raw}]")
         elif kind == "v":
             if not isinstance(desired, list) or json.loads(raw) not in desired:
                 yield f"{path}[{raw}]"
@@ -167,7 +187,20 @@ def _added_paths(fields: Mapping[str, Any], desired: Any, path: str) -> Iterator
             if not isinstance(desired, list) or index >= len(desired):
                 yield f"{path}[{raw}]"
             else:
-                yield from _added_paths(sub or {}, desired[index], f"{path}[{raw}]")
+                live_item = live[index] if isinstance(live, list) and index < len(live) else None
+                yield from _added_paths(sub or {}, desired[index], live_item, f"{path}[{raw}]")
+
+
+def _field(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, Mapping) else None
+
+
+def _keyed_item(items: Any, merge_keys: Mapping[str, Any]) -> Any:
+    """The item of a list-map with these merge keys; a key the item leaves out is the API server's default."""
+    if not isinstance(items, list):
+        return None
+    return next((item for item in items if isinstance(item, Mapping)
+                 and all(item.get(name, value) == value for name, value in merge_keys.items())), None)  # fmt: skip
 
 
 def added_fields(live: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
@@ -189,7 +222,7 @@ def added_fields(live: Mapping[str, Any], desired: Mapping[str, Any]) -> list[st
         if manager != REPLACE_MANAGER and replaced_at and (entry.get("time") or "") <= replaced_at:
             continue
         spec_fields = ((entry.get("fieldsV1") or {}).get("f:spec")) or {}
-        for path in _added_paths(spec_fields, desired.get("spec") or {}, "spec"):
+        for path in _added_paths(spec_fields, desired.get("spec") or {}, live.get("spec") or {}, "spec"):
             if path not in TOLERATED_FOREIGN_PATHS and path not in added:
                 added.append(path)
     return added

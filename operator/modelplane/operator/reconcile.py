@@ -11,7 +11,15 @@ from kubernetes import client
 
 from modelplane.kube.custom import patch_status, post_event
 from modelplane.kube.errors import InvalidChildError, TransientKubeError
-from modelplane.kube.objects import CHILD_KINDS, delete_child, ensure_child, get_child, is_subset, owner_reference
+from modelplane.kube.objects import (
+    CHILD_KINDS,
+    delete_child,
+    ensure_child,
+    get_child,
+    is_subset,
+    merge_patch,
+    owner_reference,
+)
 from modelplane.operator import metrics
 from modelplane.operator.conditions import (
     PLANNED,
@@ -275,10 +283,11 @@ def _write_status(
     generation = int(body["metadata"].get("generation") or 0)
     merged = merge_conditions(current.get("conditions") or [], conditions, generation, now_rfc3339())
     wanted = {**fields, "conditions": merged}
-    if not _status_changed(current, wanted):
+    patch = merge_patch(wanted, current)
+    if patch == wanted and not _status_changed(current, wanted):
         return current, False
     metadata = body["metadata"]
-    patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], wanted)
+    patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], patch)
     return {**current, **wanted}, True
 
 
