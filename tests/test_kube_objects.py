@@ -4,7 +4,16 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from modelplane.kube.client import mapped_errors
-from modelplane.kube.errors import InvalidChildError, KubeError, TransientKubeError
+from modelplane.kube.errors import (
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    KubeError,
+    ThrottledError,
+    TransientKubeError,
+    UnreachableError,
+)
 from modelplane.kube.objects import REPLACE_MANAGER, added_fields, is_subset, merge_patch
 
 
@@ -26,14 +35,17 @@ def test_is_subset(desired: object, live: object, same: bool) -> None:
     assert is_subset(desired, live) is same
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (401, TransientKubeError), (403, TransientKubeError), (409, TransientKubeError), (429, TransientKubeError),
-    (503, TransientKubeError), (422, InvalidChildError), (404, KubeError), (400, KubeError),
+@pytest.mark.parametrize(("status", "kind", "transient"), [
+    (401, ForbiddenError, True), (403, ForbiddenError, True), (409, ConflictError, True),
+    (429, ThrottledError, True), (500, UnreachableError, True), (503, UnreachableError, True),
+    (422, InvalidError, False), (400, InvalidError, False), (404, GoneError, False), (410, GoneError, False),
+    (418, KubeError, False),
 ])  # fmt: skip
-def test_api_errors_are_sorted_into_retry_or_not(status: int, kind: type[KubeError]) -> None:
+def test_api_errors_are_sorted_by_meaning(status: int, kind: type[KubeError], transient: bool) -> None:
     with pytest.raises(KubeError) as raised, mapped_errors("get Service ns/chat"):
         raise ApiException(status=status, reason="Refused")
     assert type(raised.value) is kind
+    assert isinstance(raised.value, TransientKubeError) is transient
     assert raised.value.status == status
     assert str(raised.value).startswith(f"get Service ns/chat: {status}")
 

@@ -9,12 +9,20 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from modelplane.kube.errors import InvalidChildError, KubeError, TransientKubeError
+from modelplane.kube.errors import (
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    InvalidError,
+    KubeError,
+    ThrottledError,
+    UnreachableError,
+)
 
-# 401 and 403 included: while an API server restarts, its authenticator and RBAC caches are briefly unsynced
-# and refuse requests that are allowed. A permission that is really missing keeps retrying with capped backoff
-# and a warning each time, as controller-runtime requeues any error.
-TRANSIENT_STATUSES = {401, 403, 408, 409, 425, 429, 500, 502, 503, 504}
+ERRORS_BY_STATUS: dict[int, type[KubeError]] = {
+    400: InvalidError, 401: ForbiddenError, 403: ForbiddenError, 404: GoneError, 408: UnreachableError,
+    409: ConflictError, 410: GoneError, 422: InvalidError, 425: ThrottledError, 429: ThrottledError,
+}  # fmt: skip
 REQUEST_TIMEOUT_SECONDS = 30
 
 
@@ -38,13 +46,11 @@ def mapped_errors(action: str) -> Iterator[None]:
     except ApiException as error:
         reason = _api_message(error)
         message = f"{action}: {error.status} {reason}"
-        if error.status in TRANSIENT_STATUSES:
-            raise TransientKubeError(message, error.status) from None
-        if error.status == 422:
-            raise InvalidChildError(message, error.status) from None
-        raise KubeError(message, error.status) from None
+        status = int(error.status or 0)
+        kind = ERRORS_BY_STATUS.get(status, UnreachableError if status >= 500 else KubeError)
+        raise kind(message, status) from None
     except (HTTPError, OSError) as error:
-        raise TransientKubeError(f"{action}: {error}") from None
+        raise UnreachableError(f"{action}: {error}") from None
 
 
 def _api_message(error: ApiException) -> str:

@@ -12,6 +12,7 @@ which drops them; the fields the API server defaults are owned by no manager and
 
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelplane.kube.client import REQUEST_TIMEOUT_SECONDS, mapped_errors
-from modelplane.kube.errors import KubeError
+from modelplane.kube.errors import GoneError
 
 FIELD_MANAGER = "modelplane"
 REPLACE_MANAGER = "modelplane-replace"
@@ -116,10 +117,8 @@ def get_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> di
     try:
         live: dict[str, Any] = request(api, f"get {kind} {namespace}/{name}", "GET",
                                         CHILD_KINDS[kind].path(namespace, name))  # fmt: skip
-    except KubeError as error:
-        if error.status == 404:
-            return None
-        raise
+    except GoneError:
+        return None
     return live
 
 
@@ -251,12 +250,9 @@ def replace_child(api: client.ApiClient, desired: dict[str, Any], live: Mapping[
 
 def delete_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> None:
     """Delete a child we no longer render (e.g. a Deployment replaced by a LeaderWorkerSet)."""
-    try:
+    with suppress(GoneError):  # already gone
         request(api, f"delete {kind} {namespace}/{name}", "DELETE", CHILD_KINDS[kind].path(namespace, name),
                  body={"propagationPolicy": "Background"})  # fmt: skip
-    except KubeError as error:
-        if error.status != 404:
-            raise
 
 
 def owner_reference(body: dict[str, Any]) -> dict[str, Any]:

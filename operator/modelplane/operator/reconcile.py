@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from modelplane.kube.custom import patch_status, post_event
-from modelplane.kube.errors import InvalidChildError, TransientKubeError
+from modelplane.kube.errors import InvalidError, TransientKubeError
 from modelplane.kube.objects import (
     CHILD_KINDS,
     delete_child,
@@ -253,7 +253,7 @@ def reconcile(
             workload = _converge_children(api, body, decision.objects)
         except ChildConflictError as error:
             blocked = Blocked(CHILD_CONFLICT, str(error))
-        except InvalidChildError as error:
+        except InvalidError as error:
             blocked = Blocked(CHILD_REJECTED, f"the API server refused a rendered child: {error}")
         except TransientKubeError as error:
             _record_blocked(api, body, reservations, key, Blocked(CHILD_APPLY_FAILED, f"{error}; retrying"))
