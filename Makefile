@@ -21,7 +21,14 @@ lint: venv
 	$(BIN)/lint-imports --no-cache
 
 # The whole suite: lint, types, unit and golden tests, and the end-to-end tests on the local control plane
-# (built from source on first use, then reused from the cache).
+# (built from source on first use, then reused from the cache). The tests' cluster has its own directory and
+# ports, so `make test` runs beside a `make demo` cluster, in either order; each variable can be overridden.
+test: export MODELPLANE_CLUSTER_DIR ?= /tmp/modelplane-test-cluster
+test: export MODELPLANE_APISERVER_PORT ?= 46443
+test: export MODELPLANE_ETCD_PORT ?= 42379
+test: export MODELPLANE_KCM_PORT ?= 44257
+test: export MODELPLANE_SCHEDULER_PORT ?= 44259
+test: export MODELPLANE_KWOK_PORT ?= 44247
 test: lint
 	hack/ensure-chromium.sh
 	$(BIN)/pytest

@@ -106,10 +106,9 @@ def wait_for(
 
 @contextmanager
 def running_operator(kubeconfig: Path, log_path: Path, extra_args: tuple[str, ...] = (),
-                     env: dict[str, str] | None = None,
-                     liveness_port: int | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+                     env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     """The operator exactly as users run it: `python -m modelplane.operator`, ready when /healthz answers."""
-    port = liveness_port or free_port()
+    port = free_port()
     log = log_path.open("ab")
     mode = list(extra_args) if any(arg.startswith("--peering") for arg in extra_args) else ["--standalone"]
     process = subprocess.Popen(
@@ -223,13 +222,12 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.kubeconfig, self.log_path = kubeconfig, log_path
         self.metrics_port = free_port()
-        self.liveness_port = free_port()
         self._context: Any = None
         self.process: subprocess.Popen[bytes]
 
     def start(self) -> None:
         env = {"MODELPLANE_METRICS_PORT": str(self.metrics_port)}
-        self._context = running_operator(self.kubeconfig, self.log_path, env=env, liveness_port=self.liveness_port)
+        self._context = running_operator(self.kubeconfig, self.log_path, env=env)
         self.process = self._context.__enter__()
 
     def stop(self) -> None:
@@ -251,10 +249,10 @@ class OperatorProcess:
     def pid(self) -> int:
         return int(self.process.pid)
 
-    def reservations(self) -> int:
-        """How many ModelDeployments hold GPUs, as the liveness endpoint's `reservations` probe reports."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=5) as response:
-            return int(json.loads(response.read())["reservations"])
+    def reserved_gpus(self, pool: str) -> int:
+        """GPUs the operator holds on `pool`, from its `modelplane_reserved_gpus` gauge."""
+        found = re.search(rf'^modelplane_reserved_gpus{{pool="{re.escape(pool)}"}} (\S+)$', self.metrics(), re.M)
+        return int(float(found.group(1))) if found else 0
 
     def metrics(self) -> str:
         """The text of the operator's Prometheus `/metrics` endpoint."""

@@ -93,13 +93,13 @@ def test_a_child_the_api_server_refuses_is_reported_and_holds_no_gpus(kube: Clus
         return False
 
     wait_for(admitted_yet, 30, "the policy to refuse Deployments")
-    kube.create_md(model_deployment("frozen", namespace, placement={"pools": ["l4-cloud"]}))
+    kube.create_md(model_deployment("frozen", namespace, placement={"pools": ["h200-cloud"]}, replicas=4))
     condition = _planned(kube, namespace, "frozen", "ChildRejected")
     assert "serving is frozen in this namespace" in condition["message"]
     assert kube.condition(namespace, "frozen", "Ready")["status"] == "False"
     status = kube.md(namespace, "frozen")["status"]
     assert "plan" not in status, "a plan that could not be applied is not pinned"
-    assert operator.reservations() == 0, "nothing runs, so nothing is reserved"
+    assert operator.reserved_gpus("h200-cloud") == 0, "nothing runs, so nothing is reserved"
 
 
 def test_a_hand_written_status_plan_is_never_rendered(kube: Cluster, namespace: str,

@@ -46,7 +46,8 @@ def view() -> metrics.ClusterView:
         deployment("bad", {"Planned": "False"}),
         deployment("gone-pool", {"Ready": "True", "Planned": "True"}, ("retired", 1, 2)),
     ]
-    return metrics.ClusterView(deployments, states)
+    reservations = {"ns/one": ("h100", 4), "ns/two": ("h100", 6), "ns/burst": ("elsewhere", 2)}
+    return metrics.ClusterView(deployments, states, reservations)
 
 
 def test_gauges_count_deployments_by_condition_and_gpus_per_pool() -> None:
@@ -59,6 +60,8 @@ def test_gauges_count_deployments_by_condition_and_gpus_per_pool() -> None:
     assert found[("modelplane_planned_gpus", (("location", "unknown"), ("pool", "retired")))] == 2
     # 16 allocatable on the two ready nodes, 4 requested by a pod.
     assert found[("modelplane_pool_free_gpus", (("location", "on-prem"), ("pool", "h100")))] == 12
+    assert found[("modelplane_reserved_gpus", (("pool", "h100"),))] == 10
+    assert found[("modelplane_reserved_gpus", (("pool", "elsewhere"),))] == 2
 
 
 def test_nothing_is_reported_before_the_indexes_are_filled() -> None:

@@ -148,7 +148,8 @@ def _metrics_view(operator: Operator) -> metrics.ClusterView | None:
     snapshot = operator.latest
     if snapshot is None:
         return None
-    return metrics.ClusterView(list(snapshot.deployments.values()), snapshot.pool_states)
+    return metrics.ClusterView(list(snapshot.deployments.values()), snapshot.pool_states,
+                               operator.reservations.snapshot())  # fmt: skip
 
 
 @kopf.on.cleanup()

@@ -9,7 +9,7 @@ sees and costs nothing between scrapes.
 import os
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -38,10 +38,12 @@ RECONCILE_ERRORS = Counter(
 
 @dataclass(frozen=True)
 class ClusterView:
-    """What the scrape-time gauges are computed from: ModelDeployment bodies and the pools' states."""
+    """What the scrape-time gauges are computed from: ModelDeployment bodies, the pools' states and the GPUs
+    the operator holds for deployments (by `namespace/name`: pool and GPUs)."""
 
     deployments: list[dict[str, Any]]
     pools: Mapping[str, PoolState]
+    reservations: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def cluster_metrics(view: ClusterView) -> list[Metric]:
@@ -69,13 +71,23 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
         "modelplane_pool_free_gpus", "Allocatable GPUs of Ready, uncordoned nodes minus those requested, per pool.",
         labels=["pool", "location"],
     )  # fmt: skip
+    reserved_gpus = GaugeMetricFamily(
+        "modelplane_reserved_gpus",
+        "GPUs the operator holds for ModelDeployments per pool: planned on, pods or not, so no other plan takes them.",
+        labels=["pool"],
+    )  # fmt: skip
+    reserved: Tally[str] = Tally()
+    for pool_name, gpus in view.reservations.values():
+        reserved[pool_name] += gpus
     for name, pool in sorted(view.pools.items()):
         location = pool.offer_base.location.value
         free_gpus.add_metric([name, location], pool.free)
         planned_gpus.add_metric([name, location], planned.pop(name, 0))
     for name, gpus in sorted(planned.items()):
         planned_gpus.add_metric([name, "unknown"], gpus)  # a plan on a pool that has since gone away
-    return [by_condition, planned_gpus, free_gpus]
+    for name in sorted(set(view.pools) | set(reserved)):
+        reserved_gpus.add_metric([name], reserved[name])
+    return [by_condition, planned_gpus, free_gpus, reserved_gpus]
 
 
 class ClusterCollector(Collector):
