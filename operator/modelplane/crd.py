@@ -9,10 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelplane.api.base import API_GROUP, API_VERSION, FREE_FORM_MARKER
+from modelplane.api.base import API_GROUP, API_VERSION, ARCHITECTURE_BOUNDS_MARKER, FREE_FORM_MARKER
 from modelplane.api.gpu_node_pool import GPUNodePoolSpec, GPUNodePoolStatus
 from modelplane.api.model_deployment import ModelDeploymentSpec
 from modelplane.api.status import ModelDeploymentStatus
+from modelplane.catalog.architecture import architecture_bounds
 
 DROPPED_KEYS = {"title", "$defs"}
 
@@ -36,8 +37,11 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
                 rest.pop("default")
             return _inline({**non_null[0], **rest}, definitions)
     if node.get(FREE_FORM_MARKER):
+        properties = dict(node[FREE_FORM_MARKER])
+        if node.get(ARCHITECTURE_BOUNDS_MARKER):
+            properties = {**_architecture_bounds(), **properties}
         free: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                                "properties": node[FREE_FORM_MARKER]}  # fmt: skip
+                                "properties": properties}  # fmt: skip
         if "description" in node:
             free["description"] = node["description"]
         return free
@@ -47,6 +51,20 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
     if "default" in result and result["default"] is None:
         result.pop("default")
     return result
+
+
+def _architecture_bounds() -> dict[str, Any]:
+    """The config.json numbers the parser bounds, bounded at admission too: the API server refuses
+    `num_hidden_layers: 5000000` before the operator ever plans it. Null is allowed, as configs write it."""
+    bounds = architecture_bounds()
+    properties: dict[str, Any] = {
+        key: {"type": "integer", "minimum": 0, "maximum": limit, "nullable": True}
+        for key, limit in sorted(bounds.bounds.items())
+    }
+    for key in ("layer_types", "mlp_only_layers"):
+        properties[key] = {"type": "array", "maxItems": bounds.max_list_length, "nullable": True,
+                           "items": {"x-kubernetes-preserve-unknown-fields": True}}  # fmt: skip
+    return properties
 
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -185,8 +185,18 @@ def test_the_installed_entry_point_exits_1_without_a_traceback(tmp_path: Path, o
          "config field 'sliding_window' must be a positive integer, got '4k'"),
         (json.dumps({**LLAMA_CONFIG, "num_local_experts": 8, "num_experts_per_tok": 2, "mlp_only_layers": [[1]]}),
          "config field 'mlp_only_layers' must be a list of layer indices"),
+        (json.dumps({**LLAMA_CONFIG, "num_hidden_layers": 5_000_000}),
+         "config field 'num_hidden_layers' is 5000000, above the largest modelplane sizes (1,024;"
+         " catalog/data/architecture_bounds.yaml): use the model's real config.json"),
+        (json.dumps({**LLAMA_CONFIG, "vocab_size": 10**400}),
+         "config field 'vocab_size' is 10000000000000000000...(401 characters), above the largest modelplane"
+         " sizes (16,777,216; catalog/data/architecture_bounds.yaml): use the model's real config.json"),
+        (json.dumps({**LLAMA_CONFIG, "layer_types": ["full_attention"] * 10**6, "sliding_window": 4096}),
+         "config field 'layer_types' has 1,000,000 entries, more than 1,024"),
+        (json.dumps({**LLAMA_CONFIG, "quantization_config": {"quant_method": "gptq", "bits": 10**30}}),
+         "config field quantization_config.bits must be an integer from 1 to 1048576, got " + str(10**30)),
     ],
-    ids=["empty", "list", "json", "missing", "text", "nested-list"],
+    ids=["empty", "list", "json", "missing", "text", "nested-list", "layers", "vocab", "layer-list", "quant-bits"],
 )  # fmt: skip
 def test_bad_config_json_names_the_field(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text, "config.json")

@@ -32,6 +32,21 @@ MD_CASES: list[tuple[str, dict[str, Any], str]] = [
         "spec.parallelism.tensorParallel",
     ),
     ("tp-zero", {"parallelism": {"tensorParallel": 0}}, "spec.parallelism.tensorParallel"),
+    (
+        "absurd-layers",
+        {"model": {"name": "acme/huge", "architecture": {"num_hidden_layers": 5_000_000}}},
+        "spec.model.architecture.num_hidden_layers",
+    ),
+    (
+        "absurd-vocab",
+        {"model": {"name": "acme/huge", "architecture": {"vocab_size": 10**30}}},
+        "spec.model.architecture.vocab_size",
+    ),
+    (
+        "absurd-layer-list",
+        {"model": {"name": "acme/huge", "architecture": {"layer_types": ["x"] * 5000}}},
+        "spec.model.architecture.layer_types",
+    ),
     ("pp-too-deep", {"parallelism": {"pipelineParallel": 65}}, "spec.parallelism.pipelineParallel"),
     ("awq-without-awq-model", {"quantization": "awq"}, "spec.quantization"),
     ("unknown-field", {"replica": 2}, "replica"),

@@ -1,5 +1,6 @@
 """The pure decision of a reconcile: pinning, re-plan requests, infeasible edits, PlanOnly."""
 
+import time
 from typing import Any
 
 import pytest
@@ -229,3 +230,15 @@ def test_tombstones_keep_only_the_newest_uids() -> None:
     assert "a" not in tombstones
     assert "b" in tombstones
     assert "c" in tombstones
+
+
+def test_an_absurd_architecture_is_refused_before_planning_grows_with_it() -> None:
+    """5,000,000 layers crash-looped the operator out of memory; now it is one InvalidSpec, whatever the size."""
+    architecture = {"hidden_size": 4096, "num_hidden_layers": 5_000_000, "num_attention_heads": 32,
+                    "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256}  # fmt: skip
+    started = time.perf_counter()
+    decision = decide(body(model={"name": "acme/huge", "architecture": architecture}), lambda: offers_for(POOLS))
+    assert time.perf_counter() - started < 1.0
+    assert decision.objects is None
+    assert decision.conditions[PLANNED].reason == "InvalidSpec"
+    assert "'num_hidden_layers' is 5000000, above the largest modelplane sizes" in decision.conditions[PLANNED].message

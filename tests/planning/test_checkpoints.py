@@ -114,7 +114,7 @@ def test_a_compressed_tensors_scheme_modelplane_cannot_size_is_refused() -> None
 
 
 def test_bad_quantization_config_numbers_name_the_field() -> None:
-    with pytest.raises(CatalogError, match=r"quantization_config\.bits must be a positive integer"):
+    with pytest.raises(CatalogError, match=r"quantization_config\.bits must be an integer from 1 to 1048576"):
         parse_architecture({**LLAMA_31_8B, "quantization_config": {"quant_method": "awq", "bits": [4]}}, "test")
     bad = compressed_tensors({"num_bits": "8", "type": "float"}, None, "float-quantized")
     with pytest.raises(CatalogError, match=r"config_groups\.group_0\.weights\.num_bits"):

@@ -11,6 +11,8 @@ APIVERSION = f"{API_GROUP}/{API_VERSION}"
 
 JsonDict = dict[str, JsonValue]
 FREE_FORM_MARKER = "x-modelplane-free-form"
+ARCHITECTURE_BOUNDS_MARKER = "x-modelplane-architecture-bounds"
+"""A free-form config.json object whose sized numbers the CRD bounds (catalog/data/architecture_bounds.yaml)."""
 """Marks a field whose content is free-form JSON (kept by the API server as is); its value lists the
 properties that admission rules read, typed so CEL can reach them."""
 CEL = "x-kubernetes-validations"

@@ -6,7 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from modelplane.api.base import CEL, DNS_LABEL, DNS_SUBDOMAIN, FREE_FORM_MARKER, JsonDict, ObjectMeta, WireModel
+from modelplane.api.base import (
+    ARCHITECTURE_BOUNDS_MARKER,
+    CEL,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    FREE_FORM_MARKER,
+    JsonDict,
+    ObjectMeta,
+    WireModel,
+)
 from modelplane.api.status import ModelDeploymentStatus
 
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
@@ -74,7 +83,8 @@ class ModelSource(WireModel):
             FREE_FORM_MARKER: {
                 "num_attention_heads": {"type": "integer", "minimum": 1},
                 "quantization_config": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            }
+            },
+            ARCHITECTURE_BOUNDS_MARKER: True,
         },
     )
 

@@ -6,7 +6,13 @@ n_routed_experts); this module maps them once so the planner never looks at raw 
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any, NamedTuple
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from modelplane.catalog.errors import CatalogError
 
@@ -69,17 +75,60 @@ class Architecture:
     """The weight format a `compressed-tensors` checkpoint stores (fp8, int8, gptq), from its config_groups."""
 
 
+class ArchitectureBounds(BaseModel):
+    """catalog/data/architecture_bounds.yaml: the largest value each sized config.json field may take."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    schema_version: int
+    bounds: dict[str, int]
+    max_list_length: int = Field(gt=0)
+    sources: dict[str, str]
+
+
+@cache
+def architecture_bounds() -> ArchitectureBounds:
+    text = resources.files("modelplane.catalog").joinpath("data/architecture_bounds.yaml").read_text()
+    return ArchitectureBounds.model_validate(yaml.safe_load(text))
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message, never thousands of digits long (vocab_size: 10**400)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _bounded(value: int, key: str, source: str) -> int:
+    limit = architecture_bounds().bounds.get(key)
+    if limit is not None and value > limit:
+        raise CatalogError(
+            f"{source}: config field {key!r} is {_shown(value)}, above the largest modelplane sizes"
+            f" ({limit:,}; catalog/data/architecture_bounds.yaml): use the model's real config.json"
+        )
+    return value
+
+
 def _int(config: Mapping[str, Any], key: str, source: str) -> int:
     value = config.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CatalogError(f"{source}: config field {key!r} must be a positive integer, got {value!r}")
-    return value
+        raise CatalogError(f"{source}: config field {key!r} must be a positive integer, got {_shown(value)}")
+    return _bounded(value, key, source)
 
 
 def _integer(value: Any, field: str, source: str) -> int:
     """A field Hugging Face writes as a JSON integer that may be 0 (first_k_dense_replace); not text or a list."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CatalogError(f"{source}: config field {field!r} must be an integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CatalogError(f"{source}: config field {field!r} must be a non-negative integer, got {_shown(value)}")
+    return _bounded(value, field, source)
+
+
+def _layer_list(value: Any, field: str, source: str) -> list[Any]:
+    """A per-layer list (layer_types, mlp_only_layers), no longer than any model has layers."""
+    if not isinstance(value, list):
+        raise CatalogError(f"{source}: config field {field!r} must be a list")
+    limit = architecture_bounds().max_list_length
+    if len(value) > limit:
+        raise CatalogError(f"{source}: config field {field!r} has {len(value):,} entries, more than {limit:,}")
     return value
 
 
@@ -96,8 +145,8 @@ def _moe_layers(config: Mapping[str, Any], num_layers: int, source: str) -> tupl
         frequency = _integer(config.get("moe_layer_freq") or 1, "moe_layer_freq", source)
         return tuple(i for i in range(first_dense, num_layers) if i % frequency == 0)
     step = _integer(config.get("decoder_sparse_step") or 1, "decoder_sparse_step", source)
-    dense_layers = config.get("mlp_only_layers") or []
-    if not isinstance(dense_layers, list) or not all(isinstance(layer, int) for layer in dense_layers):
+    dense_layers = _layer_list(config.get("mlp_only_layers") or [], "mlp_only_layers", source)
+    if not all(isinstance(layer, int) for layer in dense_layers):
         raise CatalogError(f"{source}: config field 'mlp_only_layers' must be a list of layer indices")
     dense_only = set(dense_layers)
     return tuple(i for i in range(num_layers) if i not in dense_only and (i + 1) % step == 0)
@@ -141,13 +190,14 @@ def _mla(config: Mapping[str, Any], source: str) -> MlaShape | None:
     )
 
 
-def _sliding_layers(config: Mapping[str, Any], model_type: str, num_layers: int) -> tuple[int, ...]:
+def _sliding_layers(config: Mapping[str, Any], model_type: str, num_layers: int, source: str) -> tuple[int, ...]:
     """Layers whose KV cache is capped at the sliding window."""
     window = config.get("sliding_window")
     if not window or config.get("use_sliding_window") is False:
         return ()
     layer_types = config.get("layer_types")
     if isinstance(layer_types, list):
+        _layer_list(layer_types, "layer_types", source)
         return tuple(i for i, kind in enumerate(layer_types) if kind == "sliding_attention")
     if model_type == "gemma2":
         return tuple(range(0, num_layers, 2))
@@ -156,12 +206,15 @@ def _sliding_layers(config: Mapping[str, Any], model_type: str, num_layers: int)
 
 def _block_elements(block: Any) -> int | None:
     """Elements per scale of a block-quantized checkpoint (weight_block_size [128, 128] -> 16384)."""
-    if isinstance(block, list) and len(block) == 2 and all(isinstance(side, int) for side in block):
+    if isinstance(block, list) and len(block) == 2 and all(
+            isinstance(side, int) and 0 < side <= QUANT_FIELD_MAX for side in block):  # fmt: skip
         return int(block[0]) * int(block[1])
     return None
 
 
 COMPRESSED_TENSORS = "compressed-tensors"
+QUANT_FIELD_MAX = 1 << 20
+"""Bits and group sizes of a quantization config: 4, 8, 128 in practice; bounded so no size grows with them."""
 
 
 class QuantConfig(NamedTuple):
@@ -242,8 +295,9 @@ def _quant_int(quant: Mapping[str, Any], key: str, where: str, source: str) -> i
     value = quant.get(key)
     if value is None or (value == -1 and not isinstance(value, bool)):
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CatalogError(f"{source}: config field {where}.{key} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= QUANT_FIELD_MAX:
+        raise CatalogError(f"{source}: config field {where}.{key} must be an integer from 1 to {QUANT_FIELD_MAX},"
+                           f" got {_shown(value)}")  # fmt: skip
     return value
 
 
@@ -269,7 +323,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     quantized = _quant_config(quant, source)
     qwen2_family = model_type in {"qwen2", "qwen2_moe"}
     attention_bias = bool(config.get("attention_bias", False))
-    sliding_layers = _sliding_layers(config, model_type, layers)
+    sliding_layers = _sliding_layers(config, model_type, layers, source)
     return Architecture(
         model_type=model_type,
         hidden_size=hidden,
