@@ -312,6 +312,22 @@ def test_render_directory_and_stream(tmp_path: Path) -> None:
     assert (out / "ns/chat/deployment.yaml").read_text() in stream.stdout
 
 
+def test_the_readmes_gitops_command_renders_the_shipped_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modelplane render examples/deployments --pools examples/pools -o manifests/`, verbatim from the README."""
+    readme = (REPO / "README.md").read_text()
+    command = "modelplane render examples/deployments --pools examples/pools -o manifests/"
+    assert f"`{command}`" in readme
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").symlink_to(EXAMPLES)
+    result = runner.invoke(app, command.split()[1:])
+    assert result.exit_code == 0, result.output
+    written = {p.relative_to(tmp_path / "manifests").as_posix() for p in (tmp_path / "manifests").rglob("*.yaml")}
+    assert "chat/llama-8b/deployment.yaml" in written
+    assert not any(path.startswith("research/llama-405b-onprem/") for path in written), "PlanOnly renders nothing"
+
+
 def test_render_infeasible_writes_nothing(tmp_path: Path) -> None:
     good = MD.format(name="ok", model="meta-llama/Llama-3.1-8B-Instruct", length=4096)
     bad = MD.format(name="bad", model="meta-llama/Llama-3.1-8B-Instruct", length=4096) + "  quantization: int8\n"
