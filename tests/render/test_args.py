@@ -79,7 +79,7 @@ def test_a_planned_option_is_refused_in_every_spelling(spec: dict[str, Any], ext
 )  # fmt: skip
 def test_a_flag_the_pinned_runtime_does_not_know_is_refused(spec: dict[str, Any], flag: str) -> None:
     """Spellings the parser would not read as the same option (--tp-size for click, prefixes) are unknown."""
-    known = "--max_batch_size" if spec is TRTLLM else "--max-num-seqs"
+    known = "--num_postprocess_workers" if spec is TRTLLM else "--max-logprobs"
     error = render_error(spec, [known, "8", f"{flag}=2"])
     assert error.field == "spec.extraArgs[2]"
     assert error.problem.startswith(f"{flag} is not a flag of {spec.get('runtime', 'vllm')} ")
@@ -87,8 +87,8 @@ def test_a_flag_the_pinned_runtime_does_not_know_is_refused(spec: dict[str, Any]
 
 @pytest.mark.parametrize(
     ("spec", "extra_args"),
-    [(VLLM, ["--enable_prefix_caching"]), (VLLM, ["--max-num-seqs=8"]), (VLLM, ["--compilation-config.mode", "3"]),
-     (TRTLLM, ["--max_batch_size", "8"]), (TRTLLM, ["--trust_remote_code"])],
+    [(VLLM, ["--enable_prefix_caching"]), (VLLM, ["--max-logprobs=8"]), (VLLM, ["--compilation-config.mode", "3"]),
+     (TRTLLM, ["--num_postprocess_workers", "8"]), (TRTLLM, ["--trust_remote_code"])],
 )  # fmt: skip
 def test_other_known_flags_pass_through_unchanged(spec: dict[str, Any], extra_args: list[str]) -> None:
     assert server_args(spec, extra_args)[-len(extra_args) :] == extra_args
@@ -146,3 +146,21 @@ def test_runtime_aliases_must_name_a_primary_flag() -> None:
     chained = [*vllm["flags"], {"name": "--tensor-parallel", "aliasOf": "-tp", "source": "test"}]
     with pytest.raises(ValidationError, match="--tensor-parallel"):
         RuntimeSpec.model_validate({**vllm, "flags": chained})
+
+
+@pytest.mark.parametrize(
+    ("spec", "extra_args", "named"),
+    [(VLLM, ["--dtype", "float32"], "--dtype"), (VLLM, ["--max-num-batched-tokens=65536"], "--max-num-batched-tokens"),
+     (VLLM, ["--max_num_seqs", "512"], "--max_num_seqs (the same option as --max-num-seqs)"),
+     (VLLM, ["--speculative-config", "{}"], "--speculative-config"),
+     (VLLM, ["--hf-overrides.num_hidden_layers", "2"], "--hf-overrides.num_hidden_layers (the same option as"),
+     (VLLM, ["--model", "other/model"], "--model"),
+     (TRTLLM, ["--max_batch_size", "512"], "--max_batch_size"), (TRTLLM, ["--ep_size", "8"], "--ep_size")],
+)  # fmt: skip
+def test_flags_that_change_memory_parallelism_or_identity_are_refused(spec: dict[str, Any], extra_args: list[str],
+                                                                      named: str) -> None:  # fmt: skip
+    """Issue 12: each of these changes what the plan sized or which model is served, so the plan would be void."""
+    error = render_error(spec, extra_args)
+    assert error.field == "spec.extraArgs[0]"
+    assert error.problem.startswith(named)
+    assert "would void the plan" in error.problem

@@ -42,6 +42,10 @@ class RuntimeSpec(_Model):
     metrics_path: str = Field(pattern=r"^/")
     flags: list[RuntimeFlag]
     flag_spelling: FlagSpelling
+    plan_voiding_flags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Options that change memory, parallelism or identity, so the plan no longer holds: why.",
+    )
 
     @model_validator(mode="after")
     def _aliases_name_primary_flags(self) -> "RuntimeSpec":
@@ -50,6 +54,9 @@ class RuntimeSpec(_Model):
         broken = [flag.name for flag in self.flags if flag.alias_of is not None and flag.alias_of not in primary]
         if broken:
             raise ValueError(f"aliasOf of {', '.join(broken)} must name a flag listed without aliasOf")
+        unknown = sorted(set(self.plan_voiding_flags) - primary)
+        if unknown:
+            raise ValueError(f"planVoidingFlags {', '.join(unknown)} must name flags listed without aliasOf")
         return self
 
     @cached_property

@@ -78,7 +78,8 @@ def _trtllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -
 
 
 def check_extra_args(extra_args: list[str], planned: list[str], runtime_name: str, runtime: RuntimeSpec) -> None:
-    """Refuse extra flags the plan owns, under any spelling, or the pinned runtime version does not know."""
+    """Refuse extra flags the plan owns or that would void it (catalog planVoidingFlags), under any spelling, and
+    flags the pinned runtime version does not know."""
     owned = {runtime.canonical_flag(token) for token in planned if token.startswith("-")}
     for index, token in enumerate(extra_args):
         if not token.startswith("-"):
@@ -88,9 +89,12 @@ def check_extra_args(extra_args: list[str], planned: list[str], runtime_name: st
         field = f"spec.extraArgs[{index}]"
         if option is None:
             raise RenderError(field, f"{name} is not a flag of {runtime_name} {runtime.version}")
+        spelled = name if name == option else f"{name} (the same option as {option})"
         if option in owned:
-            spelled = name if name == option else f"{name} (the same option as {option})"
             raise RenderError(field, f"{spelled} is set by the plan; change the ModelDeployment spec instead")
+        voids = runtime.plan_voiding_flags.get(option)
+        if voids is not None:
+            raise RenderError(field, f"{spelled} would void the plan: {voids}")
 
 
 def server_command(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> CommandLine:
