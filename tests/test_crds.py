@@ -72,7 +72,7 @@ def test_cel_mirror_allows_what_admission_allows() -> None:
                model={"name": "org/model", "architecture": {"num_attention_heads": 48}})  # fmt: skip
     deployment(quantization="awq", model={"name": "Qwen/Qwen2.5-72B-Instruct-AWQ"})
     with pytest.raises(InvalidObjectError, match="availableGpus"):
-        pool("p", "L4-24GB", 1, 2, available_gpus=3)
+        pool("p", "L4-24GB", 1, 2, availableGpus=3)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,9 @@ LLAMA_CONFIG = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers":
                 "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256}  # fmt: skip
 NOT_UTF8 = b"\xff\xfe\x00not text"
 runner = CliRunner()
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + n)}: &{chr(98 + n)} [" + ", ".join([f"*{chr(97 + n)}"] * 9) + "]\n" for n in range(9)
+)
 
 MD = """apiVersion: modelplane.dev/v1alpha1
 kind: ModelDeployment
@@ -153,8 +156,16 @@ def test_estimate_from_config_json(tmp_path: Path) -> None:
          " (document 2): GPUNodePool p: spec.nodes: Input should be greater than or equal to 1"),
         (POOL.format(gpu="L4-24GB", nodes=1).replace("}", ", tolerations: [{key: a, effect: Bad}]}"),
          ": GPUNodePool p: spec.tolerations[0].effect: Input should be 'NoSchedule'"),
+        (MD.format(name="a", model=LLAMA, length='"4096"'),
+         ": ModelDeployment ns/a: spec.maxModelLen: Input should be a valid integer"),
+        (MD.format(name="a", model=LLAMA, length="true"),
+         ": ModelDeployment ns/a: spec.maxModelLen: Input should be a valid integer"),
+        (MD.format(name="a", model=LLAMA, length=8192).replace("maxModelLen", "max_model_len"),
+         ": ModelDeployment ns/a: spec.max_model_len: unknown field"),
+        (LAUGHS, ": invalid YAML: line 3: more than 10 YAML aliases; write the objects out instead of aliasing them"),
     ],
-    ids=["yaml", "scalar", "kind", "model", "negative", "huge", "type", "unknown-field", "gpu", "document", "index"],
+    ids=["yaml", "scalar", "kind", "model", "negative", "huge", "type", "unknown-field", "gpu", "document", "index",
+         "string-for-integer", "boolean-for-integer", "snake-case", "billion-laughs"],
 )  # fmt: skip
 def test_bad_input_names_file_object_and_field(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
@@ -363,3 +374,11 @@ def test_markdown_report_for_pull_requests(tmp_path: Path) -> None:
                                  str(EXAMPLES / "pools"), "-o", "markdown"])  # fmt: skip
     assert "<details><summary>Rejected pools</summary>" in onprem.stdout
     assert "- `l4-cloud`: LocalityPolicy" in onprem.stdout
+
+
+@pytest.mark.parametrize("command", [["plan", "/dev/zero"], ["estimate", "--model-config", "/dev/zero"]])
+def test_an_endless_input_is_one_error_line(command: list[str]) -> None:
+    """/dev/zero hung the CLI: inputs are read up to a bound, and beyond it refused."""
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1
+    assert error_line(result) == "modelplane: error: /dev/zero: larger than 64 MiB; not a manifest or config.json"

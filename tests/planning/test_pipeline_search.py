@@ -189,7 +189,7 @@ def test_odd_pools_get_the_brute_force_optimum(
                             "maxModelLen": 4096, "placement": {"strategy": strategy}}  # fmt: skip
     if tensor_parallel is not None:
         spec["parallelism"] = {"tensorParallel": tensor_parallel}
-    available: dict[str, Any] = {} if free is None else {"available_gpus": min(free, gpus_per_node * nodes)}
+    available: dict[str, Any] = {} if free is None else {"availableGpus": min(free, gpus_per_node * nodes)}
     pools = [pool("p", gpu, gpus_per_node, nodes, **available)]
     result = _plan(pools, **spec)
     best = brute_force_best(spec, pools)

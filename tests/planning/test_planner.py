@@ -220,7 +220,7 @@ def test_no_feasible_candidate_exceeds_its_budget(model: str, max_model_len: int
 
 
 def test_offer_free_gpus_follow_available_gpus() -> None:
-    assert offer_from_pool(pool("p", "L4-24GB", 1, 4, available_gpus=2)).free_gpus == 2
+    assert offer_from_pool(pool("p", "L4-24GB", 1, 4, availableGpus=2)).free_gpus == 2
     assert offer_from_pool(pool("p", "L4-24GB", 1, 4)).free_gpus == 4
 
 

@@ -1,5 +1,6 @@
 """Turn YAML documents (a GitOps repository's files, an API server's bodies) into validated API objects."""
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,9 +66,14 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
     if isinstance(body.get("metadata"), Mapping):
         body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in SERVER_FIELDS}
     try:
-        parsed = KINDS[kind].model_validate(body)
+        # As the API server validates: JSON types exactly ("4096" is not an integer, true is not a number) and
+        # the wire's camelCase names only (max_model_len is an unknown field there).
+        wire = json.dumps(body, default=str)
+        parsed = KINDS[kind].model_validate_json(wire, strict=True, by_alias=True, by_name=False)
     except ValidationError as error:
-        first = error.errors()[0]
+        errors = error.errors()
+        # An unknown field first: a misspelt key (snake_case) also makes its real one look missing.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         problem = first["msg"]
         if first["type"] == "extra_forbidden":
             problem = "unknown field (remove it or check its spelling against `kubectl explain`)"
@@ -79,10 +85,31 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
     return parsed
 
 
+MAX_ALIASES = 10
+"""YAML aliases one stream may use. Each expands to a copy of its anchor's node, so nested levels of aliases
+multiply (nine levels of nine, a "billion laughs", are 3.5 billion nodes). With k aliases in all the expansion
+is at most about e^(k/e): 40 nodes for 10. Real manifests use a handful, if any."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a stream using more than MAX_ALIASES aliases, before building anything."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                line = self.line + 1
+                raise yaml.YAMLError(f"line {line}: more than {MAX_ALIASES} YAML aliases;"
+                                     " write the objects out instead of aliasing them")  # fmt: skip
+        return super().compose_node(parent, index)
+
+
 def load_documents(text: str, where: str) -> Inventory:
     """Parse a multi-document YAML stream. Lists (`kind: List`) are flattened; empty documents skipped."""
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = list(yaml.load_all(text, Loader=_BoundedLoader))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         position = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from modelplane.api.documents import Inventory, load_documents
 from modelplane.api.errors import InvalidObjectError
@@ -24,9 +25,21 @@ def decode(data: bytes, where: str) -> str:
         ) from None
 
 
+MAX_INPUT_BYTES = 64 * 2**20
+"""The most one input may hold: thousands of manifests fit; /dev/zero or a wrong file does not hang the CLI."""
+
+
+def read_bounded(stream: BinaryIO, where: str) -> bytes:
+    data = stream.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputFileError(where, f"larger than {MAX_INPUT_BYTES // 2**20} MiB; not a manifest or config.json")
+    return data
+
+
 def read_text(path: Path) -> str:
     """A file named on the command line as text; an unreadable file or a directory raises OSError naming it."""
-    return decode(path.read_bytes(), str(path))
+    with path.open("rb") as stream:
+        return decode(read_bounded(stream, str(path)), str(path))
 
 
 def check_references(found: Inventory, where: str) -> None:
@@ -53,7 +66,7 @@ def _shown(path: Path) -> str:
 def _sources(path: Path) -> list[tuple[str, str]]:
     """(where, text) of every YAML file a command-line path names: a file, a directory's *.yaml / *.yml, or -."""
     if str(path) == "-":
-        return [(STDIN, decode(sys.stdin.buffer.read(), STDIN))]
+        return [(STDIN, decode(read_bounded(sys.stdin.buffer, STDIN), STDIN))]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         return [(str(file), read_text(file)) for file in files]
