@@ -42,7 +42,9 @@ VALUE_FLAGS = ("--seed", "--download-dir", "--api-key")
 """vLLM flags that take one free-form value and that the plan does not set."""
 
 TEXT = st.text(max_size=40)
-NO_WHITESPACE = st.text(min_size=1, max_size=40).filter(lambda text: not any(char.isspace() for char in text))
+# Every image reference spec.image admits: printable ASCII without spaces (quotes, braces, YAML and shell
+# metacharacters included).
+IMAGE_REFERENCES = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
 MODEL_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}(/[A-Za-z0-9][A-Za-z0-9._-]{0,30})?", fullmatch=True)
 DNS_NAMES = st.from_regex(DNS_SUBDOMAIN, fullmatch=True).filter(lambda name: len(name) <= 253)
 # Lone surrogates excluded, as everywhere else: no JSON or YAML document can carry one.
@@ -97,7 +99,7 @@ class UserStrings:
 USER_STRINGS = st.builds(
     UserStrings,
     model=MODEL_NAMES.filter(lambda name: find_model(name) is None),
-    image=NO_WHITESPACE,
+    image=IMAGE_REFERENCES,
     mount_path=PATH_PART.filter(lambda part: part not in (".", "..")).map(lambda part: f"/cache/{part}"),
     pvc_name=DNS_NAMES,
     secret_name=DNS_NAMES,
