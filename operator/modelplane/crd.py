@@ -14,6 +14,7 @@ from modelplane.api.gpu_node_pool import GPUNodePoolSpec, GPUNodePoolStatus
 from modelplane.api.model_deployment import ModelDeploymentSpec
 from modelplane.api.status import ModelDeploymentStatus
 from modelplane.catalog.architecture import architecture_bounds
+from modelplane.catalog.gpus import gpu_catalog
 
 DROPPED_KEYS = {"title", "$defs"}
 
@@ -161,7 +162,10 @@ def gpu_node_pool_crd() -> dict[str, Any]:
         _column("Location", ".spec.location"),
         AGE,
     ]
-    schema = _root(structural_schema(GPUNodePoolSpec), structural_schema(GPUNodePoolStatus))
+    spec = structural_schema(GPUNodePoolSpec)
+    # The catalog's ids, as the CLI checks them: a pool of an unknown GPU can never be planned on.
+    spec["properties"]["gpu"]["enum"] = sorted(gpu_catalog())
+    schema = _root(spec, structural_schema(GPUNodePoolStatus))
     return _crd("GPUNodePool", "gpunodepools", "gpupool", "Cluster", schema, columns)
 
 

@@ -74,3 +74,27 @@ spec: {gpu: H100-SXM-80GB, gpusPerNode: 8, nodes: 2, location: on-prem, costPerG
     ), "all.yaml")  # fmt: skip
     assert len(inventory.deployments) == 1
     assert [pool.metadata.name for pool in inventory.pools] == ["h100"]
+
+
+def test_an_unquoted_date_stays_text_as_kubectl_sends_it() -> None:
+    text = VALID.replace("namespace: team-a", "namespace: team-a, labels: {release: 2024-01-31}")
+    assert load_documents(text, "md.yaml").deployments[0].metadata.labels == {"release": "2024-01-31"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("maxModelLen: 8192", "maxModelLen: 1" + "0" * 5000),
+         "md.yaml: invalid YAML: line 7, column 16: an integer of 5,001 characters; Kubernetes integers have at most"
+         " 19 digits"),
+        (("maxModelLen: 8192", "maxModelLen: !!int eight"),
+         "md.yaml: invalid YAML: line 7, column 16: not a valid int: invalid literal for int() with base 10: 'eight'"),
+        (("maxModelLen: 8192", "maxModelLen: 8192\n  env: !!set {A}"),
+         "md.yaml: ModelDeployment team-a/chat: a YAML set value is not JSON: write it as a string"),
+    ],
+    ids=["integer-of-5000-digits", "tagged-int", "set"],
+)  # fmt: skip
+def test_values_python_cannot_build_or_json_cannot_carry_are_one_line(edit: tuple[str, str], expected: str) -> None:
+    with pytest.raises(InvalidObjectError) as caught:
+        load_documents(VALID.replace(*edit), "md.yaml")
+    assert str(caught.value) == expected

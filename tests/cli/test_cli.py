@@ -163,9 +163,24 @@ def test_estimate_from_config_json(tmp_path: Path) -> None:
         (MD.format(name="a", model=LLAMA, length=8192).replace("maxModelLen", "max_model_len"),
          ": ModelDeployment ns/a: spec.max_model_len: unknown field"),
         (LAUGHS, ": invalid YAML: line 3: more than 10 YAML aliases; write the objects out instead of aliasing them"),
+        (MD.format(name="a", model=LLAMA, length="1" + "0" * 5000),
+         ": invalid YAML: line 6, column 16: an integer of 5,001 characters; Kubernetes integers have at most 19"
+         " digits"),
+        (MD.format(name="a", model=LLAMA, length="!!timestamp 2024-13-01"),
+         ": invalid YAML: line 6, column 16: not a valid timestamp: month must be in 1..12"),
+        (MD.format(name="a", model=LLAMA, length=8192).replace("ns}", "ns, labels: {a: !!binary aGk=}}"),
+         ": ModelDeployment ns/a: a YAML bytes value is not JSON: write it as a string"),
+        (MD.format(name="a", model="acme/moe, architecture: " + json.dumps(
+            {**LLAMA_CONFIG, "num_local_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 10**400}),
+            length=8192),
+         ": ModelDeployment ns/a: spec.model.architecture: config field 'moe_intermediate_size' is"
+         " 10000000000000000000...(401 characters), above the largest modelplane sizes (1,048,576;"),
+        (POOL.format(gpu="L4-24GB", nodes=1).replace("}", ", nodeSelector: {'gpu type': l4}}"),
+         ": GPUNodePool p: spec.nodeSelector: nodeSelector keys must each be a label key: an optional DNS subdomain"),
     ],
     ids=["yaml", "scalar", "kind", "model", "negative", "huge", "type", "unknown-field", "gpu", "document", "index",
-         "string-for-integer", "boolean-for-integer", "snake-case", "billion-laughs"],
+         "string-for-integer", "boolean-for-integer", "snake-case", "billion-laughs", "integer-of-5000-digits",
+         "impossible-timestamp", "binary", "moe-expert-size", "node-selector-key"],
 )  # fmt: skip
 def test_bad_input_names_file_object_and_field(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
@@ -206,8 +221,13 @@ def test_the_installed_entry_point_exits_1_without_a_traceback(tmp_path: Path, o
          "config field 'layer_types' has 1,000,000 entries, more than 1,024"),
         (json.dumps({**LLAMA_CONFIG, "quantization_config": {"quant_method": "gptq", "bits": 10**30}}),
          "config field quantization_config.bits must be an integer from 1 to 1048576, got " + str(10**30)),
+        ('{"vocab_size": 1' + "0" * 5000 + "}", "invalid JSON: an integer of more than 4300 digits"),
+        (json.dumps({**LLAMA_CONFIG, "num_local_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 10**7}),
+         "config field 'moe_intermediate_size' is 10000000, above the largest modelplane sizes (1,048,576;"
+         " catalog/data/architecture_bounds.yaml): use the model's real config.json"),
     ],
-    ids=["empty", "list", "json", "missing", "text", "nested-list", "layers", "vocab", "layer-list", "quant-bits"],
+    ids=["empty", "list", "json", "missing", "text", "nested-list", "layers", "vocab", "layer-list", "quant-bits",
+         "integer-of-5000-digits", "moe-expert-size"],
 )  # fmt: skip
 def test_bad_config_json_names_the_field(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text, "config.json")

@@ -3,6 +3,7 @@
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import yaml
@@ -66,16 +67,21 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
     if isinstance(body.get("metadata"), Mapping):
         body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in SERVER_FIELDS}
     try:
+        wire = json.dumps(body, default=_json_scalar)
+    except TypeError as error:
+        raise InvalidObjectError(described, "", str(error)) from None
+    try:
         # As the API server validates: JSON types exactly ("4096" is not an integer, true is not a number) and
         # the wire's camelCase names only (max_model_len is an unknown field there).
-        wire = json.dumps(body, default=str)
         parsed = KINDS[kind].model_validate_json(wire, strict=True, by_alias=True, by_name=False)
     except ValidationError as error:
         errors = error.errors()
         # An unknown field first: a misspelt key (snake_case) also makes its real one look missing.
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         problem = first["msg"]
-        if first["type"] == "extra_forbidden":
+        if first["type"] == "value_error":
+            problem = str(first["ctx"]["error"])
+        elif first["type"] == "extra_forbidden":
             problem = "unknown field (remove it or check its spelling against `kubectl explain`)"
         raise InvalidObjectError(described, field_path(first["loc"]), problem) from None
     if isinstance(parsed, ModelDeployment) and parsed.metadata.namespace is None:
@@ -85,16 +91,49 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
     return parsed
 
 
+def _json_scalar(value: Any) -> str:
+    """An explicitly tagged YAML date as the text kubectl sends; other YAML-only types (!!binary, !!set) have no
+    JSON form the API server would take."""
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"a YAML {type(value).__name__} value is not JSON: write it as a string")
+
+
 MAX_ALIASES = 10
 """YAML aliases one stream may use. Each expands to a copy of its anchor's node, so nested levels of aliases
 multiply (nine levels of nine, a "billion laughs", are 3.5 billion nodes). With k aliases in all the expansion
 is at most about e^(k/e): 40 nodes for 10. Real manifests use a handful, if any."""
 
 
+MAX_INTEGER_CHARACTERS = 1000
+"""Kubernetes integers are int64 (19 digits). Far longer ones are refused while parsing: Python will not convert
+more than 4300 decimal digits, and then fails with a traceback instead of a line number."""
+INT_TAG = "tag:yaml.org,2002:int"
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
 class _BoundedLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a stream using more than MAX_ALIASES aliases, before building anything."""
+    """yaml.SafeLoader as kubectl reads YAML (an unquoted date stays a string), that refuses a stream using more
+    than MAX_ALIASES aliases before building anything, and reports a value it cannot construct (month 13, an
+    integer of 5,000 digits) at its line instead of raising ValueError."""
 
     aliases = 0
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class-level table, copied without timestamps
+        first: [(tag, pattern) for tag, pattern in resolvers if tag != TIMESTAMP_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        if node.tag == INT_TAG and len(str(node.value)) > MAX_INTEGER_CHARACTERS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(node.value):,} characters; Kubernetes integers have at most 19 digits",
+                node.start_mark)  # fmt: skip
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as error:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(None, None, f"not a valid {kind}: {error}",
+                                                    node.start_mark) from None  # fmt: skip
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):

@@ -1,13 +1,40 @@
 """GPUNodePool: a named set of identical GPU nodes the planner may place replicas on."""
 
+import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from modelplane.api.base import CEL, JsonDict, ObjectMeta, WireModel
 
 DECIMAL_MONEY = r"^[0-9]{1,6}(\.[0-9]{1,4})?$"
+
+# Label keys and values as the API server checks them (apimachinery's IsQualifiedName, IsValidLabelValue):
+# the pool's nodeSelector and tolerations are copied onto serving pods, which it would refuse later.
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}$"
+LABEL_VALUE = rf"^({LABEL_NAME})?$"
+MAX_KEY_PREFIX = 253
+LABEL_KEY_HELP = (
+    "a label key: an optional DNS subdomain prefix of at most 253 characters and '/', then a name of at most 63"
+    " letters, digits, '-', '_' or '.', starting and ending with a letter or digit, e.g. nvidia.com/gpu.product"
+)
+LABEL_VALUE_HELP = (
+    "a label value: empty or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+)
+
+
+def _cel_label_key(key: str) -> str:
+    return f"{key}.matches('{LABEL_KEY}') && (!{key}.contains('/') || {key}.indexOf('/') <= {MAX_KEY_PREFIX})"
+
+
+def is_label_key(key: str) -> bool:
+    return re.fullmatch(LABEL_KEY, key) is not None and ("/" not in key or key.index("/") <= MAX_KEY_PREFIX)
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= 63 and re.fullmatch(LABEL_VALUE, value) is not None
 
 
 class Location(StrEnum):
@@ -26,20 +53,96 @@ class TaintEffect(StrEnum):
     NO_EXECUTE = "NoExecute"
 
 
+TOLERATION_RULES: list[JsonDict] = [
+    {
+        "rule": f"!has(self.key) || self.key == '' || ({_cel_label_key('self.key')})",
+        "message": f"toleration key must be {LABEL_KEY_HELP}",
+        "fieldPath": ".key",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": "(has(self.key) && self.key != '') || self.operator == 'Exists'",
+        "message": "a toleration without a key must have operator Exists (it then tolerates every taint):"
+        " set the taint's key, or operator: Exists",
+        "fieldPath": ".operator",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": "!has(self.value) || (self.operator == 'Exists' ? self.value == ''"
+        f" : self.value.matches('{LABEL_VALUE}'))",
+        "message": f"toleration value must be {LABEL_VALUE_HELP}, and empty when operator is Exists",
+        "fieldPath": ".value",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+        "message": "tolerationSeconds needs effect NoExecute (only NoExecute taints evict): set effect: NoExecute"
+        " or remove tolerationSeconds",
+        "fieldPath": ".tolerationSeconds",
+        "reason": "FieldValueInvalid",
+    },
+]
+
+
 class Toleration(WireModel):
-    """A pod toleration, copied onto every serving pod placed in the pool."""
+    """A pod toleration, copied onto every serving pod placed in the pool; checked as the API server checks pods."""
+
+    model_config = ConfigDict(json_schema_extra={CEL: [*TOLERATION_RULES]})
 
     key: str | None = Field(default=None, max_length=317)
-    operator: TolerationOperator = TolerationOperator.EQUAL
+    operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, validate_default=True)
     value: str | None = Field(default=None, max_length=63)
     effect: TaintEffect | None = None
-    toleration_seconds: int | None = Field(default=None, ge=0)
+    toleration_seconds: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    """Bounded below int64 (the API server's limit) at 68 years: its OpenAPI maximum is a float64."""
+
+    # TOLERATION_RULES one field at a time (fields are validated in order), so errors name the same field.
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str | None) -> str | None:
+        if key and not is_label_key(key):
+            raise ValueError(str(TOLERATION_RULES[0]["message"]))
+        return key
+
+    @field_validator("operator")
+    @classmethod
+    def _operator(cls, operator: TolerationOperator, info: ValidationInfo) -> TolerationOperator:
+        if not info.data.get("key") and operator != TolerationOperator.EXISTS:
+            raise ValueError(str(TOLERATION_RULES[1]["message"]))
+        return operator
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | None, info: ValidationInfo) -> str | None:
+        exists = info.data.get("operator") == TolerationOperator.EXISTS
+        if value is not None and (value != "" if exists else not is_label_value(value)):
+            raise ValueError(str(TOLERATION_RULES[2]["message"]))
+        return value
+
+    @field_validator("toleration_seconds")
+    @classmethod
+    def _seconds(cls, seconds: int | None, info: ValidationInfo) -> int | None:
+        if seconds is not None and info.data.get("effect") != TaintEffect.NO_EXECUTE:
+            raise ValueError(str(TOLERATION_RULES[3]["message"]))
+        return seconds
 
 
 def immutable(what: str) -> JsonDict:
     return {CEL: [{"rule": "self == oldSelf", "message": f"{what} is immutable: create a new pool instead"}]}
 
 
+NODE_SELECTOR_RULES: list[JsonDict] = [
+    {
+        "rule": f"self.all(key, {_cel_label_key('key')})",
+        "message": f"nodeSelector keys must each be {LABEL_KEY_HELP}",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": f"self.all(key, self[key].matches('{LABEL_VALUE}'))",
+        "message": f"nodeSelector values must each be {LABEL_VALUE_HELP}",
+        "reason": "FieldValueInvalid",
+    },
+]
 AVAILABLE_RULE: JsonDict = {
     "rule": "!has(self.availableGpus) || self.availableGpus <= self.gpusPerNode * self.nodes",
     "message": "availableGpus cannot exceed gpusPerNode × nodes",
@@ -64,8 +167,11 @@ class GPUNodePoolSpec(WireModel):
         pattern=DECIMAL_MONEY,
         description='Price (cloud) or amortized TCO (on-prem) per GPU-hour as a decimal string, e.g. "2.10".',
     )
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, max_length=20, description="Labels that select the pool's nodes."
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Labels that select the pool's nodes.",
+        json_schema_extra={CEL: [*NODE_SELECTOR_RULES]},
     )
     tolerations: list[Toleration] = Field(
         default_factory=list, max_length=20, description="Tolerations for the pool's taints."
@@ -73,6 +179,17 @@ class GPUNodePoolSpec(WireModel):
     available_gpus: int | None = Field(
         default=None, ge=0, description="Free GPUs the planner may use; default: every GPU of the pool."
     )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, selector: dict[str, str]) -> dict[str, str]:
+        """NODE_SELECTOR_RULES: a selector the API server would refuse on the serving pods."""
+        keys_rule, values_rule = (str(rule["message"]) for rule in NODE_SELECTOR_RULES)
+        if not all(is_label_key(key) for key in selector):
+            raise ValueError(keys_rule)
+        if not all(is_label_value(value) for value in selector.values()):
+            raise ValueError(values_rule)
+        return selector
 
     @model_validator(mode="after")
     def _available_within_pool(self) -> "GPUNodePoolSpec":

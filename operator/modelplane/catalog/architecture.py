@@ -159,9 +159,10 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
     experts = _int(config, experts_key, source)
     per_token_key = "num_experts_per_tok" if "num_experts_per_tok" in config else "experts_per_token"
     experts_per_token = _int(config, per_token_key, source)
-    expert_size = config.get("moe_intermediate_size") or config.get("intermediate_size")
-    if not isinstance(expert_size, int) or expert_size <= 0:
+    expert_key = "moe_intermediate_size" if config.get("moe_intermediate_size") else "intermediate_size"
+    if not config.get(expert_key):
         raise CatalogError(f"{source}: MoE config needs a positive 'moe_intermediate_size' or 'intermediate_size'")
+    expert_size = _int(config, expert_key, source)
     shared = _integer(config.get("shared_expert_intermediate_size") or 0, "shared_expert_intermediate_size", source)
     if config.get("n_shared_experts"):
         shared = _int(config, "n_shared_experts", source) * expert_size

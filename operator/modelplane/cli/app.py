@@ -97,6 +97,9 @@ def _read_config(path: Path) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise InputFileError(str(path), "invalid JSON: nested too deeply") from None
+    except ValueError:
+        # json refuses integers of more than 4300 digits (Python's conversion limit); config.json has none.
+        raise InputFileError(str(path), "invalid JSON: an integer of more than 4300 digits") from None
     if not isinstance(config, dict) or not config:
         raise InputFileError(str(path), "expected a JSON object with a model's architecture (a config.json)")
     return config
