@@ -19,6 +19,7 @@ lint: venv
 	$(BIN)/ruff format --check operator tests benchmarks hack
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+	find hack -name '*.sh' | sort | xargs $(BIN)/shellcheck -x -P SCRIPTDIR
 
 # The whole suite: lint, types, unit and golden tests, and the end-to-end tests on the local control plane
 # (built from source on first use, then reused from the cache). The tests' cluster has its own directory and
