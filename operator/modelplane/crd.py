@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from modelplane.api.base import API_GROUP, API_VERSION, ARCHITECTURE_BOUNDS_MARKER, FREE_FORM_MARKER
+from modelplane.api.base import API_GROUP, API_VERSION, ARCHITECTURE_BOUNDS_MARKER, CEL, FREE_FORM_MARKER
 from modelplane.api.gpu_node_pool import GPUNodePoolSpec, GPUNodePoolStatus
-from modelplane.api.model_deployment import ModelDeploymentSpec
+from modelplane.api.model_deployment import NAME_RULE, ModelDeploymentSpec
 from modelplane.api.status import ModelDeploymentStatus
 from modelplane.catalog.architecture import architecture_bounds
 from modelplane.catalog.gpus import gpu_catalog
@@ -75,6 +75,16 @@ def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
+def _without_rules(schema: Any) -> Any:
+    """The schema without CEL rules: status is the operator's to write, and the rules models carry for spec
+    (a toleration's, in status.plan) would cost the API server's CEL budget for nothing there."""
+    if isinstance(schema, dict):
+        return {key: _without_rules(value) for key, value in schema.items() if key != CEL}
+    if isinstance(schema, list):
+        return [_without_rules(item) for item in schema]
+    return schema
+
+
 def _with_condition_list_map(status: dict[str, Any]) -> dict[str, Any]:
     conditions = status.get("properties", {}).get("conditions")
     if conditions:
@@ -83,16 +93,18 @@ def _with_condition_list_map(status: dict[str, Any]) -> dict[str, Any]:
     return status
 
 
-def _root(spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+def _root(spec: dict[str, Any], status: dict[str, Any], rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole object's schema; `rules` are CEL rules on the root (the only place metadata.name is seen)."""
     return {
         "type": "object",
+        **({CEL: rules} if rules else {}),
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
             "spec": spec,
-            "status": _with_condition_list_map(status),
+            "status": _with_condition_list_map(_without_rules(status)),
         },
     }
 
@@ -150,7 +162,7 @@ def model_deployment_crd() -> dict[str, Any]:
         _column("Reason", '.status.conditions[?(@.type=="Planned")].reason', priority=1),
         AGE,
     ]
-    schema = _root(structural_schema(ModelDeploymentSpec), structural_schema(ModelDeploymentStatus))
+    schema = _root(structural_schema(ModelDeploymentSpec), structural_schema(ModelDeploymentStatus), [NAME_RULE])
     return _crd("ModelDeployment", "modeldeployments", "md", "Namespaced", schema, columns)
 
 

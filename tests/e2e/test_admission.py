@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 
+from modelplane.api.documents import parse_object
+from modelplane.api.errors import InvalidObjectError
 from tests.e2e.conftest import LocalCluster, kubectl
 
 MD_BASE: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
@@ -63,6 +65,13 @@ MD_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("bad-secret-name", {"hfTokenSecretRef": {"name": "Bad_Name"}}, "spec.hfTokenSecretRef.name"),
     ("negative-pdb", {"podDisruptionBudget": {"maxUnavailable": -1}}, "spec.podDisruptionBudget.maxUnavailable"),
     ("bad-cpu-quantity", {"resources": {"cpu": "lots"}}, "spec.resources.cpu"),
+    ("nbsp-in-image", {"image": "vllm/vllm-openai:v0.33.0\u00a0"}, "spec.image"),
+    ("duplicate-env", {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}, "spec.env"),
+    (
+        "huge-pdb",
+        {"podDisruptionBudget": {"maxUnavailable": 100_000_000_000}},
+        "spec.podDisruptionBudget.maxUnavailable",
+    ),
 ]
 POOL_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("zero-gpus-per-node", {"gpusPerNode": 0}, "spec.gpusPerNode"),
@@ -89,6 +98,30 @@ def test_model_deployment_refused(local_cluster: LocalCluster, crds: None, names
     code, message = dry_run(local_cluster, body)
     assert code != 0
     assert field in message, message
+
+
+@pytest.mark.parametrize("name", ["a" * 53, "9-starts-with-a-digit"])
+def test_a_name_no_child_could_carry_is_refused(local_cluster: LocalCluster, crds: None, namespace: str,
+                                                name: str) -> None:  # fmt: skip
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": name, "namespace": namespace}, "spec": MD_BASE}  # fmt: skip
+    code, message = dry_run(local_cluster, body)
+    assert code != 0
+    assert "metadata.name must be at most 52 characters" in message, message
+    with pytest.raises(InvalidObjectError, match=r"metadata\.name must be at most 52 characters"):
+        parse_object(body, "test")
+
+
+# The architecture's bounds are the config.json parser's (tests/cli/test_cli.py), not the object's.
+CLI_CASES = [case for case in MD_CASES if not case[0].startswith("absurd-")]
+
+
+@pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+def test_the_cli_refuses_what_admission_refuses(edit: dict[str, Any], field: str) -> None:
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "bad", "namespace": "ns"}, "spec": {**MD_BASE, **edit}}  # fmt: skip
+    with pytest.raises(InvalidObjectError):
+        parse_object(body, "test")
 
 
 @pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in POOL_CASES], ids=[c[0] for c in POOL_CASES])

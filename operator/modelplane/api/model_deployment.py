@@ -9,7 +9,6 @@ from pydantic import ConfigDict, Field, JsonValue, field_validator, model_valida
 from modelplane.api.base import (
     ARCHITECTURE_BOUNDS_MARKER,
     CEL,
-    DNS_LABEL,
     DNS_SUBDOMAIN,
     FREE_FORM_MARKER,
     JsonDict,
@@ -123,7 +122,8 @@ class ResourceExtras(WireModel):
 
 
 class PodDisruptionBudgetSpec(WireModel):
-    max_unavailable: int = Field(default=1, ge=0)
+    # Bounded: the API server answered 500 for maxUnavailable 100000000000 (past int32), after admission.
+    max_unavailable: int = Field(default=1, ge=0, le=100_000)
 
 
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
@@ -146,6 +146,22 @@ PRE_QUANTIZED_RULE: JsonDict = {
     "fieldPath": ".quantization",
     "reason": "FieldValueInvalid",
 }
+
+
+ENV_UNIQUE_RULE: JsonDict = {
+    "rule": "self.all(e, self.filter(f, f.name == e.name).size() == 1)",
+    "message": "env names must be unique: the container would get only the last of each",
+    "reason": "FieldValueDuplicate",
+}
+NAME_RULE: JsonDict = {
+    "rule": "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    "message": "metadata.name must be at most 52 characters, lowercase letters, digits and '-', starting with a"
+    " letter: it names the Service (a DNS-1035 label) and a LeaderWorkerSet's StatefulSets, whose"
+    " controller-revision-hash label (name + '-' + 10 characters) must fit in 63",
+    "reason": "FieldValueInvalid",
+}
+MAX_NAME = 52
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 
 def _tp_allowed(tp: int, architecture: dict[str, JsonValue]) -> bool:
@@ -172,8 +188,10 @@ class ModelDeploymentSpec(WireModel):
     gpu_memory_utilization: int = Field(default=90, ge=10, le=99, description="Percent of GPU memory to use.")
     placement: Placement = Field(default_factory=Placement)
     mode: Mode = Mode.APPLY
-    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[^\s]+$")
-    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    # Printable ASCII without spaces: `\s` would mean Unicode whitespace to Python but ASCII only to the API
+    # server's RE2, which then admitted an NBSP the container runtime refuses. Image references are ASCII.
+    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[!-~]+$")
+    env: list[EnvVar] = Field(default_factory=list, max_length=100, json_schema_extra={CEL: [ENV_UNIQUE_RULE]})
     extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=list, max_length=100, description="More runtime flags; flags the plan sets are refused."
     )
@@ -215,11 +233,8 @@ class ModelDeployment(WireModel):
 
     @field_validator("metadata")
     @classmethod
-    def _name_is_dns_label(cls, metadata: ObjectMeta) -> ObjectMeta:
-        """Children are named after the deployment and Service names must be DNS labels."""
-        if len(metadata.name) > 52 or not re.match(DNS_LABEL, metadata.name):
-            raise ValueError(
-                "metadata.name must be a DNS label of at most 52 characters "
-                "(lowercase letters, digits, '-'), since Services are named after it"
-            )
+    def _name_fits_the_children(cls, metadata: ObjectMeta) -> ObjectMeta:
+        """NAME_RULE, as the API server applies it at the CRD's root: children are named after the deployment."""
+        if len(metadata.name) > MAX_NAME or re.match(NAME_PATTERN, metadata.name) is None:
+            raise ValueError(str(NAME_RULE["message"]))
         return metadata
