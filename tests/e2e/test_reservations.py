@@ -17,7 +17,9 @@ def _pool_free(kube: Cluster) -> int:
 
 def test_a_burst_twice_the_pool_gets_exactly_the_pool(kube: Cluster, namespace: str,
                                                        operator: OperatorProcess) -> None:  # fmt: skip
-    wait_for(lambda: _pool_free(kube) == POOL_GPUS, 90, f"{POOL} to be free of other tests' pods")
+    # Earlier tests' deployments go with their namespaces: wait until none holds a pod or a plan on the pool.
+    wait_for(lambda: _pool_free(kube) == POOL_GPUS and operator.reserved_gpus(POOL) == 0, 180,
+             f"{POOL} to be free of other tests' pods and plans")  # fmt: skip
     names = [f"burst-{n:02d}" for n in range(BURST)]
     for name in names:
         kube.create_md(model_deployment(name, namespace, placement={"pools": [POOL]}))
