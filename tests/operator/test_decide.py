@@ -38,7 +38,7 @@ def test_new_deployment_is_planned_and_rendered() -> None:
     assert decision.plan.pool == "cheap"
     assert decision.conditions[PLANNED].status == "True"
     assert decision.objects is not None
-    assert {obj["kind"] for obj in decision.objects} == {"Service", "Deployment"}
+    assert {obj["kind"] for obj in decision.objects} == {"NetworkPolicy", "Service", "Deployment"}
     assert decision.reservation == ("cheap", 1)
 
 

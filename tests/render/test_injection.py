@@ -38,7 +38,7 @@ def _architecture() -> dict[str, Any]:
 ARCHITECTURE = _architecture()
 RENDERER_ENV = {"HF_TOKEN", "HF_HOME"}
 """Set by the renderer for hfTokenSecretRef and modelCache, which every fuzzed deployment has."""
-VALUE_FLAGS = ("--seed", "--download-dir", "--api-key")
+VALUE_FLAGS = ("--seed", "--download-dir", "--root-path")
 """vLLM flags that take one free-form value and that the plan does not set."""
 
 TEXT = st.text(max_size=40)
@@ -178,7 +178,7 @@ def test_placeholders_render_what_the_fuzzed_strings_are_compared_with() -> None
     strings = UserStrings(env=(("A", "1"),), extra_values=("7",), labels={"team": "search"}, annotations={"a": "b"})
     objects = via_cli(strings)
     assert_round_trip(objects, strings)
-    assert [obj["kind"] for obj in objects] == ["Service", "Deployment"]
+    assert [obj["kind"] for obj in objects] == ["NetworkPolicy", "Service", "Deployment"]
 
 
 def _attributes(owner: str) -> set[str]:
@@ -188,7 +188,8 @@ def _attributes(owner: str) -> set[str]:
     loader = env.loader
     assert loader is not None
     for name in ("common/_pod.j2", "common/deployment.yaml.j2", "common/service.yaml.j2",
-                 "common/poddisruptionbudget.yaml.j2", "vllm/leaderworkerset.yaml.j2"):  # fmt: skip
+                 "common/poddisruptionbudget.yaml.j2", "common/networkpolicy.yaml.j2",
+                 "vllm/leaderworkerset.yaml.j2"):  # fmt: skip
         source = loader.get_source(env, name)[0]
         for node in env.parse(source).find_all(nodes.Getattr):
             if isinstance(node.node, nodes.Name) and node.node.name == owner:

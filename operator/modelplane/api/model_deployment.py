@@ -126,6 +126,216 @@ class PodDisruptionBudgetSpec(WireModel):
     max_unavailable: int = Field(default=1, ge=0, le=100_000)
 
 
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class NodeSelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+    GT = "Gt"
+    LT = "Lt"
+
+
+LabelText = Annotated[str, Field(max_length=317)]
+"""A label key (a 253-character DNS prefix, '/', a 63-character name) or value; the API server checks the syntax."""
+VALUES_RULE: JsonDict = {
+    "rule": "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0"
+    " : !has(self.values) || size(self.values) == 0",
+    "message": "values must be non-empty for In and NotIn and empty for Exists and DoesNotExist",
+    "fieldPath": ".values",
+    "reason": "FieldValueInvalid",
+}
+NODE_VALUES_RULE: JsonDict = {
+    "rule": "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0"
+    " : self.operator in ['Gt', 'Lt'] ? has(self.values) && size(self.values) == 1"
+    " : !has(self.values) || size(self.values) == 0",
+    "message": "values must be non-empty for In and NotIn, one integer for Gt and Lt, empty for Exists and"
+    " DoesNotExist",
+    "fieldPath": ".values",
+    "reason": "FieldValueInvalid",
+}
+
+
+def _check_values(operator: str, values: list[str], rule: JsonDict) -> None:
+    """VALUES_RULE and NODE_VALUES_RULE as the API server applies them, for the CLI."""
+    wanted = {"In": None, "NotIn": None, "Gt": 1, "Lt": 1}.get(operator, 0)
+    if (not values) if wanted is None else len(values) != wanted:
+        raise ValueError(str(rule["message"]))
+
+
+class LabelSelectorRequirement(WireModel):
+    model_config = ConfigDict(json_schema_extra={CEL: [VALUES_RULE]})
+
+    key: LabelText = Field(min_length=1)
+    operator: SelectorOperator
+    values: list[LabelText] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> "LabelSelectorRequirement":
+        _check_values(self.operator.value, self.values, VALUES_RULE)
+        return self
+
+
+class LabelSelector(WireModel):
+    """Kubernetes' LabelSelector; empty selects everything (in NetworkPolicy peers: every pod or namespace)."""
+
+    match_labels: dict[str, LabelText] = Field(default_factory=dict, max_length=50)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=20)
+
+
+CIDR = r"^[0-9a-fA-F:.]{2,45}/[0-9]{1,3}$"
+
+
+class IPBlock(WireModel):
+    cidr: str = Field(pattern=CIDR, max_length=49)
+    except_: list[Annotated[str, Field(pattern=CIDR, max_length=49)]] = Field(
+        default_factory=list, alias="except", max_length=20
+    )
+
+
+PEER_RULE: JsonDict = {
+    "rule": "has(self.ipBlock) ? !has(self.namespaceSelector) && !has(self.podSelector)"
+    " : has(self.namespaceSelector) || has(self.podSelector)",
+    "message": "a peer is an ipBlock alone, or a namespaceSelector and/or a podSelector",
+    "reason": "FieldValueInvalid",
+}
+
+
+class NetworkPeer(WireModel):
+    """One allowed client, as a NetworkPolicy peer: a podSelector alone means pods of this namespace."""
+
+    model_config = ConfigDict(json_schema_extra={CEL: [PEER_RULE]})
+
+    namespace_selector: LabelSelector | None = None
+    pod_selector: LabelSelector | None = None
+    ip_block: IPBlock | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_peer(self) -> "NetworkPeer":
+        selectors = self.namespace_selector is not None or self.pod_selector is not None
+        if selectors == (self.ip_block is not None):
+            raise ValueError(str(PEER_RULE["message"]))
+        return self
+
+
+class NetworkSpec(WireModel):
+    allow_from: list[NetworkPeer] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="Clients allowed to reach the serving port. Unset: pods of the same namespace (ClusterIP), or"
+        " any source when serviceType is NodePort or LoadBalancer.",
+    )
+
+
+USER_ID = Field(default=None, ge=1, le=2_147_483_647)
+GROUP_ID = Field(default=None, ge=0, le=2_147_483_647)
+NON_ROOT_RULE: JsonDict = {
+    "rule": "self.runAsNonRoot || (!has(self.runAsUser) && !has(self.runAsGroup) && !has(self.fsGroup))",
+    "message": "runAsUser, runAsGroup and fsGroup belong to the non-root mode: set runAsNonRoot: true",
+    "reason": "FieldValueInvalid",
+}
+
+
+class PodSecurity(WireModel):
+    """The non-root mode: with runAsNonRoot every serving pod passes Pod Security "restricted"."""
+
+    model_config = ConfigDict(json_schema_extra={CEL: [NON_ROOT_RULE]})
+
+    run_as_non_root: bool = False
+    run_as_user: int | None = USER_ID
+    run_as_group: int | None = GROUP_ID
+    fs_group: int | None = GROUP_ID
+
+    @model_validator(mode="after")
+    def _ids_need_non_root(self) -> "PodSecurity":
+        if not self.run_as_non_root and (self.run_as_user, self.run_as_group, self.fs_group) != (None, None, None):
+            raise ValueError(str(NON_ROOT_RULE["message"]))
+        return self
+
+
+class NodeSelectorRequirement(WireModel):
+    model_config = ConfigDict(json_schema_extra={CEL: [NODE_VALUES_RULE]})
+
+    key: LabelText = Field(min_length=1)
+    operator: NodeSelectorOperator
+    values: list[LabelText] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> "NodeSelectorRequirement":
+        _check_values(self.operator.value, self.values, NODE_VALUES_RULE)
+        return self
+
+
+class NodeSelectorTerm(WireModel):
+    match_expressions: list[NodeSelectorRequirement] = Field(default_factory=list, max_length=20)
+    match_fields: list[NodeSelectorRequirement] = Field(default_factory=list, max_length=20)
+
+
+class RequiredNodeTerms(WireModel):
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1, max_length=20)
+
+
+class PreferredNodeTerm(WireModel):
+    weight: int = Field(ge=1, le=100)
+    preference: NodeSelectorTerm
+
+
+class NodeAffinity(WireModel):
+    """ANDed with the pool's nodeSelector by the scheduler: it narrows where pods go, never widens it."""
+
+    required_during_scheduling_ignored_during_execution: RequiredNodeTerms | None = None
+    preferred_during_scheduling_ignored_during_execution: list[PreferredNodeTerm] = Field(
+        default_factory=list, max_length=20
+    )
+
+
+class PodAffinityTerm(WireModel):
+    label_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+    namespaces: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=20)
+    topology_key: str = Field(min_length=1, max_length=317)
+
+
+class WeightedPodAffinityTerm(WireModel):
+    weight: int = Field(ge=1, le=100)
+    pod_affinity_term: PodAffinityTerm
+
+
+class PodAntiAffinity(WireModel):
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] = Field(
+        default_factory=list, max_length=20
+    )
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] = Field(
+        default_factory=list, max_length=20
+    )
+
+
+class Affinity(WireModel):
+    node_affinity: NodeAffinity | None = None
+    pod_anti_affinity: PodAntiAffinity | None = None
+
+
+class LocalObjectReference(WireModel):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+
+
+class PodTemplate(WireModel):
+    """What a cluster may need of the serving pods; nothing here can change the plan's GPUs, pool or command."""
+
+    security_context: PodSecurity | None = None
+    runtime_class_name: str | None = Field(default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    priority_class_name: str | None = Field(default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    image_pull_secrets: list[LocalObjectReference] = Field(default_factory=list, max_length=20)
+    affinity: Affinity | None = None
+
+
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 PRE_QUANTIZED_FORMATS = ("awq", "gptq")
 TP_RULE: JsonDict = {
@@ -200,6 +410,11 @@ class ModelDeploymentSpec(WireModel):
     model_cache: ModelCache | None = None
     service_type: ServiceType = ServiceType.CLUSTER_IP
     pod_disruption_budget: PodDisruptionBudgetSpec | None = None
+    network: NetworkSpec | None = None
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="The serving API key, from a Secret: clients send it as a Bearer token."
+    )
+    pod_template: PodTemplate | None = None
 
     @model_validator(mode="after")
     def _mirror_admission_rules(self) -> "ModelDeploymentSpec":

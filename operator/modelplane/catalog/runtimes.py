@@ -33,6 +33,21 @@ class FlagSpelling(_Model):
     source: str
 
 
+class ApiKeySupport(_Model):
+    """How the runtime takes a serving API key: an environment variable (never the flag), or not at all."""
+
+    env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    flag: str | None = Field(default=None, pattern=OPTION)
+    unsupported: str | None = None
+    source: str
+
+    @model_validator(mode="after")
+    def _env_or_why_not(self) -> "ApiKeySupport":
+        if (self.env is None) == (self.unsupported is None):
+            raise ValueError("apiKey needs exactly one of env and unsupported")
+        return self
+
+
 class RuntimeSpec(_Model):
     version: str
     image: str
@@ -46,6 +61,7 @@ class RuntimeSpec(_Model):
         default_factory=dict,
         description="Options that change memory, parallelism or identity, so the plan no longer holds: why.",
     )
+    api_key: ApiKeySupport
 
     @model_validator(mode="after")
     def _aliases_name_primary_flags(self) -> "RuntimeSpec":
@@ -54,9 +70,10 @@ class RuntimeSpec(_Model):
         broken = [flag.name for flag in self.flags if flag.alias_of is not None and flag.alias_of not in primary]
         if broken:
             raise ValueError(f"aliasOf of {', '.join(broken)} must name a flag listed without aliasOf")
-        unknown = sorted(set(self.plan_voiding_flags) - primary)
+        secret = [] if self.api_key.flag is None else [self.api_key.flag]
+        unknown = sorted({*self.plan_voiding_flags, *secret} - primary)
         if unknown:
-            raise ValueError(f"planVoidingFlags {', '.join(unknown)} must name flags listed without aliasOf")
+            raise ValueError(f"planVoidingFlags and apiKey.flag ({', '.join(unknown)}) must name primary flags")
         return self
 
     @cached_property

@@ -48,6 +48,7 @@ CHILD_KINDS: dict[str, ResourceKind] = {
     "Deployment": ResourceKind("apps", "v1", "deployments"),
     "PodDisruptionBudget": ResourceKind("policy", "v1", "poddisruptionbudgets"),
     "LeaderWorkerSet": ResourceKind("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+    "NetworkPolicy": ResourceKind("networking.k8s.io", "v1", "networkpolicies"),
 }
 
 

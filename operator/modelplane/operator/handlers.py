@@ -371,5 +371,6 @@ for _group, _version, _plural in (
     ("", "v1", "services"),
     ("policy", "v1", "poddisruptionbudgets"),
     ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
 ):
     kopf.on.event(_group, _version, _plural, labels=CHILD_SELECTOR, id=f"child-{_plural}")(child_event)

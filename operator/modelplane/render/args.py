@@ -78,8 +78,8 @@ def _trtllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -
 
 
 def check_extra_args(extra_args: list[str], planned: list[str], runtime_name: str, runtime: RuntimeSpec) -> None:
-    """Refuse extra flags the plan owns or that would void it (catalog planVoidingFlags), under any spelling, and
-    flags the pinned runtime version does not know."""
+    """Refuse extra flags the plan owns or that would void it (catalog planVoidingFlags), the API-key flag (a key in
+    the pod spec in plain text), under any spelling, and flags the pinned runtime version does not know."""
     owned = {runtime.canonical_flag(token) for token in planned if token.startswith("-")}
     for index, token in enumerate(extra_args):
         if not token.startswith("-"):
@@ -92,6 +92,9 @@ def check_extra_args(extra_args: list[str], planned: list[str], runtime_name: st
         spelled = name if name == option else f"{name} (the same option as {option})"
         if option in owned:
             raise RenderError(field, f"{spelled} is set by the plan; change the ModelDeployment spec instead")
+        if option == runtime.api_key.flag:
+            raise RenderError(field, f"{spelled} would put the API key in the pod spec in plain text; use "
+                              "spec.apiKeySecretRef, which passes it from a Secret")  # fmt: skip
         voids = runtime.plan_voiding_flags.get(option)
         if voids is not None:
             raise RenderError(field, f"{spelled} would void the plan: {voids}")

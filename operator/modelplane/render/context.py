@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from modelplane.api.model_deployment import ModelCache, ModelDeployment
+from modelplane.api.model_deployment import ModelCache, ModelDeployment, PodSecurity, ServiceType
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.runtimes import RuntimeSpec, runtime_spec
@@ -30,6 +30,13 @@ STARTUP_BASE_SECONDS = 300
 """CUDA context, NCCL init, torch.compile and CUDA-graph capture before the first /health."""
 LOAD_BYTES_PER_SECOND = 250 * 10**6
 """Weights are downloaded or read from the cache at roughly 2 Gbit/s."""
+NON_ROOT_HOME = "/home/modelplane"
+NON_ROOT_USER = "modelplane"
+NON_ROOT_ID = 1000
+TMP_PATH = "/tmp"
+"""The non-root mode's writable directories, each an emptyDir: HOME holds ~/.cache (Hugging Face, vLLM, FlashInfer,
+torch), ~/.triton, ~/.config and ~/.nv; /tmp holds Ray's session and torch's inductor cache. USER is set because
+getpass.getuser(), which torch's inductor cache calls, fails for a user ID with no /etc/passwd entry otherwise."""
 MANAGED_BY = "modelplane"
 PLAN_HASH_ANNOTATION = "modelplane.dev/plan-hash"
 DEPLOYMENT_LABEL = "modelplane.dev/deployment"
@@ -78,6 +85,11 @@ class RenderContext(BaseModel):
     deployment_strategy: dict[str, Any]
     node_selector: dict[str, str]
     tolerations: list[dict[str, Any]]
+    affinity: dict[str, Any] | None
+    runtime_class_name: str | None
+    priority_class_name: str | None
+    image_pull_secrets: list[dict[str, str]]
+    network_policy: dict[str, Any]
     volumes: list[dict[str, Any]]
     pod_security_context: dict[str, Any]
     container_security_context: dict[str, Any]
@@ -92,25 +104,67 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _env(deployment: ModelDeployment, multi_node: bool) -> list[dict[str, Any]]:
-    """The renderer's own variables, then the user's, which may not name one of them: the later would win."""
+def _non_root(deployment: ModelDeployment) -> PodSecurity | None:
+    template = deployment.spec.pod_template
+    security = template.security_context if template else None
+    return security if security is not None and security.run_as_non_root else None
+
+
+def _cache_path(deployment: ModelDeployment) -> str | None:
+    """Where the model cache is mounted. The non-root user cannot enter /root, so its default lies under HOME."""
+    cache = deployment.spec.model_cache
+    if cache is None:
+        return None
+    if _non_root(deployment) is None:
+        return cache.mount_path
+    if "mount_path" not in cache.model_fields_set:
+        return f"{NON_ROOT_HOME}/.cache/huggingface"
+    if _overlaps(cache.mount_path, "/root"):
+        raise RenderError("spec.modelCache.mountPath", f"{cache.mount_path} lies in /root, which the non-root "
+                          f"user cannot enter; leave mountPath unset ({NON_ROOT_HOME}/.cache/huggingface)")  # fmt: skip
+    return cache.mount_path
+
+
+def _secret_env(name: str, ref_name: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref_name, "key": key}}}
+
+
+def _api_key_env(deployment: ModelDeployment, runtime: RuntimeSpec) -> list[dict[str, Any]]:
+    """The serving API key as the runtime reads it from its environment; a runtime without one is refused."""
+    ref = deployment.spec.api_key_secret_ref
+    if ref is None:
+        return []
+    if runtime.api_key.env is None:
+        raise RenderError("spec.apiKeySecretRef", f"{runtime.api_key.unsupported}")
+    return [_secret_env(runtime.api_key.env, ref.name, ref.key)]
+
+
+def _env(
+    deployment: ModelDeployment, multi_node: bool, cache_path: str | None, api_key: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The server's and the workers' variables: the renderer's own, then the user's, which may not name one of them
+    (the later would win). Only the server gets the API key: workers serve no requests."""
     spec = deployment.spec
     env: list[dict[str, Any]] = []
     owners: dict[str, str] = {}
     if spec.hf_token_secret_ref is not None:
         ref = spec.hf_token_secret_ref
-        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+        env.append(_secret_env("HF_TOKEN", ref.name, ref.key))
         owners["HF_TOKEN"] = "set from spec.hfTokenSecretRef"
-    if spec.model_cache is not None:
-        env.append({"name": "HF_HOME", "value": spec.model_cache.mount_path})
-        owners["HF_HOME"] = "set to spec.modelCache.mountPath"
+    if cache_path is not None:
+        env.append({"name": "HF_HOME", "value": cache_path})
+        owners["HF_HOME"] = "set to spec.modelCache.mountPath (in the non-root mode, by default under HOME)"
+    if _non_root(deployment) is not None:
+        env += [{"name": "HOME", "value": NON_ROOT_HOME}, {"name": "USER", "value": NON_ROOT_USER}]
+        owners.update(dict.fromkeys(("HOME", "USER"), "set for the non-root mode"))
+    owners.update(dict.fromkeys((var["name"] for var in api_key), "set from spec.apiKeySecretRef"))
     if multi_node:
         owners.update(dict.fromkeys(LWS_ENV, "set by the LeaderWorkerSet controller for the multi-node command"))
     for index, var in enumerate(spec.env):
         if var.name in owners:
             raise RenderError(f"spec.env[{index}].name", f"{var.name} is {owners[var.name]}; remove it from spec.env")
-    env.extend({"name": var.name, "value": var.value} for var in spec.env)
-    return env
+    user = [{"name": var.name, "value": var.value} for var in spec.env]
+    return [*env, *api_key, *user], [*env, *user]
 
 
 def _resources(deployment: ModelDeployment, plan: Plan, resource_name: str) -> dict[str, dict[str, str]]:
@@ -142,20 +196,64 @@ def _overlaps(path: str, other: str) -> bool:
     return posixpath.commonpath([first, second]) in (first, second)
 
 
-def _volumes(deployment: ModelDeployment, plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _inside(path: str, directory: str) -> bool:
+    """Whether `path` lies strictly below `directory`."""
+    first, second = posixpath.normpath(path), posixpath.normpath(directory)
+    return first != second and posixpath.commonpath([first, second]) == second
+
+
+def _volumes(
+    deployment: ModelDeployment, plan: Plan, cache_path: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     shm = f"{SHM_GIB_PER_GPU * plan.gpus_per_pod}Gi"
     volumes: list[dict[str, Any]] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}]
     mounts: list[dict[str, Any]] = [{"name": "shm", "mountPath": SHM_PATH}]
+    if _non_root(deployment) is not None:
+        volumes += [{"name": "home", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+        mounts += [{"name": "home", "mountPath": NON_ROOT_HOME}, {"name": "tmp", "mountPath": TMP_PATH}]
     cache = deployment.spec.model_cache
-    if cache is not None:
+    if cache is not None and cache_path is not None:
         for mount in mounts:
-            if _overlaps(cache.mount_path, mount["mountPath"]):
-                raise RenderError("spec.modelCache.mountPath", f"{cache.mount_path} is, contains or lies inside "
+            # A mount inside the non-root HOME is meant: it is where the cache goes by default in that mode.
+            nested_in_home = mount["name"] == "home" and _inside(cache_path, NON_ROOT_HOME)
+            if _overlaps(cache_path, mount["mountPath"]) and not nested_in_home:
+                raise RenderError("spec.modelCache.mountPath", f"{cache_path} is, contains or lies inside "
                                   f"{mount['mountPath']}, where the {mount['name']} volume is mounted; mount the "
                                   f"cache elsewhere, e.g. at the default {DEFAULT_CACHE_PATH}")  # fmt: skip
         volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.pvc_name}})
-        mounts.append({"name": "model-cache", "mountPath": cache.mount_path})
+        mounts.append({"name": "model-cache", "mountPath": cache_path})
     return volumes, mounts
+
+
+def _pod_security_context(deployment: ModelDeployment) -> dict[str, Any]:
+    """RuntimeDefault seccomp always; the non-root mode adds what Pod Security "restricted" asks of a pod."""
+    context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    security = _non_root(deployment)
+    if security is not None:
+        user = security.run_as_user or NON_ROOT_ID
+        group = security.run_as_group if security.run_as_group is not None else user
+        context.update(runAsNonRoot=True, runAsUser=user, runAsGroup=group,
+                       fsGroup=security.fs_group if security.fs_group is not None else group,
+                       fsGroupChangePolicy="OnRootMismatch")  # fmt: skip
+    return context
+
+
+def _network_policy(deployment: ModelDeployment, port: int, multi_node: bool) -> dict[str, Any]:
+    """Ingress to the serving port from the allowed clients only; between a multi-node replica's pods, any port
+    (Ray's head on 6379, its workers' ports, NCCL), from this deployment's pods only."""
+    spec = deployment.spec
+    members = {"podSelector": {"matchLabels": {DEPLOYMENT_LABEL: deployment.metadata.name}}}
+    serving: dict[str, Any] = {"ports": [{"port": port, "protocol": "TCP"}]}
+    allowed = spec.network.allow_from if spec.network else None
+    if allowed is not None:
+        serving["from"] = [peer.model_dump(mode="json", by_alias=True, exclude_defaults=True) for peer in allowed]
+    elif spec.service_type is ServiceType.CLUSTER_IP:
+        serving["from"] = [{"podSelector": {}}]
+    return {
+        **members,
+        "policyTypes": ["Ingress"],
+        "ingress": [serving, *([{"from": [members]}] if multi_node else [])],
+    }
 
 
 def _container(
@@ -166,13 +264,14 @@ def _container(
     runtime: RuntimeSpec,
     resource_name: str,
     mounts: list[dict[str, Any]],
+    env: list[dict[str, Any]],
     serves: bool,
 ) -> Container:
     return Container(
         name=name,
         command=line.command,
         args=line.args,
-        env=_env(deployment, plan.nodes_per_replica > 1),
+        env=env,
         ports=[{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}] if serves else [],
         resources=_resources(deployment, plan, resource_name),
         volume_mounts=mounts,
@@ -204,7 +303,9 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
         "app.kubernetes.io/part-of": "modelplane",
         DEPLOYMENT_LABEL: name,
     }
-    volumes, mounts = _volumes(deployment, plan)
+    cache_path = _cache_path(deployment)
+    volumes, mounts = _volumes(deployment, plan, cache_path)
+    server_env, worker_env = _env(deployment, multi_node, cache_path, _api_key_env(deployment, runtime))
     server = _container(
         plan.runtime,
         server_command(spec, plan, runtime),
@@ -213,6 +314,7 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
         runtime,
         gpu.resource_name,
         mounts,
+        server_env,
         serves=True,
     )
     worker = (
@@ -224,12 +326,15 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
             runtime,
             gpu.resource_name,
             mounts,
+            worker_env,
             serves=False,
         )
         if multi_node
         else None
     )
     pool_selector = {"modelplane.dev/pool": plan.pool}
+    template = spec.pod_template
+    affinity = template.affinity if template else None
     plan_annotation = {PLAN_HASH_ANNOTATION: digest}
     return RenderContext(
         name=name,
@@ -260,8 +365,13 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
         deployment_strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
         node_selector=plan.node_selector or pool_selector,
         tolerations=[toleration.to_wire() for toleration in plan.tolerations],
+        affinity=affinity.model_dump(mode="json", by_alias=True, exclude_defaults=True) if affinity else None,
+        runtime_class_name=template.runtime_class_name if template else None,
+        priority_class_name=template.priority_class_name if template else None,
+        image_pull_secrets=[secret.to_wire() for secret in template.image_pull_secrets] if template else [],
+        network_policy=_network_policy(deployment, runtime.port, multi_node),
         volumes=volumes,
-        pod_security_context={"seccompProfile": {"type": "RuntimeDefault"}},
+        pod_security_context=_pod_security_context(deployment),
         container_security_context={
             "privileged": False,
             "allowPrivilegeEscalation": False,

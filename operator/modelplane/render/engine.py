@@ -19,7 +19,8 @@ from modelplane.catalog.gpus import get_gpu
 from modelplane.render.context import RenderContext, build_context
 from modelplane.render.errors import TemplateOutputError
 
-KIND_ORDER = ("Service", "PodDisruptionBudget", "Deployment", "LeaderWorkerSet")
+KIND_ORDER = ("NetworkPolicy", "Service", "PodDisruptionBudget", "Deployment", "LeaderWorkerSet")
+"""The policy first: no serving pod exists before the policy that limits who reaches it."""
 
 
 SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
@@ -57,9 +58,9 @@ def environment() -> Environment:
 
 def template_names(context: RenderContext) -> list[str]:
     """Which object kinds this context needs, in apply order."""
-    names = ["service", "deployment" if not context.multi_node else "leaderworkerset"]
+    names = ["networkpolicy", "service", "deployment" if not context.multi_node else "leaderworkerset"]
     if context.pdb_max_unavailable is not None:
-        names.insert(1, "poddisruptionbudget")
+        names.insert(2, "poddisruptionbudget")
     return [f"{context.runtime}/{name}.yaml.j2" for name in names]
 
 
@@ -103,7 +104,7 @@ def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: P
 
 
 def render_deployment(deployment: ModelDeployment, plan: Plan) -> list[dict[str, Any]]:
-    """The serving objects of one deployment, validated, in apply order (Service first)."""
+    """The serving objects of one deployment, validated, in apply order (NetworkPolicy first)."""
     context = build_context(deployment, plan)
     objects = render_context(context)
     check_objects(objects, context, plan)
