@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from modelplane.api.documents import parse_object
+from modelplane.api.documents import load_documents, parse_object
 from modelplane.api.errors import InvalidObjectError
+from modelplane.cli.inputs import check_references
 from tests.e2e.conftest import LocalCluster, kubectl
 
 MD_BASE: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
@@ -81,6 +82,22 @@ POOL_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("float-cost", {"costPerGpuHour": 2.1}, "spec.costPerGpuHour"),
     ("available-beyond-pool", {"availableGpus": 3}, "availableGpus"),
     ("empty-gpu", {"gpu": ""}, "spec.gpu"),
+    ("unknown-gpu", {"gpu": "H900-80GB"}, "spec.gpu"),
+    ("selector-key-with-space", {"nodeSelector": {"gpu type": "l4"}}, "spec.nodeSelector"),
+    ("selector-value-with-space", {"nodeSelector": {"gpu": "NVIDIA L4"}}, "spec.nodeSelector"),
+    ("selector-prefix-too-long", {"nodeSelector": {"x" * 254 + "/gpu": "l4"}}, "spec.nodeSelector"),
+    ("toleration-bad-key", {"tolerations": [{"key": "bad key", "operator": "Exists"}]}, "spec.tolerations[0].key"),
+    ("toleration-keyless-equal", {"tolerations": [{"value": "x"}]}, "spec.tolerations[0].operator"),
+    (
+        "toleration-exists-with-value",
+        {"tolerations": [{"key": "a", "operator": "Exists", "value": "b"}]},
+        "spec.tolerations[0].value",
+    ),
+    (
+        "toleration-seconds-without-no-execute",
+        {"tolerations": [{"key": "a", "tolerationSeconds": 5}]},
+        "spec.tolerations[0].tolerationSeconds",
+    ),
 ]
 
 
@@ -131,6 +148,29 @@ def test_gpu_node_pool_refused(local_cluster: LocalCluster, crds: None, edit: di
     code, message = dry_run(local_cluster, body)
     assert code != 0
     assert field in message, message
+
+
+@pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in POOL_CASES], ids=[c[0] for c in POOL_CASES])
+def test_the_cli_refuses_what_admission_refuses_in_a_pool(edit: dict[str, Any], field: str) -> None:
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": "bad-pool"},
+            "spec": {**POOL_BASE, **edit}}  # fmt: skip
+    with pytest.raises(InvalidObjectError):
+        check_references(load_documents(json.dumps(body), "test"), "test")
+
+
+def test_a_valid_pool_with_selectors_and_tolerations_passes(local_cluster: LocalCluster, crds: None) -> None:
+    tolerations = [{"operator": "Exists"}, {"key": "nvidia.com/gpu", "operator": "Exists"},
+                   {"key": "spot", "value": "true", "effect": "NoExecute", "tolerationSeconds": 30}]  # fmt: skip
+    spec = {
+        **POOL_BASE,
+        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4", "pool": ""},
+        "tolerations": tolerations,
+    }
+    body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": "good-pool"},
+            "spec": spec}  # fmt: skip
+    code, message = dry_run(local_cluster, body)
+    assert code == 0, message
+    parse_object(body, "test")
 
 
 def test_pool_gpu_and_location_are_immutable(local_cluster: LocalCluster, crds: None) -> None:
