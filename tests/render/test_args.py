@@ -164,3 +164,36 @@ def test_flags_that_change_memory_parallelism_or_identity_are_refused(spec: dict
     assert error.field == "spec.extraArgs[0]"
     assert error.problem.startswith(named)
     assert "would void the plan" in error.problem
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "named"),
+    [(["--config", "/etc/vllm.yaml"], "--config"), (["--tokenizer", "other/tok"], "--tokenizer"),
+     (["--load-format=dummy"], "--load-format"), (["--hf_config_path", "/x"], "--hf_config_path"),
+     (["--spec-model", "draft"], "--spec-model"), (["--num-gpu-blocks-override", "99999"], "--num-gpu-blocks-override"),
+     (["--no-enable-chunked-prefill"], "--no-enable-chunked-prefill"), (["--enable-lora"], "--enable-lora"),
+     (["--decode-context-parallel-size", "2"], "--decode-context-parallel-size"),
+     (["--cudagraph-capture-sizes", "[1024]"], "--cudagraph-capture-sizes"), (["--nnodes", "2"], "--nnodes"),
+     (["--disable-hybrid-kv-cache-manager"], "--disable-hybrid-kv-cache-manager"),
+     (["--kv-offloading-size", "512"], "--kv-offloading-size")],
+)  # fmt: skip
+def test_flags_that_bypass_or_resize_the_plan_are_refused(extra_args: list[str], named: str) -> None:
+    """The issue's list was not all: a --config file can set any flag; others load other weights or change memory."""
+    error = render_error(VLLM, extra_args)
+    assert error.problem.startswith(named)
+    assert "would void the plan" in error.problem
+
+
+@pytest.mark.parametrize(
+    "extra_args",
+    [["--enforce-eager"], ["--block-size", "32"], ["--enable-prefix-caching"], ["--no-enable-prefix-caching"]],
+)
+def test_flags_read_and_found_not_to_void_the_plan_pass(extra_args: list[str]) -> None:
+    """Eager mode only drops the CUDA graphs the plan reserved; the block size pages the same bytes per token."""
+    assert server_args(VLLM, extra_args)[-len(extra_args) :] == extra_args
+
+
+def test_every_runtime_says_how_it_takes_an_api_key() -> None:
+    vllm, trtllm = runtime_spec("vllm").api_key, runtime_spec("tensorrt-llm").api_key
+    assert (vllm.env, vllm.flag, vllm.unsupported) == ("VLLM_API_KEY", "--api-key", None)
+    assert (trtllm.env, trtllm.unsupported is not None) == (None, True)

@@ -119,7 +119,7 @@ def _cache_path(deployment: ModelDeployment) -> str | None:
         return cache.mount_path
     if "mount_path" not in cache.model_fields_set:
         return f"{NON_ROOT_HOME}/.cache/huggingface"
-    if _overlaps(cache.mount_path, "/root"):
+    if posixpath.normpath(cache.mount_path) == "/root" or _inside(cache.mount_path, "/root"):
         raise RenderError("spec.modelCache.mountPath", f"{cache.mount_path} lies in /root, which the non-root "
                           f"user cannot enter; leave mountPath unset ({NON_ROOT_HOME}/.cache/huggingface)")  # fmt: skip
     return cache.mount_path
