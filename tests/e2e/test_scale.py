@@ -23,7 +23,7 @@ MODELS = ["meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct"
           "meta-llama/Llama-3.1-8B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]  # fmt: skip
 NAMESPACES = 5
 PER_NAMESPACE = 10
-CHILDREN_PER_DEPLOYMENT = 2  # Service + Deployment
+CHILDREN_PER_DEPLOYMENT = 3  # NetworkPolicy + Service + Deployment
 
 
 def all_ready(kube: Cluster, namespaces: list[str]) -> bool:
