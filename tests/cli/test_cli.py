@@ -336,10 +336,10 @@ def test_render_directory_and_stream(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml"))
     assert files == ["kustomization.yaml", "ns/chat/deployment.yaml", "ns/chat/kustomization.yaml",
-                     "ns/chat/service.yaml"]  # fmt: skip
+                     "ns/chat/networkpolicy.yaml", "ns/chat/service.yaml"]  # fmt: skip
     stream = runner.invoke(app, ["render", str(path), "-o", "-"])
     assert stream.exit_code == 0
-    assert stream.stdout.count("\n---\n") + stream.stdout.startswith("---\n") == 2
+    assert stream.stdout.count("\n---\n") + stream.stdout.startswith("---\n") == 3
     assert (out / "ns/chat/deployment.yaml").read_text() in stream.stdout
 
 

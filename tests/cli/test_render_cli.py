@@ -44,7 +44,12 @@ def test_plan_only_deployments_are_not_rendered(tmp_path: Path) -> None:
     files = write(tmp_path / "md.yaml", manifest("served"), manifest("review", mode="PlanOnly"))
     result = render(files, "--pools", POOLS, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    served = ["ns/served/deployment.yaml", "ns/served/kustomization.yaml", "ns/served/service.yaml"]
+    served = [
+        "ns/served/deployment.yaml",
+        "ns/served/kustomization.yaml",
+        "ns/served/networkpolicy.yaml",
+        "ns/served/service.yaml",
+    ]
     assert written(tmp_path / "out") == ["kustomization.yaml", *served]
     assert result.stderr == "modelplane: ns/review: mode PlanOnly, nothing rendered\n"
 

@@ -36,8 +36,8 @@ def _architecture() -> dict[str, Any]:
 
 
 ARCHITECTURE = _architecture()
-RENDERER_ENV = {"HF_TOKEN", "HF_HOME"}
-"""Set by the renderer for hfTokenSecretRef and modelCache, which every fuzzed deployment has."""
+RENDERER_ENV = {"HF_TOKEN", "HF_HOME", "VLLM_API_KEY"}
+"""Set by the renderer for hfTokenSecretRef, modelCache and apiKeySecretRef, which every fuzzed deployment has."""
 VALUE_FLAGS = ("--seed", "--download-dir", "--root-path")
 """vLLM flags that take one free-form value and that the plan does not set."""
 
@@ -67,6 +67,10 @@ class UserStrings:
     extra_values: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    client_labels: dict[str, str] = field(default_factory=dict)
+    topology_key: str = "zone"
+    pull_secret: str = "pull"
+    runtime_class: str = "runtime"
 
     def placeholders(self) -> "UserStrings":
         """The same keys and list lengths, with plain values."""
@@ -76,6 +80,7 @@ class UserStrings:
             extra_values=tuple("x" for _ in self.extra_values),
             labels=dict.fromkeys(self.labels, "x"),
             annotations=dict.fromkeys(self.annotations, "x"),
+            client_labels=dict.fromkeys(self.client_labels, "x"),
         )
 
     def extra_args(self) -> list[str]:
@@ -90,6 +95,19 @@ class UserStrings:
             "hfTokenSecretRef": {"name": self.secret_name, "key": self.secret_key},
             "env": [{"name": name, "value": value} for name, value in self.env],
             "extraArgs": self.extra_args(),
+            "apiKeySecretRef": {"name": self.secret_name, "key": "api-key"},
+            "network": {"allowFrom": [{"podSelector": {"matchLabels": self.client_labels}}]},
+            "podTemplate": {
+                "runtimeClassName": self.runtime_class,
+                "imagePullSecrets": [{"name": self.pull_secret}],
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"topologyKey": self.topology_key, "labelSelector": {"matchLabels": self.client_labels}}
+                        ]
+                    }
+                },
+            },
         }
         metadata = {"name": "chat", "namespace": "ns", "generation": 1, "uid": "u",
                     "labels": self.labels, "annotations": self.annotations}  # fmt: skip
@@ -110,6 +128,10 @@ USER_STRINGS = st.builds(
     extra_values=st.lists(TEXT.filter(lambda text: not text.startswith("-")), max_size=len(VALUE_FLAGS)).map(tuple),
     labels=st.dictionaries(LABEL_KEYS, TEXT, max_size=3),
     annotations=st.dictionaries(ANNOTATION_KEYS.filter(lambda key: key != REPLAN_ANNOTATION), TEXT, max_size=3),
+    client_labels=st.dictionaries(TEXT, TEXT, max_size=3),
+    topology_key=TEXT.filter(bool),
+    pull_secret=DNS_NAMES,
+    runtime_class=DNS_NAMES,
 )  # fmt: skip
 
 
@@ -149,8 +171,18 @@ def assert_round_trip(objects: list[dict[str, Any]], strings: UserStrings) -> No
     assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": strings.pvc_name}} in pod["volumes"]
     secret = {"secretKeyRef": {"name": strings.secret_name, "key": strings.secret_key}}
     env = container["env"]
+    api_key = {"secretKeyRef": {"name": strings.secret_name, "key": "api-key"}}
     assert env[: len(RENDERER_ENV)] == [{"name": "HF_TOKEN", "valueFrom": secret},
-                                        {"name": "HF_HOME", "value": strings.mount_path}]  # fmt: skip
+                                        {"name": "HF_HOME", "value": strings.mount_path},
+                                        {"name": "VLLM_API_KEY", "valueFrom": api_key}]  # fmt: skip
+    selector = {"matchLabels": strings.client_labels} if strings.client_labels else {}
+    policy = next(obj for obj in objects if obj["kind"] == "NetworkPolicy")
+    assert policy["spec"]["ingress"][0]["from"] == [{"podSelector": selector}]
+    assert pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == [
+        {"topologyKey": strings.topology_key, "labelSelector": selector}
+    ]
+    assert (pod["imagePullSecrets"], pod["runtimeClassName"]) == ([{"name": strings.pull_secret}],
+                                                                   strings.runtime_class)  # fmt: skip
     assert env[len(RENDERER_ENV) :] == [{"name": name, "value": value} for name, value in strings.env]
     for metadata in [obj["metadata"] for obj in objects] + [workload["spec"]["template"]["metadata"]]:
         assert {key: metadata["labels"][key] for key in strings.labels} == strings.labels
