@@ -83,7 +83,11 @@ def test_the_policy_selects_every_pod_of_the_workload_and_nothing_else() -> None
      ({"podSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}, "values must be non-empty"),
      ({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["b"]}]}},
       "empty for Exists"),
-     ({"ipBlock": {"cidr": "everywhere"}}, "cidr")],
+     ({"ipBlock": {"cidr": "everywhere"}}, "cidr"),
+     ({"ipBlock": {"cidr": "10.0.0.0/33"}}, "each except entry a CIDR strictly inside"),
+     ({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]}}, "strictly inside"),
+     ({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.0.0.0/8"]}}, "strictly inside"),
+     ({"ipBlock": {"cidr": "::/0", "except": ["10.0.0.0/8"]}}, "strictly inside")],
 )  # fmt: skip
 def test_malformed_clients_are_refused_as_the_api_server_refuses_them(peer: dict[str, Any], problem: str) -> None:
     with pytest.raises(InvalidObjectError, match=problem):

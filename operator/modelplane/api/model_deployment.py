@@ -2,6 +2,7 @@
 
 import re
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
@@ -190,13 +191,40 @@ class LabelSelector(WireModel):
 
 
 CIDR = r"^[0-9a-fA-F:.]{2,45}/[0-9]{1,3}$"
+IP_BLOCK_RULE: JsonDict = {
+    "rule": "isCIDR(self.cidr) && (!has(self.except) || self.except.all(e, isCIDR(e)"
+    " && cidr(e).ip().family() == cidr(self.cidr).ip().family() && cidr(self.cidr).containsCIDR(e)"
+    " && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",
+    "message": "cidr must be a CIDR, and each except entry a CIDR strictly inside it",
+    "reason": "FieldValueInvalid",
+}
+
+
+def _network(text: str) -> IPv4Network | IPv6Network:
+    try:
+        return ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(str(IP_BLOCK_RULE["message"])) from None
 
 
 class IPBlock(WireModel):
+    """Clients by address, as NetworkPolicy's ipBlock: for sources outside the cluster (a load balancer's)."""
+
+    model_config = ConfigDict(json_schema_extra={CEL: [IP_BLOCK_RULE]})
+
     cidr: str = Field(pattern=CIDR, max_length=49)
     except_: list[Annotated[str, Field(pattern=CIDR, max_length=49)]] = Field(
         default_factory=list, alias="except", max_length=20
     )
+
+    @model_validator(mode="after")
+    def _except_inside_cidr(self) -> "IPBlock":
+        """IP_BLOCK_RULE, for the CLI."""
+        block = _network(self.cidr)
+        for entry in map(_network, self.except_):
+            if entry.version != block.version or not entry.subnet_of(block) or entry.prefixlen <= block.prefixlen:  # type: ignore[arg-type]
+                raise ValueError(str(IP_BLOCK_RULE["message"]))
+        return self
 
 
 PEER_RULE: JsonDict = {
