@@ -13,8 +13,9 @@ from modelplane.api.base import API_GROUP, API_VERSION, ARCHITECTURE_BOUNDS_MARK
 from modelplane.api.gpu_node_pool import GPUNodePoolSpec, GPUNodePoolStatus
 from modelplane.api.model_deployment import NAME_RULE, ModelDeploymentSpec
 from modelplane.api.status import ModelDeploymentStatus
-from modelplane.catalog.architecture import architecture_bounds
+from modelplane.catalog.architecture import POSITIVE_KEYS, REQUIRED_KEYS, architecture_bounds
 from modelplane.catalog.gpus import gpu_catalog
+from modelplane.catalog.models import resolvable_names
 
 DROPPED_KEYS = {"title", "$defs"}
 
@@ -40,7 +41,8 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
     if node.get(FREE_FORM_MARKER):
         properties = dict(node[FREE_FORM_MARKER])
         if node.get(ARCHITECTURE_BOUNDS_MARKER):
-            properties = {**_architecture_bounds(), **properties}
+            bounds = _architecture_bounds()
+            properties = {key: {**bounds.get(key, {}), **properties.get(key, {})} for key in {**bounds, **properties}}
         free: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
                                 "properties": properties}  # fmt: skip
         if "description" in node:
@@ -58,10 +60,11 @@ def _architecture_bounds() -> dict[str, Any]:
     """The config.json numbers the parser bounds, bounded at admission too: the API server refuses
     `num_hidden_layers: 5000000` before the operator ever plans it. Null is allowed, as configs write it."""
     bounds = architecture_bounds()
-    properties: dict[str, Any] = {
-        key: {"type": "integer", "minimum": 0, "maximum": limit, "nullable": True}
-        for key, limit in sorted(bounds.bounds.items())
-    }
+    properties: dict[str, Any] = {}
+    for key, limit in sorted(bounds.bounds.items()):
+        properties[key] = {"type": "integer", "minimum": int(key in POSITIVE_KEYS), "maximum": limit}
+        if key not in REQUIRED_KEYS:
+            properties[key]["nullable"] = True
     for key in ("layer_types", "mlp_only_layers"):
         properties[key] = {"type": "array", "maxItems": bounds.max_list_length, "nullable": True,
                            "items": {"x-kubernetes-preserve-unknown-fields": True}}  # fmt: skip
@@ -162,8 +165,23 @@ def model_deployment_crd() -> dict[str, Any]:
         _column("Reason", '.status.conditions[?(@.type=="Planned")].reason', priority=1),
         AGE,
     ]
-    schema = _root(structural_schema(ModelDeploymentSpec), structural_schema(ModelDeploymentStatus), [NAME_RULE])
+    spec = structural_schema(ModelDeploymentSpec)
+    spec["properties"]["model"][CEL] = [_known_model_rule()]
+    schema = _root(spec, structural_schema(ModelDeploymentStatus), [NAME_RULE])
     return _crd("ModelDeployment", "modeldeployments", "md", "Namespaced", schema, columns)
+
+
+def _known_model_rule() -> dict[str, Any]:
+    """What catalog.models.resolve_architecture needs, checked at admission: a catalog model, or a config.json
+    with at least the required fields (the operator could only refuse anything else as InvalidSpec)."""
+    known = f"self.name.lowerAscii() in {resolvable_names()!r}"
+    required = " && ".join(f"has(self.architecture.{key})" for key in REQUIRED_KEYS)
+    return {
+        "rule": f"{known} || (has(self.architecture) && {required})",
+        "message": "model.name is not in modelplane's catalog (modelplane catalog models): set model.architecture"
+        f" to the fields of its config.json, at least {', '.join(REQUIRED_KEYS)}",
+        "reason": "FieldValueInvalid",
+    }
 
 
 def gpu_node_pool_crd() -> dict[str, Any]:

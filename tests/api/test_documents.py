@@ -5,6 +5,7 @@ import pytest
 from modelplane.api.documents import load_documents
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.model_deployment import ModelDeployment
+from modelplane.catalog.models import resolve_architecture
 
 VALID = """
 apiVersion: modelplane.dev/v1alpha1
@@ -98,3 +99,21 @@ def test_values_python_cannot_build_or_json_cannot_carry_are_one_line(edit: tupl
     with pytest.raises(InvalidObjectError) as caught:
         load_documents(VALID.replace(*edit), "md.yaml")
     assert str(caught.value) == expected
+
+
+def test_nulls_are_dropped_as_the_api_server_drops_them() -> None:
+    """A null for a field not declared nullable is as if absent; config.json keeps its nulls (they mean none)."""
+    text = VALID.replace("maxModelLen: 8192", "maxModelLen: 8192\n  image: null\n  env: [{name: A, value: null}]\n"
+                         "  placement: null").replace("Llama-3.1-8B-Instruct}",
+                                                      "Llama-3.1-8B-Instruct, architecture: {sliding_window: null,"
+                                                      " vocab_size: null}}")  # fmt: skip
+    spec = load_documents(text, "md.yaml").deployments[0].spec
+    assert spec.image is None
+    assert spec.env[0].value == ""
+    assert spec.placement.strategy.value == "cheapest"
+    assert spec.model.architecture == {"sliding_window": None, "vocab_size": None}
+    # vocab_size is required, so not nullable in the CRD: the API server drops its null and the catalog's is used.
+    architecture, _ = resolve_architecture(spec.model.name, spec.model.architecture, "md.yaml")
+    assert architecture.vocab_size == 128256
+    with pytest.raises(InvalidObjectError, match=r"spec\.extraArgs\[0\]: Input should be a valid string"):
+        load_documents(VALID.replace("maxModelLen: 8192", "maxModelLen: 8192\n  extraArgs: [null]"), "md.yaml")

@@ -10,7 +10,8 @@ from modelplane.api.errors import InvalidObjectError
 from modelplane.cli.inputs import check_references
 from tests.e2e.conftest import LocalCluster, kubectl
 
-MD_BASE: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+MD_BASE: dict[str, Any] = {"model": {"name": LLAMA}, "maxModelLen": 4096}
 POOL_BASE: dict[str, Any] = {"gpu": "L4-24GB", "gpusPerNode": 1, "nodes": 2, "location": "cloud"}
 
 MD_CASES: list[tuple[str, dict[str, Any], str]] = [
@@ -49,6 +50,22 @@ MD_CASES: list[tuple[str, dict[str, Any], str]] = [
         "absurd-layer-list",
         {"model": {"name": "acme/huge", "architecture": {"layer_types": ["x"] * 5000}}},
         "spec.model.architecture.layer_types",
+    ),
+    ("unknown-model", {"model": {"name": "acme/unknown"}}, "spec.model"),
+    (
+        "unknown-model-partial-config",
+        {"model": {"name": "acme/x", "architecture": {"hidden_size": 4096}}},
+        "spec.model",
+    ),
+    (
+        "zero-layers",
+        {"model": {"name": LLAMA, "architecture": {"num_hidden_layers": 0}}},
+        "spec.model.architecture.num_hidden_layers",
+    ),
+    (
+        "heads-past-bound",
+        {"model": {"name": LLAMA, "architecture": {"num_attention_heads": 8192}}},
+        "spec.model.architecture.num_attention_heads",
     ),
     ("pp-too-deep", {"parallelism": {"pipelineParallel": 65}}, "spec.parallelism.pipelineParallel"),
     ("awq-without-awq-model", {"quantization": "awq"}, "spec.quantization"),
@@ -129,16 +146,13 @@ def test_a_name_no_child_could_carry_is_refused(local_cluster: LocalCluster, crd
         parse_object(body, "test")
 
 
-# The architecture's bounds are the config.json parser's (tests/cli/test_cli.py), not the object's.
-CLI_CASES = [case for case in MD_CASES if not case[0].startswith("absurd-")]
-
-
-@pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in CLI_CASES], ids=[c[0] for c in CLI_CASES])
+@pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in MD_CASES], ids=[c[0] for c in MD_CASES])
 def test_the_cli_refuses_what_admission_refuses(edit: dict[str, Any], field: str) -> None:
+    """As the CLI reads a file: the object's schema, then its model and config.json against the catalog."""
     body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment",
             "metadata": {"name": "bad", "namespace": "ns"}, "spec": {**MD_BASE, **edit}}  # fmt: skip
     with pytest.raises(InvalidObjectError):
-        parse_object(body, "test")
+        check_references(load_documents(json.dumps(body), "test"), "test")
 
 
 @pytest.mark.parametrize(("edit", "field"), [(e, f) for _, e, f in POOL_CASES], ids=[c[0] for c in POOL_CASES])

@@ -66,6 +66,8 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
     body = dict(document)
     if isinstance(body.get("metadata"), Mapping):
         body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in SERVER_FIELDS}
+    if "spec" in body:
+        body["spec"] = _without_nulls(body["spec"])
     try:
         wire = json.dumps(body, default=_json_scalar)
     except TypeError as error:
@@ -89,6 +91,22 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
             update={"metadata": parsed.metadata.model_copy(update={"namespace": DEFAULT_NAMESPACE})}
         )
     return parsed
+
+
+FREE_FORM_FIELDS = ("architecture",)
+"""Fields kept as the user wrote them, nulls included: config.json, whose nulls the CRD allows where they mean
+something (catalog.models.resolve_architecture drops the others, as the API server does)."""
+
+
+def _without_nulls(value: Any) -> Any:
+    """The spec as the API server stores it: a field set to null that its schema does not declare nullable is
+    dropped (`env: null` is no env, `value: null` the default), while a null in a list stays, and is invalid."""
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    if not isinstance(value, Mapping):
+        return value
+    return {key: item if key in FREE_FORM_FIELDS else _without_nulls(item)
+            for key, item in value.items() if item is not None}  # fmt: skip
 
 
 def _json_scalar(value: Any) -> str:

@@ -17,6 +17,8 @@ from pydantic.alias_generators import to_camel
 from modelplane.catalog.errors import CatalogError
 
 REQUIRED_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+POSITIVE_KEYS = (*REQUIRED_KEYS, "num_key_value_heads", "head_dim", "intermediate_size", "max_position_embeddings")
+"""Fields parsed as positive whenever present; the others may be 0 (meaning none: no experts, no window)."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from modelplane.catalog.architecture import Architecture, parse_architecture
+from modelplane.catalog.architecture import REQUIRED_KEYS, Architecture, parse_architecture
 from modelplane.catalog.errors import CatalogError, UnknownModelError
 
 
@@ -59,13 +59,22 @@ def find_model(name: str) -> ModelEntry | None:
     return None
 
 
+def resolvable_names() -> list[str]:
+    """Every spelling of a model name find_model resolves, lowercased: what admission can check without code."""
+    names = {spelling for entry in model_catalog().values()
+             for spelling in (entry.name.lower(), *entry.aliases) if spelling == spelling.lower()}  # fmt: skip
+    return sorted(names)
+
+
 def resolve_architecture(
     name: str, architecture: Mapping[str, Any] | None, source: str
 ) -> tuple[Architecture, ModelEntry | None]:
     """The architecture to plan with: the user's config.json fields win over the catalog's."""
     entry = find_model(name)
     if architecture:
-        merged = {**(entry.config if entry else {}), **architecture}
+        # The CRD does not declare the required fields nullable, so the API server drops a null given for one.
+        given = {key: value for key, value in architecture.items() if value is not None or key not in REQUIRED_KEYS}
+        merged = {**(entry.config if entry else {}), **given}
         return parse_architecture(merged, source), entry
     if entry is None:
         raise UnknownModelError(
