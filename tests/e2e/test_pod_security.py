@@ -179,3 +179,20 @@ def test_the_default_mode_in_a_restricted_namespace_fails_visibly(kube: Cluster,
 
     assert "runAsNonRoot != true" in wait_for(refused, 60, "the ReplicaSet to report the refused pods")
     assert kube.condition(restricted, "root", "Ready").get("status") != "True"
+
+
+def test_a_hand_opened_or_deleted_policy_is_restored(kube: Cluster, namespace: str, operator: Any) -> None:
+    """Opening the serving port to everyone by hand, or deleting the policy, lasts only until the next reconcile."""
+    kube.create_md(model_deployment("chat", namespace))
+    kube.wait_condition(namespace, "chat", "Ready", "True", timeout=120)
+    networking = client.NetworkingV1Api(kube.api)
+    rendered_ingress = networking.read_namespaced_network_policy("chat", namespace).to_dict()["spec"]["ingress"]
+
+    def ingress() -> Any:
+        return networking.read_namespaced_network_policy("chat", namespace).to_dict()["spec"]["ingress"]
+
+    opened = networking.patch_namespaced_network_policy("chat", namespace, {"spec": {"ingress": [{}]}})
+    assert opened.to_dict()["spec"]["ingress"] == [{"_from": None, "ports": None}], "open to every source and port"
+    wait_for(lambda: ingress() == rendered_ingress, 30, "the opened policy to be restored", ingress)
+    networking.delete_namespaced_network_policy("chat", namespace)
+    wait_for(lambda: ingress() == rendered_ingress, 30, "the deleted policy to be restored")
