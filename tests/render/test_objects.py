@@ -53,7 +53,7 @@ def test_pods_are_locked_down(name: str, obj: dict[str, Any]) -> None:
             assert context["capabilities"]["drop"] == ["ALL"]
             assert "add" not in context["capabilities"]
             for env in container["env"]:
-                if env["name"] == "HF_TOKEN":
+                if env["name"] in ("HF_TOKEN", "VLLM_API_KEY"):
                     assert "value" not in env
                     assert "secretKeyRef" in env["valueFrom"]
 
