@@ -6,6 +6,7 @@ deployment whose strings are plain placeholders: same documents, same keys, same
 """
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,8 +146,11 @@ def shape(value: Any) -> Any:
 
 
 def via_cli(strings: UserStrings) -> list[dict[str, Any]]:
-    """`modelplane render - -o -` on the deployment as a YAML file, parsed back from the stream it prints."""
-    result = runner.invoke(app, ["render", "-", "-o", "-"], input=yaml.safe_dump(strings.body()))
+    """`modelplane render - -o -` on the deployment as a YAML file, parsed back from the stream it prints.
+
+    Written as JSON, the YAML subset in which every string is quoted: the CLI reads YAML as kubectl does, where
+    an unquoted Y or on is a boolean (PyYAML's dumper quotes only its own YAML 1.1 booleans)."""
+    result = runner.invoke(app, ["render", "-", "-o", "-"], input=json.dumps(strings.body()))
     assert result.exit_code == 0, result.output
     return [document for document in yaml.safe_load_all(result.stdout) if document is not None]
 
