@@ -134,15 +134,15 @@ def test_model_deployment_refused(local_cluster: LocalCluster, crds: None, names
     assert field in message, message
 
 
-@pytest.mark.parametrize("name", ["a" * 53, "9-starts-with-a-digit"])
+@pytest.mark.parametrize("name", ["a" * 49, "9-starts-with-a-digit"])
 def test_a_name_no_child_could_carry_is_refused(local_cluster: LocalCluster, crds: None, namespace: str,
                                                 name: str) -> None:  # fmt: skip
     body = {"apiVersion": "modelplane.dev/v1alpha1", "kind": "ModelDeployment",
             "metadata": {"name": name, "namespace": namespace}, "spec": MD_BASE}  # fmt: skip
     code, message = dry_run(local_cluster, body)
     assert code != 0
-    assert "metadata.name must be at most 52 characters" in message, message
-    with pytest.raises(InvalidObjectError, match=r"metadata\.name must be at most 52 characters"):
+    assert "metadata.name must be at most 48 characters" in message, message
+    with pytest.raises(InvalidObjectError, match=r"metadata\.name must be at most 48 characters"):
         parse_object(body, "test")
 
 

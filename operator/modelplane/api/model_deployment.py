@@ -391,15 +391,19 @@ ENV_UNIQUE_RULE: JsonDict = {
     "message": "env names must be unique: the container would get only the last of each",
     "reason": "FieldValueDuplicate",
 }
+MAX_NAME = 48
+"""A multi-node replica's LeaderWorkerSet names each group's worker StatefulSet after its leader pod,
+name-<group index> (up to name-999 at 1,000 replicas), and the StatefulSet controller labels its pods with
+controller-revision-hash = that name + '-' + up to 10 characters, which must fit in a label value's 63."""
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 NAME_RULE: JsonDict = {
-    "rule": "self.metadata.name.size() <= 52 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-    "message": "metadata.name must be at most 52 characters, lowercase letters, digits and '-', starting with a"
-    " letter: it names the Service (a DNS-1035 label) and a LeaderWorkerSet's StatefulSets, whose"
-    " controller-revision-hash label (name + '-' + 10 characters) must fit in 63",
+    "rule": f"self.metadata.name.size() <= {MAX_NAME} && self.metadata.name.matches('{NAME_PATTERN}')",
+    "message": f"metadata.name must be at most {MAX_NAME} characters, lowercase letters, digits and '-', starting"
+    " with a letter: it names the Service (a DNS-1035 label) and a LeaderWorkerSet, whose worker StatefulSets"
+    " (name-<replica index>) get a controller-revision-hash label (their name + '-' + 10 characters) that must"
+    " fit in 63",
     "reason": "FieldValueInvalid",
 }
-MAX_NAME = 52
-NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 
 
 def _tp_allowed(tp: int, architecture: dict[str, JsonValue]) -> bool:
