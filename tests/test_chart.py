@@ -302,3 +302,31 @@ def test_metrics_can_be_turned_off() -> None:
     message = refusal("metrics.port=0", "metrics.serviceMonitor.enabled=true", api_versions=(SERVICE_MONITOR,))
     assert "metrics.serviceMonitor.enabled" in message
     assert "metrics.port" in message
+
+
+# -- the example admission policy --------------------------------------------------------------------------
+ADMISSION_POLICY = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def test_admission_policy_is_off_by_default_and_binds_what_it_ships() -> None:
+    assert not of_kind(render(api_versions=(ADMISSION_POLICY,)), "ValidatingAdmissionPolicy")
+    documents = render("admissionPolicy.enabled=true", "admissionPolicy.maxReplicas=2",
+                       "admissionPolicy.allowedServiceTypes={ClusterIP,NodePort}",
+                       "admissionPolicy.namespaceSelector.matchLabels.tier=serving",
+                       api_versions=(ADMISSION_POLICY,))  # fmt: skip
+    policy, binding = (
+        of_kind(documents, "ValidatingAdmissionPolicy")[0],
+        of_kind(documents, "ValidatingAdmissionPolicyBinding")[0],
+    )
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchLabels": {"tier": "serving"}}
+    expressions = [validation["expression"] for validation in policy["spec"]["validations"]]
+    assert 'object.spec.serviceType in ["ClusterIP","NodePort"]' in expressions[0]
+    assert "object.spec.replicas <= 2" in expressions[1]
+
+
+def test_admission_policy_refuses_values_it_cannot_enforce() -> None:
+    assert "--api-versions" in refusal("admissionPolicy.enabled=true")
+    assert "allowedServiceTypes" in refusal("admissionPolicy.allowedServiceTypes={ExternalName}")
+    assert "allowedServiceTypes" in refusal("admissionPolicy.allowedServiceTypes={}", api_versions=(ADMISSION_POLICY,))

@@ -288,3 +288,28 @@ def test_service_monitor_with_its_crd(release: Release, kube: Cluster, service_m
     service = kube.core.read_namespaced_service(f"{FULLNAME}-metrics", RELEASE_NAMESPACE)
     assert monitor["spec"]["selector"]["matchLabels"].items() <= (service.metadata.labels or {}).items()
     assert monitor["spec"]["endpoints"][0]["port"] == service.spec.ports[0].name
+
+
+def test_admission_policy_limits_model_deployment_authors(release: Release, local_cluster: LocalCluster,
+                                                          kube: Cluster, namespace: str) -> None:  # fmt: skip
+    installed(release.install("admissionPolicy.enabled=true", "admissionPolicy.maxReplicas=2"))
+    kubectl(
+        local_cluster, "wait", "--for=condition=Established", *(f"crd/{name}" for name in OUR_CRDS), "--timeout=60s"
+    )
+
+    def refused(name: str, **spec: Any) -> str | None:
+        """The API server's refusal of this ModelDeployment; None (and nothing left behind) while it admits it."""
+        try:
+            kube.create_md(model_deployment(name, namespace, **spec))
+        except client.ApiException as error:
+            return str(error.body)
+        kube.delete_md(namespace, name)
+        return None
+
+    # The API server loads a new policy and binding within a second or so: wait for the first refusal.
+    message = wait_for(
+        lambda: refused("exposed", serviceType="LoadBalancer"), 30, "the policy to refuse a LoadBalancer"
+    )
+    assert "admissionPolicy.allowedServiceTypes" in message
+    assert "admissionPolicy.maxReplicas" in (refused("many", replicas=3) or "")
+    kube.create_md(model_deployment("allowed", namespace, replicas=2))
