@@ -85,15 +85,15 @@ def test_an_unquoted_date_stays_text_as_kubectl_sends_it() -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("maxModelLen: 8192", "maxModelLen: 1" + "0" * 5000),
+        (("maxModelLen: 8192", "maxModelLen: !!int 1" + "0" * 5000),
          "md.yaml: invalid YAML: line 7, column 16: an integer of 5,001 characters; Kubernetes integers have at most"
          " 19 digits"),
         (("maxModelLen: 8192", "maxModelLen: !!int eight"),
-         "md.yaml: invalid YAML: line 7, column 16: not a valid int: invalid literal for int() with base 10: 'eight'"),
+         "md.yaml: invalid YAML: line 7, column 16: not a valid int: 'eight'"),
         (("maxModelLen: 8192", "maxModelLen: 8192\n  env: !!set {A}"),
          "md.yaml: ModelDeployment team-a/chat: a YAML set value is not JSON: write it as a string"),
     ],
-    ids=["integer-of-5000-digits", "tagged-int", "set"],
+    ids=["tagged-integer-of-5000-digits", "tagged-int", "set"],
 )  # fmt: skip
 def test_values_python_cannot_build_or_json_cannot_carry_are_one_line(edit: tuple[str, str], expected: str) -> None:
     with pytest.raises(InvalidObjectError) as caught:
@@ -117,3 +117,25 @@ def test_nulls_are_dropped_as_the_api_server_drops_them() -> None:
     assert architecture.vocab_size == 128256
     with pytest.raises(InvalidObjectError, match=r"spec\.extraArgs\[0\]: Input should be a valid string"):
         load_documents(VALID.replace("maxModelLen: 8192", "maxModelLen: 8192\n  extraArgs: [null]"), "md.yaml")
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "words"),
+    [
+        (("name: chat,", "name: chat, clusterName: x,"), "metadata.clusterName", "unknown field"),
+        (("name: chat,", "name: chat, labels: {'team a': x},"), "metadata.labels.team a", "must be a label key"),
+        (("name: chat,", "name: chat, labels: {team: 'a b'},"), "metadata.labels.team", "value must be a label value"),
+        (("name: chat,", "name: chat, labels: {team: " + "x" * 64 + "},"), "metadata.labels.team",
+         "value must be a label value"),
+        (("name: chat,", "name: chat, annotations: {'-x': y},"), "metadata.annotations.-x",
+         "must be an annotation key"),
+        (("name: chat,", "name: chat, annotations: {x: " + "y" * 300_000 + "},"), "metadata.annotations",
+         "more than the API server's 262,144"),
+    ],
+    ids=["unknown-field", "label-key", "label-value", "label-value-length", "annotation-key", "annotations-size"],
+)  # fmt: skip
+def test_metadata_is_checked_as_the_api_server_checks_it(edit: tuple[str, str], field: str, words: str) -> None:
+    with pytest.raises(InvalidObjectError) as caught:
+        load_documents(VALID.replace(*edit), "md.yaml")
+    assert caught.value.field == field
+    assert words in caught.value.problem

@@ -6,7 +6,8 @@ import pytest
 
 from modelplane.api.documents import parse_object
 from modelplane.api.errors import InvalidObjectError
-from modelplane.api.gpu_node_pool import GPUNodePool, is_label_key, is_label_value
+from modelplane.api.gpu_node_pool import GPUNodePool
+from modelplane.api.labels import is_label_key, is_label_value
 
 SPEC: dict[str, Any] = {"gpu": "L4-24GB", "gpusPerNode": 1, "nodes": 2, "location": "cloud"}
 

@@ -146,7 +146,7 @@ def test_estimate_from_config_json(tmp_path: Path) -> None:
         (MD.format(name="a", model=LLAMA, length=-5),
          ": ModelDeployment ns/a: spec.maxModelLen: Input should be greater than or equal to 1"),
         (MD.format(name="a", model=LLAMA, length=10**30),
-         ": ModelDeployment ns/a: spec.maxModelLen: Input should be less than or equal to"),
+         ": ModelDeployment ns/a: spec.maxModelLen: Input should be a valid integer"),
         (MD.format(name="a", model="[x]", length=8192),
          ": ModelDeployment ns/a: spec.model.name: Input should be a valid string"),
         (MD.format(name="a", model=LLAMA, length=8192) + "  maxModelLenn: 1\n",
@@ -154,7 +154,7 @@ def test_estimate_from_config_json(tmp_path: Path) -> None:
         (POOL.format(gpu="H900", nodes=1), ": GPUNodePool p: spec.gpu: unknown GPU 'H900'"),
         (MD.format(name="a", model=LLAMA, length=8192) + "---\n" + POOL.format(gpu="L4-24GB", nodes=-1),
          " (document 2): GPUNodePool p: spec.nodes: Input should be greater than or equal to 1"),
-        (POOL.format(gpu="L4-24GB", nodes=1).replace("}", ", tolerations: [{key: a, effect: Bad}]}"),
+        (POOL.format(gpu="L4-24GB", nodes=1).replace("cloud}", "cloud, tolerations: [{key: a, effect: Bad}]}"),
          ": GPUNodePool p: spec.tolerations[0].effect: Input should be 'NoSchedule'"),
         (MD.format(name="a", model=LLAMA, length='"4096"'),
          ": ModelDeployment ns/a: spec.maxModelLen: Input should be a valid integer"),
@@ -163,9 +163,11 @@ def test_estimate_from_config_json(tmp_path: Path) -> None:
         (MD.format(name="a", model=LLAMA, length=8192).replace("maxModelLen", "max_model_len"),
          ": ModelDeployment ns/a: spec.max_model_len: unknown field"),
         (LAUGHS, ": invalid YAML: line 3: more than 10 YAML aliases; write the objects out instead of aliasing them"),
-        (MD.format(name="a", model=LLAMA, length="1" + "0" * 5000),
+        (MD.format(name="a", model=LLAMA, length="!!int 1" + "0" * 5000),
          ": invalid YAML: line 6, column 16: an integer of 5,001 characters; Kubernetes integers have at most 19"
          " digits"),
+        (MD.format(name="a", model=LLAMA, length="1" + "0" * 5000),
+         ": ModelDeployment ns/a: spec.maxModelLen: Input should be a valid integer"),
         (MD.format(name="a", model=LLAMA, length="!!timestamp 2024-13-01"),
          ": invalid YAML: line 6, column 16: not a valid timestamp: month must be in 1..12"),
         (MD.format(name="a", model=LLAMA, length=8192).replace("ns}", "ns, labels: {a: !!binary aGk=}}"),
@@ -173,13 +175,14 @@ def test_estimate_from_config_json(tmp_path: Path) -> None:
         (MD.format(name="a", model="acme/moe, architecture: " + json.dumps(
             {**LLAMA_CONFIG, "num_local_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 10**400}),
             length=8192),
-         ": ModelDeployment ns/a: spec.model.architecture: config field 'moe_intermediate_size' is"
-         " 10000000000000000000...(401 characters), above the largest modelplane sizes (1,048,576;"),
-        (POOL.format(gpu="L4-24GB", nodes=1).replace("}", ", nodeSelector: {'gpu type': l4}}"),
+         ": ModelDeployment ns/a: spec.model.architecture: config field 'moe_intermediate_size' must be a positive"
+         " integer, got '1000000000000000000...(403 characters)"),
+        (POOL.format(gpu="L4-24GB", nodes=1).replace("cloud}", "cloud, nodeSelector: {'gpu type': l4}}"),
          ": GPUNodePool p: spec.nodeSelector: nodeSelector keys must each be a label key: an optional DNS subdomain"),
     ],
     ids=["yaml", "scalar", "kind", "model", "negative", "huge", "type", "unknown-field", "gpu", "document", "index",
-         "string-for-integer", "boolean-for-integer", "snake-case", "billion-laughs", "integer-of-5000-digits",
+         "string-for-integer", "boolean-for-integer", "snake-case", "billion-laughs", "tagged-int-of-5000-digits",
+         "integer-of-5000-digits",
          "impossible-timestamp", "binary", "moe-expert-size", "node-selector-key"],
 )  # fmt: skip
 def test_bad_input_names_file_object_and_field(tmp_path: Path, text: str, expected: str) -> None:

@@ -207,3 +207,68 @@ def test_valid_objects_pass(local_cluster: LocalCluster, crds: None, namespace: 
             "metadata": {"name": "good", "namespace": namespace}, "spec": spec}  # fmt: skip
     code, message = dry_run(local_cluster, body)
     assert code == 0, message
+
+
+MD_YAML = """apiVersion: modelplane.dev/v1alpha1
+kind: ModelDeployment
+metadata: {{name: md, namespace: {namespace}{metadata}}}
+spec:
+  model: {{name: {model}}}
+  maxModelLen: {length}
+  env: [{{name: A, value: {value}}}]
+"""
+# Plain scalars where PyYAML's YAML 1.1 tables and kubectl's go-yaml v2 disagree, and their neighbours.
+LENGTHS = ["4096", "4096.0", "4.096e3", "0o10000", "010000", "0x1000", "1_024", "+4096", "0b1000000000000", "08",
+           "4096.5", "1e400", "12:30", "1" + "0" * 30, "!!int 4096", "'4096'"]  # fmt: skip
+VALUES = ["x", "y", "n", "yes", "0o17", "017", "1e3", "12:30", "2020-01-01", "~", ".inf", "0x10", "null", "'y'"]
+
+
+def _stored_and_read(cluster: LocalCluster, text: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The spec the API server stores (None: refused) and the one the CLI reads (None: refused as bad input)."""
+    result = kubectl(cluster, "create", "--dry-run=server", "-o", "json", "-f", "-", input=text, check=False)
+    stored = json.loads(result.stdout)["spec"] if result.returncode == 0 else None
+    try:
+        found = load_documents(text, "test")
+        check_references(found, "test")
+        read = found.deployments[0].to_wire()["spec"]
+    except InvalidObjectError:
+        read = None
+    return stored, read
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_the_cli_reads_a_number_as_kubectl_sends_it(local_cluster: LocalCluster, crds: None, namespace: str,
+                                                    length: str) -> None:  # fmt: skip
+    text = MD_YAML.format(namespace=namespace, metadata="", model=LLAMA, length=length, value="x")
+    stored, read = _stored_and_read(local_cluster, text)
+    assert (stored and stored["maxModelLen"]) == (read and read["maxModelLen"]), (stored, read)
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_the_cli_reads_a_string_as_kubectl_sends_it(local_cluster: LocalCluster, crds: None, namespace: str,
+                                                    value: str) -> None:  # fmt: skip
+    text = MD_YAML.format(namespace=namespace, metadata="", model=LLAMA, length=4096, value=value)
+    stored, read = _stored_and_read(local_cluster, text)
+    assert (stored and stored["env"]) == (read and read["env"]), (stored, read)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "model"),
+    [
+        (", labels: {team: a}", LLAMA),
+        (", labels: {'team a': a}", LLAMA),
+        (", labels: {team: 'a b'}", LLAMA),
+        (", annotations: {'-x': y}", LLAMA),
+        (", clusterName: x", LLAMA),
+        ("", "acme/unknown"),
+        ("", LLAMA + ", architecture: {vocab_size: null, sliding_window: null}"),
+        ("", LLAMA + ", architecture: {num_hidden_layers: 32.0}"),
+    ],
+    ids=["label", "label-key", "label-value", "annotation-key", "unknown-metadata", "unknown-model", "nulls",
+         "whole-float-layers"],
+)  # fmt: skip
+def test_the_cli_accepts_exactly_what_the_api_server_accepts(local_cluster: LocalCluster, crds: None, namespace: str,
+                                                              metadata: str, model: str) -> None:  # fmt: skip
+    text = MD_YAML.format(namespace=namespace, metadata=metadata, model=model, length=4096, value="x")
+    stored, read = _stored_and_read(local_cluster, text)
+    assert (stored is None) == (read is None), (stored, read)

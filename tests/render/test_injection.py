@@ -17,6 +17,7 @@ from jinja2 import nodes
 from typer.testing import CliRunner
 
 from modelplane.api.base import DNS_SUBDOMAIN
+from modelplane.api.labels import LABEL_KEY, LABEL_VALUE, is_label_key, is_label_value
 from modelplane.api.model_deployment import ENV_NAME
 from modelplane.catalog.models import find_model
 from modelplane.cli import app
@@ -50,8 +51,11 @@ MODEL_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}(/[A-Za-z0-9][A-Za-
 DNS_NAMES = st.from_regex(DNS_SUBDOMAIN, fullmatch=True).filter(lambda name: len(name) <= 253)
 # Lone surrogates excluded, as everywhere else: no JSON or YAML document can carry one.
 PATH_PART = st.text(st.characters(exclude_characters="\x00/", exclude_categories=["Cs"]), min_size=1, max_size=30)
-LABEL_KEYS = TEXT.filter(lambda key: not key.startswith(RESERVED_LABEL_PREFIXES))
-ANNOTATION_KEYS = TEXT.filter(lambda key: not key.startswith(("modelplane.dev/", "prometheus.io/")))
+# The deployment's own metadata as the API server admits it (label and annotation keys, label values).
+METADATA_KEYS = st.from_regex(LABEL_KEY, fullmatch=True).filter(is_label_key)
+LABEL_KEYS = METADATA_KEYS.filter(lambda key: not key.startswith(RESERVED_LABEL_PREFIXES))
+LABEL_VALUES = st.from_regex(LABEL_VALUE, fullmatch=True).filter(is_label_value)
+ANNOTATION_KEYS = METADATA_KEYS.filter(lambda key: not key.startswith(("modelplane.dev/", "prometheus.io/")))
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,7 @@ USER_STRINGS = st.builds(
                  max_size=3, unique_by=lambda var: var[0]).filter(
         lambda env: not RENDERER_ENV & {name for name, _ in env}).map(tuple),
     extra_values=st.lists(TEXT.filter(lambda text: not text.startswith("-")), max_size=len(VALUE_FLAGS)).map(tuple),
-    labels=st.dictionaries(LABEL_KEYS, TEXT, max_size=3),
+    labels=st.dictionaries(LABEL_KEYS, LABEL_VALUES, max_size=3),
     annotations=st.dictionaries(ANNOTATION_KEYS.filter(lambda key: key != REPLAN_ANNOTATION), TEXT, max_size=3),
     client_labels=st.dictionaries(TEXT, TEXT, max_size=3),
     topology_key=TEXT.filter(bool),

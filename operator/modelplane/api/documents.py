@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from modelplane.api.base import APIVERSION
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.gpu_node_pool import GPUNodePool
+from modelplane.api.kubectl_yaml import KubectlLoader
+from modelplane.api.labels import LABEL_KEY_HELP, LABEL_VALUE_HELP, is_label_key, is_label_value
 from modelplane.api.model_deployment import ModelDeployment
 
 KINDS: dict[str, type[ModelDeployment] | type[GPUNodePool]] = {
@@ -51,6 +53,40 @@ def _describe(document: Mapping[str, Any]) -> str:
     return f"{kind} {name}" if name else str(kind)
 
 
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers",
+    "managedFields",
+})  # fmt: skip
+"""Kubernetes ObjectMeta's fields: the API server refuses any other under strict field validation (kubectl's)."""
+UNKNOWN_FIELD = "unknown field (remove it or check its spelling against `kubectl explain`)"
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+"""apimachinery's TotalAnnotationSizeLimitB."""
+
+
+def _check_metadata(metadata: Mapping[str, Any], described: str) -> None:
+    """What the API server checks in every object's metadata, which the CRD's schema does not describe."""
+    unknown = sorted(str(key) for key in metadata if key not in OBJECT_META_FIELDS)
+    if unknown:
+        raise InvalidObjectError(described, f"metadata.{unknown[0]}", UNKNOWN_FIELD)
+    labels = metadata.get("labels")
+    for key, value in labels.items() if isinstance(labels, Mapping) else ():
+        if not is_label_key(str(key)):
+            raise InvalidObjectError(described, f"metadata.labels.{key}", f"must be {LABEL_KEY_HELP}")
+        if isinstance(value, str) and not is_label_value(value):
+            raise InvalidObjectError(described, f"metadata.labels.{key}", f"value must be {LABEL_VALUE_HELP}")
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, Mapping):
+        for key in annotations:
+            if not is_label_key(str(key)):
+                help_text = LABEL_KEY_HELP.replace("a label key", "an annotation key")
+                raise InvalidObjectError(described, f"metadata.annotations.{key}", f"must be {help_text}")
+        size = sum(len(str(key).encode()) + len(str(value).encode()) for key, value in annotations.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            too_large = f"{size:,} bytes, more than the API server's {MAX_ANNOTATIONS_BYTES:,}"
+            raise InvalidObjectError(described, "metadata.annotations", too_large)
+
+
 def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
     """Validate one document; the error names where it came from, the object and the field."""
     if not isinstance(document, Mapping):
@@ -65,13 +101,16 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
         )
     body = dict(document)
     if isinstance(body.get("metadata"), Mapping):
+        _check_metadata(body["metadata"], described)
         body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in SERVER_FIELDS}
     if "spec" in body:
         body["spec"] = _without_nulls(body["spec"])
     try:
-        wire = json.dumps(body, default=_json_scalar)
+        wire = json.dumps(body, default=_json_scalar, allow_nan=False)
     except TypeError as error:
         raise InvalidObjectError(described, "", str(error)) from None
+    except ValueError:
+        raise InvalidObjectError(described, "", "a YAML .nan or .inf value is not JSON: write a number") from None
     try:
         # As the API server validates: JSON types exactly ("4096" is not an integer, true is not a number) and
         # the wire's camelCase names only (max_model_len is an unknown field there).
@@ -84,7 +123,7 @@ def parse_object(document: Any, where: str) -> ModelDeployment | GPUNodePool:
         if first["type"] == "value_error":
             problem = str(first["ctx"]["error"])
         elif first["type"] == "extra_forbidden":
-            problem = "unknown field (remove it or check its spelling against `kubectl explain`)"
+            problem = UNKNOWN_FIELD
         raise InvalidObjectError(described, field_path(first["loc"]), problem) from None
     if isinstance(parsed, ModelDeployment) and parsed.metadata.namespace is None:
         parsed = parsed.model_copy(
@@ -123,35 +162,10 @@ multiply (nine levels of nine, a "billion laughs", are 3.5 billion nodes). With 
 is at most about e^(k/e): 40 nodes for 10. Real manifests use a handful, if any."""
 
 
-MAX_INTEGER_CHARACTERS = 1000
-"""Kubernetes integers are int64 (19 digits). Far longer ones are refused while parsing: Python will not convert
-more than 4300 decimal digits, and then fails with a traceback instead of a line number."""
-INT_TAG = "tag:yaml.org,2002:int"
-TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """yaml.SafeLoader as kubectl reads YAML (an unquoted date stays a string), that refuses a stream using more
-    than MAX_ALIASES aliases before building anything, and reports a value it cannot construct (month 13, an
-    integer of 5,000 digits) at its line instead of raising ValueError."""
+class _BoundedLoader(KubectlLoader):
+    """KubectlLoader that refuses a stream using more than MAX_ALIASES aliases, before building anything."""
 
     aliases = 0
-    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML's own class-level table, copied without timestamps
-        first: [(tag, pattern) for tag, pattern in resolvers if tag != TIMESTAMP_TAG]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        if node.tag == INT_TAG and len(str(node.value)) > MAX_INTEGER_CHARACTERS:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"an integer of {len(node.value):,} characters; Kubernetes integers have at most 19 digits",
-                node.start_mark)  # fmt: skip
-        try:
-            return super().construct_object(node, deep)
-        except ValueError as error:
-            kind = str(node.tag).rsplit(":", 1)[-1]
-            raise yaml.constructor.ConstructorError(None, None, f"not a valid {kind}: {error}",
-                                                    node.start_mark) from None  # fmt: skip
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):

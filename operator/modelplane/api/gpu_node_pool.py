@@ -1,40 +1,21 @@
 """GPUNodePool: a named set of identical GPU nodes the planner may place replicas on."""
 
-import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from modelplane.api.base import CEL, JsonDict, ObjectMeta, WireModel
+from modelplane.api.labels import (
+    LABEL_KEY_HELP,
+    LABEL_VALUE,
+    LABEL_VALUE_HELP,
+    cel_label_key,
+    is_label_key,
+    is_label_value,
+)
 
 DECIMAL_MONEY = r"^[0-9]{1,6}(\.[0-9]{1,4})?$"
-
-# Label keys and values as the API server checks them (apimachinery's IsQualifiedName, IsValidLabelValue):
-# the pool's nodeSelector and tolerations are copied onto serving pods, which it would refuse later.
-LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{LABEL_NAME}$"
-LABEL_VALUE = rf"^({LABEL_NAME})?$"
-MAX_KEY_PREFIX = 253
-LABEL_KEY_HELP = (
-    "a label key: an optional DNS subdomain prefix of at most 253 characters and '/', then a name of at most 63"
-    " letters, digits, '-', '_' or '.', starting and ending with a letter or digit, e.g. nvidia.com/gpu.product"
-)
-LABEL_VALUE_HELP = (
-    "a label value: empty or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-)
-
-
-def _cel_label_key(key: str) -> str:
-    return f"{key}.matches('{LABEL_KEY}') && (!{key}.contains('/') || {key}.indexOf('/') <= {MAX_KEY_PREFIX})"
-
-
-def is_label_key(key: str) -> bool:
-    return re.fullmatch(LABEL_KEY, key) is not None and ("/" not in key or key.index("/") <= MAX_KEY_PREFIX)
-
-
-def is_label_value(value: str) -> bool:
-    return len(value) <= 63 and re.fullmatch(LABEL_VALUE, value) is not None
 
 
 class Location(StrEnum):
@@ -55,7 +36,7 @@ class TaintEffect(StrEnum):
 
 TOLERATION_RULES: list[JsonDict] = [
     {
-        "rule": f"!has(self.key) || self.key == '' || ({_cel_label_key('self.key')})",
+        "rule": f"!has(self.key) || self.key == '' || ({cel_label_key('self.key')})",
         "message": f"toleration key must be {LABEL_KEY_HELP}",
         "fieldPath": ".key",
         "reason": "FieldValueInvalid",
@@ -133,7 +114,7 @@ def immutable(what: str) -> JsonDict:
 
 NODE_SELECTOR_RULES: list[JsonDict] = [
     {
-        "rule": f"self.all(key, {_cel_label_key('key')})",
+        "rule": f"self.all(key, {cel_label_key('key')})",
         "message": f"nodeSelector keys must each be {LABEL_KEY_HELP}",
         "reason": "FieldValueInvalid",
     },
