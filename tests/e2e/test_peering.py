@@ -26,8 +26,8 @@ def test_only_one_of_two_replicas_acts(local_cluster: LocalCluster, kube: Cluste
     command = [str(helm_binary()), "template", "modelplane", str(CHART), "--set", "replicas=2",
                "--show-only", "templates/peering.yaml"]  # fmt: skip
     peering = subprocess.run(command, check=True, capture_output=True, text=True)
-    # The peering CRD and its object arrive together; the object needs the CRD established first.
-    kubectl(local_cluster, "apply", "--server-side", "-f", "-", input=peering.stdout, check=False)
+    # kopf's peering CRDs come from the chart's crds/ directory, which helm applies before the templates.
+    kubectl(local_cluster, "apply", "--server-side", "-f", str(CHART / "crds"))
     kubectl(local_cluster, "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
     kubectl(local_cluster, "apply", "--server-side", "-f", "-", input=peering.stdout)
     operator.stop()
