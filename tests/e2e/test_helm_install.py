@@ -24,7 +24,7 @@ from kubernetes import client
 
 from modelplane.operator.settings import PEERING_NAME
 from tests.e2e.conftest import POOLS_FILE, LocalCluster, kubectl
-from tests.e2e.operator_support import CHART, Cluster, free_port, model_deployment, wait_for
+from tests.e2e.operator_support import CHART, Cluster, OperatorProcess, free_port, model_deployment, wait_for
 from tests.e2e.test_peering import acting, handled
 from tests.tools import helm_binary
 
@@ -141,8 +141,14 @@ def operator_process(kubeconfig: Path, args: list[str], log_path: Path) -> Itera
 
 
 @pytest.fixture
-def release(local_cluster: LocalCluster, kube: Cluster, tmp_path: Path) -> Iterator[Release]:
-    """An empty release namespace; whatever the test installed there is uninstalled afterwards."""
+def release(local_cluster: LocalCluster, kube: Cluster, tmp_path: Path,
+            operator: OperatorProcess) -> Iterator[Release]:  # fmt: skip
+    """An empty release namespace; whatever the test installed there is uninstalled afterwards.
+
+    The session's own operator (cluster-wide, every namespace) is stopped meanwhile: the release's operators
+    must be the only ones acting, or "left alone" and "planned by one replica" would see its work.
+    """
+    operator.stop()
     kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=RELEASE_NAMESPACE)))
     remove_unowned_cluster_peering(kube)
     installed = Release(local_cluster, kube, tmp_path)
@@ -151,6 +157,7 @@ def release(local_cluster: LocalCluster, kube: Cluster, tmp_path: Path) -> Itera
     finally:
         installed.helm("uninstall", RELEASE, "--namespace", RELEASE_NAMESPACE, "--wait")
         delete_namespaces(kube, [RELEASE_NAMESPACE])
+        operator.start()
 
 
 @pytest.fixture
