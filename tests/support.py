@@ -32,3 +32,13 @@ def pool(name: str, gpu: str, gpus_per_node: int = 8, nodes: int = 2, location: 
     parsed = parse_object(body, "test")
     assert isinstance(parsed, GPUNodePool)
     return parsed
+
+
+# Two deployment specs the render tests share: one GPU on one node, and 16 GPUs across two nodes (TP8×PP2).
+SINGLE: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
+MULTI_NODE: dict[str, Any] = {
+    "model": {"name": "meta-llama/Llama-3.1-405B-Instruct"},
+    "quantization": "bf16",
+    "maxModelLen": 8192,
+    "parallelism": {"tensorParallel": 8, "pipelineParallel": 2},
+}

@@ -71,14 +71,18 @@ def chart_service_account_kubeconfig(admin_kubeconfig: Path, directory: Path) ->
     account = next(d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
     token = subprocess.run([*kubectl, "create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h"],
                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    return token_kubeconfig(admin_kubeconfig, token, account, directory / "kubeconfig")
+
+
+def token_kubeconfig(admin_kubeconfig: Path, token: str, user: str, path: Path) -> Path:
+    """A kubeconfig for the admin's cluster that authenticates with a ServiceAccount token, written to `path`."""
     admin = yaml.safe_load(admin_kubeconfig.read_text())
-    config_file = directory / "kubeconfig"
-    config_file.write_text(yaml.safe_dump({
+    path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"], "current-context": "operator",
-        "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": account}}],
-        "users": [{"name": account, "user": {"token": token.strip()}}],
+        "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": user}}],
+        "users": [{"name": user, "user": {"token": token.strip()}}],
     }))  # fmt: skip
-    return config_file
+    return path
 
 
 def wait_for(
@@ -105,40 +109,47 @@ def wait_for(
 
 
 @contextmanager
+def operator_process(kubeconfig: Path, log_path: Path, args: list[str],
+                     env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+    """`python -m modelplane.operator ARGS` with its own liveness and metrics ports, ready when /healthz answers."""
+    port = free_port()
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelplane.operator", *args, f"--liveness=http://127.0.0.1:{port}/healthz"],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig), "MODELPLANE_METRICS_PORT": str(free_port()),
+                 **(env or {})},
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"operator exited with {process.returncode}; see {log_path}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        try:
+            wait_for(healthy, 60, "operator liveness")
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+@contextmanager
 def running_operator(kubeconfig: Path, log_path: Path, extra_args: tuple[str, ...] = (),
                      env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
-    """The operator exactly as users run it: `python -m modelplane.operator`, ready when /healthz answers."""
-    port = free_port()
-    log = log_path.open("ab")
+    """The operator exactly as users run it, on every namespace: standalone unless `extra_args` set peering."""
     mode = list(extra_args) if any(arg.startswith("--peering") for arg in extra_args) else ["--standalone"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "modelplane.operator", "--all-namespaces", *mode,
-         f"--liveness=http://127.0.0.1:{port}/healthz"],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig), "MODELPLANE_METRICS_PORT": str(free_port()), **(env or {})},
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"operator exited with {process.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    try:
-        wait_for(healthy, 60, "operator liveness")
+    with operator_process(kubeconfig, log_path, ["--all-namespaces", *mode], env) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
 
 
 def model_deployment(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

@@ -7,11 +7,7 @@ release gives its pods: the arguments of the installed Deployment and the token 
 """
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -19,12 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from modelplane.operator.settings import PEERING_NAME
 from tests.e2e.conftest import POOLS_FILE, LocalCluster, kubectl
-from tests.e2e.operator_support import CHART, Cluster, OperatorProcess, free_port, model_deployment, wait_for
+from tests.e2e.operator_support import (
+    CHART,
+    Cluster,
+    OperatorProcess,
+    model_deployment,
+    operator_process,
+    token_kubeconfig,
+    wait_for,
+)
 from tests.e2e.test_peering import acting, handled
 from tests.tools import helm_binary
 
@@ -75,14 +78,7 @@ class Release:
     def service_account_kubeconfig(self) -> Path:
         """Credentials of the installed ServiceAccount: what the chart's pods would run with."""
         token = kubectl(self.cluster, "create", "token", FULLNAME, "-n", RELEASE_NAMESPACE, "--duration=1h").stdout
-        admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
-        path = self.directory / "operator-kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"], "current-context": "operator",
-            "contexts": [{"name": "operator", "context": {"cluster": admin["clusters"][0]["name"], "user": "sa"}}],
-            "users": [{"name": "sa", "user": {"token": token.strip()}}],
-        }))  # fmt: skip
-        return path
+        return token_kubeconfig(self.cluster.kubeconfig, token, FULLNAME, self.directory / "operator-kubeconfig")
 
     @contextmanager
     def replicas(self, count: int) -> Iterator[list[Path]]:
@@ -92,7 +88,7 @@ class Release:
         with ExitStack() as stack:
             for log in logs:
                 log.unlink(missing_ok=True)
-                stack.enter_context(operator_process(kubeconfig, args, log))
+                stack.enter_context(operator_process(kubeconfig, log, args))
             yield logs
         denied = [line for log in logs for line in log.read_text().splitlines() if "forbidden: User" in line]
         assert not denied, f"the release's RBAC denied the operator: {denied[:3]}"
@@ -108,36 +104,6 @@ def crd_values(cluster: LocalCluster) -> tuple[str, ...]:
             if annotations.get("meta.helm.sh/release-name") != RELEASE:
                 return ("crds.enabled=false",)
     return ()
-
-
-@contextmanager
-def operator_process(kubeconfig: Path, args: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    port = free_port()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "modelplane.operator", *args, f"--liveness=http://127.0.0.1:{port}/healthz"],
-            env={**os.environ, "KUBECONFIG": str(kubeconfig), "MODELPLANE_METRICS_PORT": str(free_port())},
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-        def live() -> bool:
-            assert process.poll() is None, f"operator exited with {process.returncode}; see {log_path}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        try:
-            wait_for(live, 60, "operator liveness")
-            yield process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from modelplane.operator.conditions import (
     workload_conditions,
 )
 from modelplane.operator.decide import REPLAN_ANNOTATION, decide, pinned_fingerprint
-from modelplane.operator.reconcile import Decisions, Reservations, Tombstones, decide_and_reserve
+from modelplane.operator.reconcile import Decisions, Reservations, decide_and_reserve
 from modelplane.planning.service import offers_for
 from tests.support import pool
 
@@ -221,15 +221,6 @@ def test_kept_decisions_are_reused_only_for_the_same_fingerprint() -> None:
     decisions.put("ns/chat", "a", decision)
     decisions.drop("ns/chat")
     assert decisions.get("ns/chat", "a") is None
-
-
-def test_tombstones_keep_only_the_newest_uids() -> None:
-    tombstones = Tombstones(capacity=2)
-    for uid in ("a", "b", "a", "c"):
-        tombstones.add(uid)
-    assert "a" not in tombstones
-    assert "b" in tombstones
-    assert "c" in tombstones
 
 
 def test_an_absurd_architecture_is_refused_before_planning_grows_with_it() -> None:

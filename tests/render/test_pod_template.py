@@ -9,15 +9,8 @@ from modelplane.api.model_deployment import ModelDeployment
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.engine import pod_specs, render_deployment
 from modelplane.render.errors import RenderError
-from tests.support import deployment, pool
+from tests.support import MULTI_NODE, SINGLE, deployment, pool
 
-SINGLE: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
-MULTI_NODE: dict[str, Any] = {
-    "model": {"name": "meta-llama/Llama-3.1-405B-Instruct"},
-    "quantization": "bf16",
-    "maxModelLen": 8192,
-    "parallelism": {"tensorParallel": 8, "pipelineParallel": 2},
-}
 NON_ROOT = {"securityContext": {"runAsNonRoot": True}}
 AFFINITY = {
     "nodeAffinity": {

@@ -9,15 +9,8 @@ from modelplane.api.model_deployment import ModelDeployment
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.engine import pod_specs, render_deployment
 from modelplane.render.errors import RenderError
-from tests.support import deployment
+from tests.support import MULTI_NODE, SINGLE, deployment
 
-SINGLE: dict[str, Any] = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "maxModelLen": 4096}
-MULTI_NODE: dict[str, Any] = {
-    "model": {"name": "meta-llama/Llama-3.1-405B-Instruct"},
-    "quantization": "bf16",
-    "maxModelLen": 8192,
-    "parallelism": {"tensorParallel": 8, "pipelineParallel": 2},
-}
 KEY = {"name": "chat-api-key", "key": "api-key"}
 MEMBERS = {"podSelector": {"matchLabels": {"modelplane.dev/deployment": "chat"}}}
 SERVING_PORT = [{"port": 8000, "protocol": "TCP"}]

@@ -22,6 +22,7 @@ from modelplane.api.base import API_GROUP, API_VERSION
 from modelplane.api.documents import parse_object
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.gpu_node_pool import GPUNodePool
+from modelplane.api.plan import held_gpus
 from modelplane.catalog.errors import CatalogError
 from modelplane.kube.client import make_api_client
 from modelplane.kube.custom import patch_status
@@ -221,7 +222,7 @@ def _seed_reservations(operator: Operator, snapshot: Snapshot) -> None:
         for key, body in snapshot.deployments.items():
             plan = (body.get("status") or {}).get("plan")
             if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
-                operator.reservations.set(key, (plan["pool"], int(plan["gpusPerReplica"]) * int(plan["replicas"])))
+                operator.reservations.set(key, held_gpus(plan))
         operator.seeded = True
 
 

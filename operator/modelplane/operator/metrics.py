@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from modelplane.api.plan import held_gpus
 from modelplane.kube.errors import KubeError
 from modelplane.operator.pools import PoolState
 
@@ -59,7 +60,8 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
             conditions[(str(condition.get("type")), str(condition.get("status")))] += 1
         plan = status.get("plan")
         if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
-            planned[plan["pool"]] += int(plan["gpusPerReplica"]) * int(plan["replicas"])
+            pool_name, gpus = held_gpus(plan)
+            planned[pool_name] += gpus
     for (kind, state), count in sorted(conditions.items()):
         by_condition.add_metric([kind, state], count)
 

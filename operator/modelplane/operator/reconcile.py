@@ -2,13 +2,13 @@
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 
+from modelplane.api.plan import held_gpus
 from modelplane.kube.custom import patch_status, post_event
 from modelplane.kube.errors import InvalidError, TransientKubeError
 from modelplane.kube.objects import (
@@ -60,46 +60,6 @@ class Reservations:
     def snapshot(self) -> dict[str, tuple[str, int]]:
         with self._lock:
             return dict(self._held)
-
-
-@dataclass
-class Tombstones:
-    """UIDs of recently deleted ModelDeployments, so a retry or a child event holding a stale body does not
-    re-create children of a deployment that is gone. Only the newest `capacity` are kept: the stale bodies
-    leave the indexes within seconds, and the set must not grow with every deployment ever deleted."""
-
-    capacity: int = 10_000
-    _order: deque[str] = field(default_factory=deque)
-    _uids: set[str] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, uid: str) -> None:
-        with self._lock:
-            if uid in self._uids:
-                return
-            self._order.append(uid)
-            self._uids.add(uid)
-            while len(self._order) > self.capacity:
-                self._uids.discard(self._order.popleft())
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._uids
-
-
-@dataclass
-class KeyedLocks:
-    """One lock per ModelDeployment: its own handler and its children's handlers never interleave."""
-
-    _guard: threading.Lock = field(default_factory=threading.Lock)
-    _locks: dict[str, threading.Lock] = field(default_factory=dict)
-
-    def get(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def drop(self, key: str) -> None:
-        with self._guard:
-            self._locks.pop(key, None)
 
 
 def _owned_by(live: dict[str, Any], uid: str) -> bool:
@@ -166,7 +126,7 @@ def _held_reservation(body: dict[str, Any], workload: dict[str, Any] | None) -> 
     plan = (body.get("status") or {}).get("plan")
     if workload is None or not plan:
         return None
-    return str(plan["pool"]), int(plan["gpusPerReplica"]) * int(plan["replicas"])
+    return held_gpus(plan)
 
 
 def _lws_seen(body: dict[str, Any]) -> bool:

@@ -91,6 +91,3 @@ class WorkQueue:
 
     def __len__(self) -> int:
         return len(self._queue)
-
-    def failures(self, key: str) -> int:
-        return self._failures.get(key, 0)
