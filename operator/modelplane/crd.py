@@ -15,7 +15,6 @@ from modelplane.api.model_deployment import NAME_RULE, ModelDeploymentSpec
 from modelplane.api.status import ModelDeploymentStatus
 from modelplane.catalog.architecture import POSITIVE_KEYS, REQUIRED_KEYS, architecture_bounds
 from modelplane.catalog.gpus import gpu_catalog
-from modelplane.catalog.models import resolvable_names
 
 DROPPED_KEYS = {"title", "$defs"}
 
@@ -166,22 +165,10 @@ def model_deployment_crd() -> dict[str, Any]:
         AGE,
     ]
     spec = structural_schema(ModelDeploymentSpec)
-    spec["properties"]["model"][CEL] = [_known_model_rule()]
+    # No admission rule on model names: catalog ConfigMaps and the Hub make any name resolvable later, and
+    # the operator reports one it cannot resolve as Planned=False ModelUnknown.
     schema = _root(spec, structural_schema(ModelDeploymentStatus), [NAME_RULE])
     return _crd("ModelDeployment", "modeldeployments", "md", "Namespaced", schema, columns)
-
-
-def _known_model_rule() -> dict[str, Any]:
-    """What catalog.models.resolve_architecture needs, checked at admission: a catalog model, or a config.json
-    with at least the required fields (the operator could only refuse anything else as InvalidSpec)."""
-    known = f"self.name.lowerAscii() in {resolvable_names()!r}"
-    required = " && ".join(f"has(self.architecture.{key})" for key in REQUIRED_KEYS)
-    return {
-        "rule": f"{known} || (has(self.architecture) && {required})",
-        "message": "model.name is not in modelplane's catalog (modelplane catalog models): set model.architecture"
-        f" to the fields of its config.json, at least {', '.join(REQUIRED_KEYS)}",
-        "reason": "FieldValueInvalid",
-    }
 
 
 def gpu_node_pool_crd() -> dict[str, Any]:

@@ -142,7 +142,8 @@ def test_estimate_from_config_json(tmp_path: Path) -> None:
         ("just text\n", ": expected a Kubernetes object (a mapping), got str"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", ": ConfigMap x: kind: unknown kind 'ConfigMap'"),
         (MD.format(name="a", model="acme/unknown-model", length=8192),
-         ": ModelDeployment ns/a: spec.model.name: model 'acme/unknown-model' is not in the catalog"),
+         ": ModelDeployment ns/a: spec.model.name: model 'acme/unknown-model' is not in modelplane's catalog; either"
+         " set spec.model.architecture"),
         (MD.format(name="a", model=LLAMA, length=-5),
          ": ModelDeployment ns/a: spec.maxModelLen: Input should be greater than or equal to 1"),
         (MD.format(name="a", model=LLAMA, length=10**30),

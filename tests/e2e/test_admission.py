@@ -51,12 +51,6 @@ MD_CASES: list[tuple[str, dict[str, Any], str]] = [
         {"model": {"name": "acme/huge", "architecture": {"layer_types": ["x"] * 5000}}},
         "spec.model.architecture.layer_types",
     ),
-    ("unknown-model", {"model": {"name": "acme/unknown"}}, "spec.model"),
-    (
-        "unknown-model-partial-config",
-        {"model": {"name": "acme/x", "architecture": {"hidden_size": 4096}}},
-        "spec.model",
-    ),
     (
         "zero-layers",
         {"model": {"name": LLAMA, "architecture": {"num_hidden_layers": 0}}},

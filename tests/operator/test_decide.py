@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 
+from modelplane.catalog.models import ModelEntry
+from modelplane.catalog.resolve import ModelResolver
 from modelplane.operator.conditions import (
     PLAN_OUTDATED,
     PLANNED,
@@ -233,3 +235,24 @@ def test_an_absurd_architecture_is_refused_before_planning_grows_with_it() -> No
     assert decision.objects is None
     assert decision.conditions[PLANNED].reason == "InvalidSpec"
     assert "'num_hidden_layers' is 5000000, above the largest modelplane sizes" in decision.conditions[PLANNED].message
+
+
+def test_an_unknown_model_is_model_unknown_naming_the_three_ways_to_fix_it() -> None:
+    decision = decide(body(model={"name": "acme/never-heard-of"}), lambda: offers_for(POOLS))
+    planned = decision.conditions[PLANNED]
+    assert (decision.objects, planned.status, planned.reason) == (None, "False", "ModelUnknown")
+    assert "set spec.model.architecture" in planned.message
+    assert "modelplane catalog add acme/never-heard-of" in planned.message
+    assert "enable Hub resolution (chart value hub.enabled" in planned.message
+
+
+def test_a_model_from_a_catalog_entry_is_planned_and_an_unmodelled_one_refused_by_model_type() -> None:
+    tiny = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256}  # fmt: skip
+    resolver = ModelResolver([ModelEntry(name="acme/tiny", config_source="test", config=tiny)])
+    decision = decide(body(model={"name": "acme/tiny"}), lambda: offers_for(POOLS), resolver)
+    assert decision.conditions[PLANNED].reason == "Planned"
+    hybrid = {**tiny, "model_type": "nemotron_h"}
+    refused = decide(body(model={"name": "acme/h", "architecture": hybrid}), lambda: offers_for(POOLS), resolver)
+    assert refused.conditions[PLANNED].reason == "ArchitectureUnsupported"
+    assert "model_type 'nemotron_h' cannot be sized exactly" in refused.conditions[PLANNED].message

@@ -8,6 +8,10 @@ from pydantic.alias_generators import to_camel
 API_GROUP = "modelplane.dev"
 API_VERSION = "v1alpha1"
 APIVERSION = f"{API_GROUP}/{API_VERSION}"
+MODEL_CATALOG_LABEL = f"{API_GROUP}/model-catalog"
+"""ConfigMaps with this label set to "true" (in the operator's namespace) hold user model catalog entries."""
+MODEL_CATALOG_KEY = "model.yaml"
+"""The data key of a catalog ConfigMap that `modelplane catalog add` writes (any key ending .yaml is read)."""
 
 JsonDict = dict[str, JsonValue]
 FREE_FORM_MARKER = "x-modelplane-free-form"

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from modelplane.catalog.errors import CatalogError
+from modelplane.catalog.errors import CatalogError, UnsupportedArchitectureError
 
 REQUIRED_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
 POSITIVE_KEYS = (*REQUIRED_KEYS, "num_key_value_heads", "head_dim", "intermediate_size", "max_position_embeddings")
@@ -75,6 +75,10 @@ class Architecture:
     quant_block_elements: int | None
     quant_weight_format: str | None = None
     """The weight format a `compressed-tensors` checkpoint stores (fp8, int8, gptq), from its config_groups."""
+    multimodal: bool = False
+    """Read from a multimodal config's `text_config`: the vision tower's weights come on top (from headers)."""
+    vision_weight_bytes: int = 0
+    """A multimodal model's vision tower and projector, summed from its safetensors headers (catalog.resolve)."""
 
 
 class ArchitectureBounds(BaseModel):
@@ -86,6 +90,66 @@ class ArchitectureBounds(BaseModel):
     bounds: dict[str, int]
     max_list_length: int = Field(gt=0)
     sources: dict[str, str]
+
+
+class ModelTypes(BaseModel):
+    """catalog/data/model_types.yaml: the model types sized exactly, and what is missing for some others."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    schema_version: int
+    modelled: dict[str, str]
+    missing: dict[str, str]
+
+
+@cache
+def model_types() -> ModelTypes:
+    text = resources.files("modelplane.catalog").joinpath("data/model_types.yaml").read_text()
+    return ModelTypes.model_validate(yaml.safe_load(text))
+
+
+MODELLED_LAYER_TYPES = frozenset({"full_attention", "sliding_attention"})
+
+
+def _check_modelled(config: Mapping[str, Any], model_type: str | None, source: str) -> str:
+    """The model type, when the planner models its layers; otherwise a refusal naming what is missing."""
+    known = model_types()
+    modelled = ", ".join(sorted(known.modelled))
+    if model_type is None:
+        raise UnsupportedArchitectureError(
+            f"{source}: config.json has no model_type, so its layer structure is unknown; add the model_type of"
+            f" its config.json (modelplane sizes {modelled})"
+        )
+    if model_type not in known.modelled:
+        missing = known.missing.get(model_type, "its layer structure is not modelled")
+        raise UnsupportedArchitectureError(
+            f"{source}: model_type {model_type!r} cannot be sized exactly: modelplane lacks {missing}; it is"
+            f" refused rather than guessed (modelplane sizes {modelled})"
+        )
+    layer_types = config.get("layer_types")
+    if isinstance(layer_types, list):
+        other = sorted({str(kind) for kind in layer_types} - MODELLED_LAYER_TYPES)
+        if other:
+            raise UnsupportedArchitectureError(
+                f"{source}: model_type {model_type!r} has layer_types {', '.join(other)}, which modelplane does"
+                " not model (it sizes full_attention and sliding_attention layers); refused rather than guessed"
+            )
+    return model_type
+
+
+TEXT_CONFIG_INHERITED = ("quantization_config", "tie_word_embeddings")
+"""Fields transformers' multimodal configs keep at the top level that apply to the language model too."""
+
+
+def text_config(config: Mapping[str, Any], source: str) -> tuple[Mapping[str, Any], bool]:
+    """The language model's fields: a multimodal config's `text_config` (Llama-4, Qwen3-VL, Gemma 3), else itself."""
+    text = config.get("text_config")
+    if text is None:
+        return config, False
+    if not isinstance(text, Mapping):
+        raise CatalogError(f"{source}: config field 'text_config' must be an object")
+    inherited = {key: config[key] for key in TEXT_CONFIG_INHERITED if key in config and key not in text}
+    return {**inherited, **text}, True
 
 
 @cache
@@ -305,10 +369,18 @@ def _quant_int(quant: Mapping[str, Any], key: str, where: str, source: str) -> i
 
 
 def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
-    """Validate config.json fields and normalize them; errors name the source and the field."""
+    """Validate config.json fields and normalize them; errors name the source and the field.
+
+    A multimodal config is read from its `text_config` (errors then name `text_config`); an architecture the
+    planner does not model is refused (UnsupportedArchitectureError) rather than sized as something else.
+    """
+    config, multimodal = text_config(config, source)
+    if multimodal:
+        source = f"{source} (text_config)"
     for key in REQUIRED_KEYS:
         _int(config, key, source)
-    model_type = str(config.get("model_type") or "unknown")
+    declared = config.get("model_type")
+    model_type = _check_modelled(config, str(declared) if declared else None, source)
     hidden = _int(config, "hidden_size", source)
     layers = _int(config, "num_hidden_layers", source)
     heads = _int(config, "num_attention_heads", source)
@@ -353,4 +425,5 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         quant_group_size=quantized.group_size,
         quant_block_elements=quantized.block_elements,
         quant_weight_format=quantized.weight_format,
+        multimodal=multimodal,
     )

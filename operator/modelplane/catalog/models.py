@@ -1,6 +1,7 @@
 """The model catalog: config.json architectures of popular open models, stored verbatim with sources."""
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -9,8 +10,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from modelplane.api.base import MODEL_CATALOG_LABEL
 from modelplane.catalog.architecture import REQUIRED_KEYS, Architecture, parse_architecture
-from modelplane.catalog.errors import CatalogError, UnknownModelError
+from modelplane.catalog.checkpoint import TensorSummary
+from modelplane.catalog.errors import CatalogError, UnknownModelError, UnsupportedArchitectureError
 
 
 class ModelEntry(BaseModel):
@@ -25,10 +28,15 @@ class ModelEntry(BaseModel):
     pre_quantized: str | None = None
     note: str | None = None
     config: dict[str, Any]
+    quant_config: dict[str, Any] | None = None
+    """hf_quant_config.json, which ModelOpt checkpoints carry beside (or instead of) config.json's
+    quantization_config."""
+    tensors: TensorSummary | None = None
+    """The checkpoint's safetensors headers, summarized (catalog.checkpoint); absent for packaged entries."""
 
     @property
     def architecture(self) -> Architecture:
-        return parse_architecture(self.config, self.name)
+        return merge_architecture(self, None, self.name)
 
 
 @cache
@@ -59,26 +67,42 @@ def find_model(name: str) -> ModelEntry | None:
     return None
 
 
-def resolvable_names() -> list[str]:
-    """Every spelling of a model name find_model resolves, lowercased: what admission can check without code."""
-    names = {spelling for entry in model_catalog().values()
-             for spelling in (entry.name.lower(), *entry.aliases) if spelling == spelling.lower()}  # fmt: skip
-    return sorted(names)
+def merge_architecture(entry: ModelEntry | None, architecture: Mapping[str, Any] | None, source: str) -> Architecture:
+    """The architecture to plan with: the user's config.json fields win over the entry's."""
+    # The CRD does not declare the required fields nullable, so the API server drops a null given for one.
+    given = {key: value for key, value in (architecture or {}).items()
+             if value is not None or key not in REQUIRED_KEYS}  # fmt: skip
+    merged = {**(entry.config if entry else {}), **given}
+    if entry is not None and entry.quant_config and "quantization_config" not in merged:
+        merged["quantization_config"] = entry.quant_config
+    arch = parse_architecture(merged, source)
+    if not arch.multimodal:
+        return arch
+    tensors = entry.tensors if entry is not None else None
+    if tensors is None:
+        raise UnsupportedArchitectureError(
+            f"{source}: a multimodal model ({arch.model_type} language model): its vision tower's weights are"
+            " counted from the checkpoint's safetensors headers, which this catalog entry lacks; make one with"
+            " `modelplane catalog add`"
+        )
+    return replace(arch, vision_weight_bytes=tensors.vision_bytes())
+
+
+def unknown_model(name: str, source: str) -> UnknownModelError:
+    """The three ways to make a model known, in the words of the CLI and of the operator's ModelUnknown."""
+    return UnknownModelError(
+        f"{source}: model {name!r} is not in modelplane's catalog; either set spec.model.architecture to the fields"
+        f" of its config.json, or add a catalog entry (`modelplane catalog add {name} -o yaml` prints a ConfigMap"
+        f" labelled {MODEL_CATALOG_LABEL}=true: apply it in the operator's namespace, or pass it to plan/render with"
+        " --catalog), or enable Hub resolution (chart value hub.enabled; plan/render --hub)"
+    )
 
 
 def resolve_architecture(
     name: str, architecture: Mapping[str, Any] | None, source: str
 ) -> tuple[Architecture, ModelEntry | None]:
-    """The architecture to plan with: the user's config.json fields win over the catalog's."""
+    """The architecture from the spec and the packaged catalog only; catalog.resolve adds the other sources."""
     entry = find_model(name)
-    if architecture:
-        # The CRD does not declare the required fields nullable, so the API server drops a null given for one.
-        given = {key: value for key, value in architecture.items() if value is not None or key not in REQUIRED_KEYS}
-        merged = {**(entry.config if entry else {}), **given}
-        return parse_architecture(merged, source), entry
-    if entry is None:
-        raise UnknownModelError(
-            f"{source}: model {name!r} is not in the catalog; set spec.model.architecture to the "
-            "fields of its config.json (see `modelplane catalog models`)"
-        )
-    return entry.architecture, entry
+    if entry is None and not architecture:
+        raise unknown_model(name, source)
+    return merge_architecture(entry, architecture, source), entry

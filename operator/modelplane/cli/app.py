@@ -13,11 +13,12 @@ from rich.table import Table
 from modelplane.api.model_deployment import KvCacheDtype, Quantization
 from modelplane.catalog.gpus import gpu_catalog
 from modelplane.catalog.models import model_catalog
+from modelplane.catalog.resolve import HubSettings, ModelResolver, catalog_configmap, read_model_files, resolver_from
 from modelplane.cli.errors import EXIT_INFEASIBLE, EXIT_OK, BadInputGroup, InputFileError, user_errors
 from modelplane.cli.explain import fetch, print_explanation
-from modelplane.cli.inputs import read_inventory, read_text
+from modelplane.cli.inputs import read_catalog, read_inventory, read_text
 from modelplane.cli.markdown import plan_markdown
-from modelplane.cli.output import print_table, to_json, to_yaml
+from modelplane.cli.output import print_table, to_block_yaml, to_json, to_yaml
 from modelplane.cli.render import render_files
 from modelplane.cli.svg import plan_svg
 from modelplane.kube.errors import KubeError
@@ -31,7 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
 )
-catalog_app = typer.Typer(help="List the GPU and model catalogs.", no_args_is_help=True)
+catalog_app = typer.Typer(help="List the GPU and model catalogs; add a model.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 
 
@@ -63,6 +64,21 @@ def _emit(data: Any, output: str) -> None:
     typer.echo(to_json(data) if output == "json" else to_yaml(data), nl=False)
 
 
+CatalogOption = Annotated[
+    list[Path] | None,
+    typer.Option("--catalog", help="Model catalog entries: files or directories of ConfigMaps from `catalog add`."),
+]
+HubOption = Annotated[
+    bool,
+    typer.Option("--hub", help="Read unknown models' config.json and safetensors headers from the Hugging Face Hub"
+                 " (HF_ENDPOINT for a mirror, HF_HUB_OFFLINE=1 for the HF cache only, HF_TOKEN)."),
+]  # fmt: skip
+
+
+def _resolver(catalog: list[Path] | None, hub: bool) -> ModelResolver:
+    return resolver_from(read_catalog(catalog or []), HubSettings() if hub else None)
+
+
 @app.command()
 def plan(
     files: Annotated[list[Path], typer.Argument(help="YAML files or directories with ModelDeployments and pools.")],
@@ -70,12 +86,15 @@ def plan(
     pools: Annotated[
         list[Path] | None, typer.Option("--pools", help="Extra files with GPUNodePools (the inventory).")
     ] = None,
+    catalog: CatalogOption = None,
+    hub: HubOption = False,
 ) -> None:
     """Plan every ModelDeployment. Exit 0: all feasible; 2: some infeasible; 1: bad input."""
     with user_errors():
-        inventory = read_inventory(files, pools or [])
+        resolver = _resolver(catalog, hub)
+        inventory = read_inventory(files, pools or [], resolver)
         offers = offers_for(inventory.pools)
-        results = [plan_deployment(deployment, offers) for deployment in inventory.deployments]
+        results = [plan_deployment(deployment, offers, resolver) for deployment in inventory.deployments]
     if output is PlanFormat.TABLE:
         print_table(results, console())
     elif output is PlanFormat.MARKDOWN:
@@ -112,10 +131,12 @@ def render(
     pools: Annotated[
         list[Path] | None, typer.Option("--pools", help="Extra files with GPUNodePools (the inventory).")
     ] = None,
+    catalog: CatalogOption = None,
+    hub: HubOption = False,
 ) -> None:
     """Plan and render serving manifests. Infeasible deployments: exit 2 and nothing is written."""
     with user_errors():
-        render_files(files, pools or [], output)
+        render_files(files, pools or [], output, _resolver(catalog, hub))
 
 
 @app.command()
@@ -139,6 +160,8 @@ def estimate(
     quantization: Annotated[Quantization, typer.Option("--quantization")] = Quantization.AUTO,
     kv_cache_dtype: Annotated[KvCacheDtype, typer.Option("--kv-cache-dtype")] = KvCacheDtype.AUTO,
     output: Annotated[EstimateFormat, typer.Option("--output", "-o")] = EstimateFormat.JSON,
+    catalog: CatalogOption = None,
+    hub: HubOption = False,
 ) -> None:
     """Size a model: parameters, weight bytes and KV-cache bytes per token."""
     if (model is None) == (model_config is None):
@@ -151,7 +174,7 @@ def estimate(
             architecture = _read_config(model_config)
             source = str(model_config)
             name = str(architecture.get("_name_or_path") or model_config.parent.name or model_config.stem)
-        result = estimate_model(name, architecture, quantization, kv_cache_dtype, source)
+        result = estimate_model(name, architecture, quantization, kv_cache_dtype, source, _resolver(catalog, hub))
     if output is EstimateFormat.TABLE:
         table = Table(title=f"estimate {result.model}")
         table.add_column("field")
@@ -210,6 +233,31 @@ def catalog_models(output: Annotated[DataFormat, typer.Option("--output", "-o")]
             entry.pre_quantized or "-",
         )
     console().print(table)
+
+
+class EntryFormat(StrEnum):
+    YAML = "yaml"
+    JSON = "json"
+
+
+@catalog_app.command("add")
+def catalog_add(
+    reference: Annotated[str, typer.Argument(help="A Hugging Face repository id, or a local model directory.")],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="The model name deployments use (default: the repository id or directory name)."),
+    ] = None,
+    output: Annotated[EntryFormat, typer.Option("--output", "-o")] = EntryFormat.YAML,
+) -> None:
+    """Print a model catalog entry as a ConfigMap for the operator's namespace (or for plan/render --catalog).
+
+    Reads config.json, hf_quant_config.json and the safetensors headers (not the weights): from a local directory,
+    or from the Hub (HF_ENDPOINT for a mirror, HF_TOKEN, HF_HUB_OFFLINE=1 for the HF cache only).
+    """
+    with user_errors():
+        entry = read_model_files(reference, HubSettings(), name)
+    configmap = catalog_configmap(entry)
+    typer.echo(to_json(configmap) if output is EntryFormat.JSON else to_block_yaml(configmap), nl=False)
 
 
 def main() -> None:

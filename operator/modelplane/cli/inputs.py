@@ -9,7 +9,8 @@ from modelplane.api.documents import Inventory, load_documents
 from modelplane.api.errors import InvalidObjectError
 from modelplane.catalog.errors import CatalogError, UnknownGpuError
 from modelplane.catalog.gpus import get_gpu
-from modelplane.catalog.models import resolve_architecture
+from modelplane.catalog.models import ModelEntry
+from modelplane.catalog.resolve import PACKAGED, ModelResolver, catalog_entries
 from modelplane.cli.errors import InputFileError
 
 STDIN = "<stdin>"
@@ -42,13 +43,13 @@ def read_text(path: Path) -> str:
         return decode(read_bounded(stream, str(path)), str(path))
 
 
-def check_references(found: Inventory, where: str) -> None:
+def check_references(found: Inventory, where: str, resolver: ModelResolver = PACKAGED) -> None:
     """Unknown models and GPUs are bad input: say which file, object and field, like any other error."""
     for deployment in found.deployments:
         described = f"{where}: ModelDeployment {deployment.metadata.namespace}/{deployment.metadata.name}"
         model = deployment.spec.model
         try:
-            resolve_architecture(model.name, model.architecture, "config")
+            resolver.resolve(model.name, model.architecture, "config")
         except CatalogError as error:
             field = "spec.model.architecture" if model.architecture else "spec.model.name"
             raise InvalidObjectError(described, field, str(error).removeprefix("config: ")) from None
@@ -73,7 +74,18 @@ def _sources(path: Path) -> list[tuple[str, str]]:
     return [(str(path), read_text(path))]
 
 
-def _read(path: Path) -> list[tuple[str, Inventory]]:
+def read_catalog(paths: Sequence[Path]) -> list[ModelEntry]:
+    """The model catalog entries of --catalog files and directories (ConfigMaps as `catalog add` prints them)."""
+    entries = []
+    for path in paths:
+        found = [entry for where, text in _sources(path) for entry in catalog_entries(text, where)]
+        if not found:
+            raise InputFileError(_shown(path), "no model catalog entry found (`modelplane catalog add` makes one)")
+        entries.extend(found)
+    return entries
+
+
+def _read(path: Path, resolver: ModelResolver) -> list[tuple[str, Inventory]]:
     """Each YAML file a command-line path names, with its objects."""
     found = []
     for where, text in _sources(path):
@@ -81,7 +93,7 @@ def _read(path: Path) -> list[tuple[str, Inventory]]:
             objects = load_documents(text, where)
         except RecursionError:
             raise InputFileError(where, "invalid YAML: nested too deeply") from None
-        check_references(objects, where)
+        check_references(objects, where, resolver)
         found.append((where, objects))
     return found
 
@@ -98,7 +110,7 @@ def _check_unique(files: list[tuple[str, Inventory]]) -> None:
             seen[key] = where
 
 
-def read_inventory(files: Sequence[Path], pools: Sequence[Path] = ()) -> Inventory:
+def read_inventory(files: Sequence[Path], pools: Sequence[Path] = (), resolver: ModelResolver = PACKAGED) -> Inventory:
     """Every ModelDeployment and GPUNodePool in the files and the --pools files.
 
     Finding nothing is bad input, not an empty plan: an empty directory in a GitOps pipeline is a wrong path,
@@ -106,10 +118,10 @@ def read_inventory(files: Sequence[Path], pools: Sequence[Path] = ()) -> Invento
     stream are skipped. A ModelDeployment in a --pools file is refused rather than skipped: a GitOps pipeline
     that silently rendered nothing for it would prune its running servers.
     """
-    parts = [part for path in files for part in _read(path)]
+    parts = [part for path in files for part in _read(path, resolver)]
     _check_unique(parts)
     for path in pools:
-        found = _read(path)
+        found = _read(path, resolver)
         for where, objects in found:
             if objects.deployments:
                 metadata = objects.deployments[0].metadata

@@ -29,6 +29,21 @@ def to_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings as `|` blocks: a ConfigMap's embedded YAML stays readable and diffable in Git."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_BlockDumper.add_representer(str, _string)
+
+
+def to_block_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
+
+
 def memory_segments(memory: MemoryBreakdown, required_tokens: int) -> list[tuple[str, int]]:
     """Bytes per GPU: weights, overhead, KV cache the load needs, and the rest of the budget."""
     kv_needed = min(

@@ -11,6 +11,7 @@ import typer
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.model_deployment import Mode, ModelDeployment
 from modelplane.api.plan import PlanResult
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.cli.errors import EXIT_INFEASIBLE
 from modelplane.cli.inputs import read_inventory
 from modelplane.planning.service import offers_for, plan_deployment
@@ -79,12 +80,12 @@ def write_directory(rendered: Rendered, root: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def render_files(files: Sequence[Path], pools: Sequence[Path], output: str) -> None:
+def render_files(files: Sequence[Path], pools: Sequence[Path], output: str, resolver: ModelResolver = PACKAGED) -> None:
     """Plan and render the ModelDeployments of the files, as the operator would apply them.
 
     A PlanOnly deployment gets nothing, like in the cluster, and its plan cannot fail the render.
     """
-    inventory = read_inventory(files, pools)
+    inventory = read_inventory(files, pools, resolver)
     offers = offers_for(inventory.pools)
     pairs = []
     for deployment in inventory.deployments:
@@ -92,7 +93,7 @@ def render_files(files: Sequence[Path], pools: Sequence[Path], output: str) -> N
             named = f"{deployment.metadata.namespace}/{deployment.metadata.name}"
             typer.echo(f"modelplane: {named}: mode PlanOnly, nothing rendered", err=True)
             continue
-        pairs.append((deployment, plan_deployment(deployment, offers)))
+        pairs.append((deployment, plan_deployment(deployment, offers, resolver)))
     results = [result for _, result in pairs]
     if not all(result.feasible for result in results):
         report_infeasible(results)

@@ -15,6 +15,10 @@ DEGRADED = "Degraded"
 PLAN_OUTDATED = "PlanOutdated"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+MODEL_UNKNOWN = "ModelUnknown"
+"""Planned=False: no source knows the model (spec, packaged catalog, catalog ConfigMaps, the Hub if enabled)."""
+ARCHITECTURE_UNSUPPORTED = "ArchitectureUnsupported"
+"""Planned=False: the model's config.json describes layers the planner does not model; refused, not guessed."""
 # New types go last: clients that index the list keep working.
 CONDITION_ORDER = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED)
 

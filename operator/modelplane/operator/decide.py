@@ -15,8 +15,15 @@ from modelplane.api.documents import parse_object
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.model_deployment import Mode, ModelDeployment
 from modelplane.api.plan import Plan, PlanResult
-from modelplane.catalog.errors import CatalogError
-from modelplane.operator.conditions import PLAN_OUTDATED, PLANNED, ConditionState
+from modelplane.catalog.errors import CatalogError, ModelSourceError, UnknownModelError, UnsupportedArchitectureError
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
+from modelplane.operator.conditions import (
+    ARCHITECTURE_UNSUPPORTED,
+    MODEL_UNKNOWN,
+    PLAN_OUTDATED,
+    PLANNED,
+    ConditionState,
+)
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.service import plan_deployment, plan_for_shape
 from modelplane.render.context import plan_hash
@@ -89,7 +96,9 @@ def _stored_plan(status: dict[str, Any]) -> Plan | None:
         return None
 
 
-def _planned_by_us(deployment: ModelDeployment, stored: Plan, offers: Sequence[PoolOffer]) -> bool:
+def _planned_by_us(
+    deployment: ModelDeployment, stored: Plan, offers: Sequence[PoolOffer], resolver: ModelResolver
+) -> bool:
     """Whether the stored plan is exactly what the planner makes for its own choice of pool and shape now.
 
     A plan written into status by hand (more GPUs, a chosen nodeSelector, tolerate-all) is not, and neither is
@@ -97,7 +106,7 @@ def _planned_by_us(deployment: ModelDeployment, stored: Plan, offers: Sequence[P
     Estimates are left out: a new price changes no pod.
     """
     offer = next((offer for offer in offers if offer.name == stored.pool), None)
-    recomputed = plan_for_shape(deployment, offer, stored) if offer is not None else None
+    recomputed = plan_for_shape(deployment, offer, stored, resolver) if offer is not None else None
     return recomputed is not None and _without_estimates(recomputed) == _without_estimates(stored)
 
 
@@ -122,8 +131,16 @@ def pinned_fingerprint(body: dict[str, Any]) -> str | None:
     return json.dumps(inputs, sort_keys=True, separators=(",", ":"))
 
 
-def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> Decision:
-    """Plan and render for the current spec, honouring the pinned plan."""
+def _refusal_reason(error: CatalogError) -> str:
+    if isinstance(error, UnknownModelError | ModelSourceError):
+        return MODEL_UNKNOWN
+    return ARCHITECTURE_UNSUPPORTED if isinstance(error, UnsupportedArchitectureError) else "InvalidSpec"
+
+
+def decide(
+    body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]], resolver: ModelResolver = PACKAGED
+) -> Decision:
+    """Plan and render for the current spec, honouring the pinned plan; `resolver` knows the models."""
     metadata = body.get("metadata") or {}
     where = f"ModelDeployment {metadata.get('namespace')}/{metadata.get('name')}"
     generation = int(metadata.get("generation") or 0)
@@ -135,15 +152,16 @@ def decide(body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]]) -> D
         assert isinstance(parsed, ModelDeployment)
         deployment = parsed
         available = offers()
-        result = plan_deployment(deployment, available)
+        result = plan_deployment(deployment, available, resolver)
     except (InvalidObjectError, CatalogError) as error:
         message = str(error).replace(f"cluster: {where}: ", "")
-        return Decision(base, {PLANNED: ConditionState("False", "InvalidSpec", message[:MAX_MESSAGE])}, None, None,
-                        [("Warning", "InvalidSpec", message)])  # fmt: skip
+        reason = _refusal_reason(error) if isinstance(error, CatalogError) else "InvalidSpec"
+        return Decision(base, {PLANNED: ConditionState("False", reason, message[:MAX_MESSAGE])}, None, None,
+                        [("Warning", reason, message)])  # fmt: skip
     token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
     stored = _stored_plan(current)
     pinned = stored if stored is not None and _pin_holds(metadata, current) else None
-    if pinned is not None and not _planned_by_us(deployment, pinned, available):
+    if pinned is not None and not _planned_by_us(deployment, pinned, available, resolver):
         pinned = None
     conditions: dict[str, ConditionState] = {}
     events: list[tuple[str, str, str]] = []

@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes import client
 
 from modelplane.api.plan import held_gpus
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.kube.custom import patch_status, post_event
 from modelplane.kube.errors import InvalidError, TransientKubeError
 from modelplane.kube.objects import (
@@ -177,11 +178,15 @@ class Decisions:
 
 
 def decide_and_reserve(
-    body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]], reservations: Reservations, key: str
+    body: dict[str, Any],
+    offers: Callable[[], Sequence[PoolOffer]],
+    reservations: Reservations,
+    key: str,
+    resolver: ModelResolver = PACKAGED,
 ) -> Decision:
     with reservations.planning:
         started = time.perf_counter()
-        decision = decide(body, offers)
+        decision = decide(body, offers, resolver)
         metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
         if decision.objects is not None:
             reservations.set(key, decision.reservation)
@@ -196,6 +201,7 @@ def reconcile(
     key: str,
     decisions: Decisions,
     reuse: bool = False,
+    resolver: ModelResolver = PACKAGED,
 ) -> dict[str, Any]:
     """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored.
 
@@ -203,7 +209,7 @@ def reconcile(
     """
     decision = decisions.get(key, pinned_fingerprint(body)) if reuse else None
     if decision is None:
-        decision = decide_and_reserve(body, offers, reservations, key)
+        decision = decide_and_reserve(body, offers, reservations, key, resolver)
         # The status about to be written pins this plan: keep the decision under that future fingerprint.
         pinned = {**body, "status": {**(body.get("status") or {}), **decision.status}}
         decisions.put(key, pinned_fingerprint(pinned), decision)

@@ -6,7 +6,7 @@ from typing import Any
 from modelplane.api.model_deployment import KvCacheDtype, Quantization
 from modelplane.api.plan import ModelEstimate
 from modelplane.catalog.errors import CatalogError
-from modelplane.catalog.models import resolve_architecture
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.planning.kv_cache import kv_cache_bytes_per_token
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.planner import SIZED_CHECKPOINTS, checkpoint_format, unsized_checkpoint
@@ -20,9 +20,11 @@ def estimate_model(
     quantization: Quantization,
     kv_cache_dtype: KvCacheDtype,
     source: str,
+    resolver: ModelResolver = PACKAGED,
 ) -> ModelEstimate:
     """Size a model; quantization auto means the checkpoint's own format (bf16 unless pre-quantized)."""
-    arch, entry = resolve_architecture(name, architecture, source)
+    resolved = resolver.resolve(name, architecture, source)
+    arch, entry = resolved.architecture, resolved.entry
     breakdown = count_parameters(arch)
     checkpoint = checkpoint_format(arch, entry)
     unsized = unsized_checkpoint(arch, entry)

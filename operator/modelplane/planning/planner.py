@@ -25,7 +25,8 @@ from modelplane.api.model_deployment import (
 from modelplane.api.plan import Candidate, Estimates, MemoryBreakdown, Plan, PlanResult, Reason, ReasonCode
 from modelplane.catalog.architecture import COMPRESSED_TENSORS, Architecture
 from modelplane.catalog.gpus import GpuSpec
-from modelplane.catalog.models import ModelEntry, resolve_architecture
+from modelplane.catalog.models import ModelEntry
+from modelplane.catalog.resolve import PACKAGED, ResolvedModel
 from modelplane.catalog.support import needs_checkpoint, support_problem, weight_only_note
 from modelplane.planning.estimates import Throughput, cost_per_hour, cost_per_million_tokens
 from modelplane.planning.inventory import PoolOffer
@@ -501,10 +502,25 @@ class Outcome:
     evaluations: tuple[Evaluation, ...]
 
 
-def plan_core(name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequence[PoolOffer]) -> Outcome:
-    """Plan one deployment without suggestions. Raises CatalogError for an unknown model or bad config."""
-    arch, entry = resolve_architecture(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
-    planner = _Planner(name, namespace, spec, arch, entry)
+def resolve_model(name: str, namespace: str, spec: ModelDeploymentSpec) -> ResolvedModel:
+    """The spec's model from the spec and the packaged catalog (callers with other sources resolve it first)."""
+    return PACKAGED.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
+
+
+def plan_core(
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    offers: Sequence[PoolOffer],
+    model: ResolvedModel | None = None,
+) -> Outcome:
+    """Plan one deployment without suggestions. Raises CatalogError for an unknown model or bad config.
+
+    `model` is the spec's model as catalog.resolve found it; without it, only the spec and the packaged catalog
+    are asked.
+    """
+    resolved = model if model is not None else resolve_model(name, namespace, spec)
+    planner = _Planner(name, namespace, spec, resolved.architecture, resolved.entry)
     deployment_reasons = planner.deployment_reasons()
     evaluations = [] if deployment_reasons else planner.evaluations(offers)
     best = min((e for e in evaluations if e.feasible), key=ranking(spec), default=None)

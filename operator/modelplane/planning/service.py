@@ -8,6 +8,7 @@ from dataclasses import replace
 from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.api.model_deployment import ModelDeployment, Parallelism, Quantization
 from modelplane.api.plan import Plan, PlanResult
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
 from modelplane.planning.planner import plan_core
 from modelplane.planning.suggestions import suggest
@@ -37,19 +38,28 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def plan_deployment(deployment: ModelDeployment, offers: Sequence[PoolOffer]) -> PlanResult:
-    """Plan one deployment; an infeasible one also gets suggestions of what would make it fit."""
+def plan_deployment(
+    deployment: ModelDeployment, offers: Sequence[PoolOffer], resolver: ModelResolver = PACKAGED
+) -> PlanResult:
+    """Plan one deployment; an infeasible one also gets suggestions of what would make it fit.
+
+    The model is resolved once, before planning (catalog.resolve); planning itself reads nothing.
+    """
     name = deployment.metadata.name
     namespace = deployment.metadata.namespace or "default"
+    spec = deployment.spec
+    model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
     with collector_paused():
-        outcome = plan_core(name, namespace, deployment.spec, offers)
+        outcome = plan_core(name, namespace, spec, offers, model)
         if outcome.result.feasible:
             return outcome.result
-        hints = suggest(name, namespace, deployment.spec, offers, outcome)
+        hints = suggest(name, namespace, spec, offers, outcome, model)
         return outcome.result.model_copy(update={"suggestions": hints})
 
 
-def plan_for_shape(deployment: ModelDeployment, offer: PoolOffer, shape: Plan) -> Plan | None:
+def plan_for_shape(
+    deployment: ModelDeployment, offer: PoolOffer, shape: Plan, resolver: ModelResolver = PACKAGED
+) -> Plan | None:
     """The plan the planner itself makes for `shape`'s pool, parallelism and quantization, whatever is free.
 
     How a stored plan is checked: status can be written by anyone allowed to, so a plan read back from it is
@@ -64,6 +74,8 @@ def plan_for_shape(deployment: ModelDeployment, offer: PoolOffer, shape: Plan) -
         "quantization": Quantization(quantization),
     })  # fmt: skip
     whole_pool = replace(offer, free_gpus=offer.total_gpus)
+    name, namespace = deployment.metadata.name, deployment.metadata.namespace or "default"
+    model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
     with collector_paused():
-        outcome = plan_core(deployment.metadata.name, deployment.metadata.namespace or "default", pinned, [whole_pool])
+        outcome = plan_core(name, namespace, pinned, [whole_pool], model)
     return outcome.result.plan

@@ -39,6 +39,8 @@ class WeightTable:
     embedding_bytes: int
     head_bytes: int
     tied: bool
+    vision_bytes: int = 0
+    """A multimodal model's vision tower, on the first stage as vLLM places it."""
 
     @classmethod
     def build(cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: WeightFormat) -> "WeightTable":
@@ -51,6 +53,7 @@ class WeightTable:
             embedding_bytes=SIXTEEN_BIT_BYTES * breakdown.embedding,
             head_bytes=SIXTEEN_BIT_BYTES * (breakdown.lm_head + breakdown.final_norm),
             tied=breakdown.lm_head == 0,
+            vision_bytes=arch.vision_weight_bytes,
         )
 
     def stage(self, layers: range, stage: int, pipeline_parallel: int, *, active: bool = False) -> int:
@@ -76,7 +79,7 @@ class WeightTable:
         """What the first and last stages hold besides layers: the embedding, the final norm and LM head."""
         total = 0
         if stage == 0 and not active:
-            total += self.embedding_bytes
+            total += self.embedding_bytes + self.vision_bytes
         if stage == pipeline_parallel - 1:
             total += self.head_bytes
             if self.tied and pipeline_parallel > 1:

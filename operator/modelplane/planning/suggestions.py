@@ -11,7 +11,7 @@ from modelplane.api.model_deployment import (
     Quantization,
 )
 from modelplane.api.plan import PlanResult, ReasonCode
-from modelplane.catalog.models import resolve_architecture
+from modelplane.catalog.resolve import ResolvedModel
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
 from modelplane.planning.planner import Evaluation, Outcome, plan_core
 
@@ -42,20 +42,20 @@ def _longest_fitting_len(spec: ModelDeploymentSpec, evaluations: Sequence[Evalua
     )
 
 
-def _position_limit(spec: ModelDeploymentSpec) -> int | None:
-    arch, _ = resolve_architecture(spec.model.name, spec.model.architecture, "suggestions")
-    return arch.max_position_embeddings
-
-
 def suggest(
-    name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequence[PoolOffer], outcome: Outcome
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    offers: Sequence[PoolOffer],
+    outcome: Outcome,
+    model: ResolvedModel,
 ) -> list[str]:
     """Concrete changes that make the deployment feasible, most local first."""
     suggestions = []
-    limit = _position_limit(spec)
+    limit = model.architecture.max_position_embeddings
     if limit is not None and spec.max_model_len > limit:
         shorter = spec.model_copy(update={"max_model_len": limit})
-        result = plan_core(name, namespace, shorter, offers).result
+        result = plan_core(name, namespace, shorter, offers, model).result
         fits = f", which fits on {_describe(result)}" if result.feasible else ""
         suggestions.append(f"maxModelLen {limit} (the model's max_position_embeddings) or less{fits}")
     longest = _longest_fitting_len(spec, outcome.evaluations)
@@ -84,12 +84,12 @@ def suggest(
             )
         )
     for label, variant, variant_offers in variants:
-        result = plan_core(name, namespace, variant(), variant_offers).result
+        result = plan_core(name, namespace, variant(), variant_offers, model).result
         if result.feasible:
             suggestions.append(f"{label} would fit on {_describe(result)}")
     what_if = [offer_from_pool(pool) for pool in what_if_pools()]
     relaxed = spec.model_copy(update={"placement": Placement(strategy=spec.placement.strategy), "replicas": 1})
-    result = plan_core(name, namespace, relaxed, what_if).result
+    result = plan_core(name, namespace, relaxed, what_if, model).result
     if result.feasible and result.plan is not None:
         plan = result.plan
         suggestions.append(
