@@ -30,6 +30,7 @@ test: export MODELPLANE_ETCD_PORT ?= 42379
 test: export MODELPLANE_KCM_PORT ?= 44257
 test: export MODELPLANE_SCHEDULER_PORT ?= 44259
 test: export MODELPLANE_KWOK_PORT ?= 44247
+test: export MODELPLANE_LWS_PORT ?= 44249
 test: lint
 	hack/ensure-chromium.sh
 	$(BIN)/pytest

@@ -93,9 +93,9 @@ crds_established() {
 }
 
 # Wait until the operator is done with every ModelDeployment, as tests/e2e/test_lifecycle.py's _settled
-# defines it: its Planned condition is of the latest generation, and it was refused (Planned=False), or is
-# multi-node (no LeaderWorkerSet controller runs here to make it Ready), or is Ready. Watches, with one
-# deadline for all. Then prints what the operator decided, from the same objects; or, on timeout, the ones
+# defines it: its Planned condition is of the latest generation, and it was refused (Planned=False) or is
+# Ready (multi-node ones too: the cluster runs the LeaderWorkerSet controller). Watches, with one deadline
+# for all. Then prints what the operator decided, from the same objects; or, on timeout, the ones
 # that did not settle.
 wait_settled_and_show() {
   "$VENV/bin/python" - "$SETTLE_TIMEOUT" "$OPERATOR_PID" "$OPERATOR_LOG" "$VENV" <<'EOF_PYTHON'
@@ -117,15 +117,11 @@ def conditions(md):
     return {c["type"]: c for c in (md.get("status") or {}).get("conditions") or []}
 
 
-def nodes_per_replica(md):
-    return int(((md.get("status") or {}).get("plan") or {}).get("nodesPerReplica") or 1)
-
-
 def settled(md):
     planned, ready = conditions(md).get("Planned"), conditions(md).get("Ready")
     if planned is None or planned.get("observedGeneration") != md["metadata"]["generation"]:
         return False
-    return planned["status"] == "False" or nodes_per_replica(md) > 1 or (ready or {}).get("status") == "True"
+    return planned["status"] == "False" or (ready or {}).get("status") == "True"
 
 
 def operator_alive():
@@ -142,8 +138,8 @@ def row(md):
         note = f"{planned['reason']}: {venv}/bin/modelplane explain md/{name} -n {namespace}"
     elif ready["reason"] == "PlanOnly":
         note = "planned only: nothing created"
-    elif nodes_per_replica(md) > 1 and ready["status"] != "True":
-        note = f"{nodes_per_replica(md)} nodes per replica: a LeaderWorkerSet, and no LWS controller runs locally"
+    elif int(plan.get("nodesPerReplica") or 1) > 1:
+        note = f"{plan['nodesPerReplica']} nodes per replica: a LeaderWorkerSet"
     shape = f"TP{plan['tensorParallel']}×PP{plan['pipelineParallel']}" if plan else "-"
     gpus = f"{plan['gpusPerReplica']}×{plan['replicas']}" if plan else "-"
     estimates = plan.get("estimates") or {}
@@ -218,7 +214,6 @@ fi
 hack/cluster/cluster.sh up
 export KUBECONFIG=$STATE/kubeconfig
 kubectl apply --server-side -f crds/ >/dev/null
-kubectl apply --server-side -f "$(hack/lws-crd.sh)" >/dev/null
 wait_until 60 "the CRDs to be Established" crds_established
 kubectl apply --server-side -f examples/pools/ >/dev/null
 mapfile -t namespaces < <(awk '/^  namespace:/ {print $2}' examples/deployments/*.yaml | sort -u)
@@ -235,7 +230,7 @@ fi
 wait_until 60 "the operator's /healthz on port $LIVENESS_PORT" operator_healthy
 
 kubectl apply --server-side -f examples/deployments/ >/dev/null
-echo "waiting up to $SETTLE_TIMEOUT s for every ModelDeployment to be served, refused or (multi-node) applied ..."
+echo "waiting up to $SETTLE_TIMEOUT s for every ModelDeployment to be served or refused ..."
 wait_settled_and_show || fail "some ModelDeployments did not settle (above)"
 cat <<EOF_HELP
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm from source through the
+# Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm and the LeaderWorkerSet
+# controller from source through the
 # Go module proxy into a cache outside the repository, keyed by version. A warm cache builds nothing.
 # Every step builds into a temporary directory and renames it into place, so an interrupted build leaves
 # nothing that looks finished; the next build removes such leftovers.
@@ -16,6 +17,7 @@ K8S_BIN=$CACHE/bin/kubernetes-$KUBERNETES_VERSION
 ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$CACHE/bin/kwok-$KWOK_VERSION
 HELM_BIN=$CACHE/bin/helm-$HELM_VERSION
+LWS_BIN=$CACHE/bin/lws-$LWS_VERSION
 MINOR=${KUBERNETES_VERSION#v1.}; MINOR=${MINOR%%.*}
 
 log() { echo "[build] $*" >&2; }
@@ -136,6 +138,47 @@ build_helm() {
   publish "$out" "$HELM_BIN"
 }
 
+# lws_module: set LWS_MODULE to a module that requires sigs.k8s.io/lws at the pinned version, creating it if
+# needed. `go install sigs.k8s.io/lws/cmd@VERSION` does not work here: it reads the module's version list for
+# deprecations, and the proxy answers 403 for that list.
+lws_module() {
+  LWS_MODULE=$CACHE/src/lws-$LWS_VERSION
+  [[ -f $LWS_MODULE/go.mod ]] && return
+  local tmp; tmp=$(new_tmp "$LWS_MODULE")
+  (
+    cd "$tmp"
+    go mod init local.invalid/modelplane-lws 2>/dev/null || die "go mod init failed in $tmp"
+    cat >tools.go <<'EOT'
+//go:build tools
+
+// Package tools pins the command this module builds.
+package tools
+
+import _ "sigs.k8s.io/lws/cmd"
+EOT
+    go get "sigs.k8s.io/lws@$LWS_VERSION" >&2 || die "go get sigs.k8s.io/lws@$LWS_VERSION failed in $tmp"
+  )
+  publish "$tmp" "$LWS_MODULE"
+}
+
+build_lws() {
+  [[ -x $LWS_BIN/lws-controller && -d $LWS_BIN/config ]] && return
+  log "lws $LWS_VERSION"
+  lws_module
+  local out; out=$(new_tmp "$LWS_BIN")
+  # The controller's main package is sigs.k8s.io/lws/cmd (the image's /manager).
+  (cd "$LWS_MODULE" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/lws/pkg/version.GitVersion=$LWS_VERSION" \
+    -o "$out/lws-controller" sigs.k8s.io/lws/cmd)
+  # The CRD and the webhook manifests of the same version go with it: `up` installs them from here.
+  local json dir
+  json=$(cd "$LWS_MODULE" && go mod download -json "sigs.k8s.io/lws@$LWS_VERSION") \
+    || die "go mod download sigs.k8s.io/lws@$LWS_VERSION failed: $json"
+  dir=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' <<<"$json")
+  mkdir -p "$out/config"
+  cp -r --no-preserve=mode "$dir/config/crd" "$dir/config/webhook" "$out/config/"
+  publish "$out" "$LWS_BIN"
+}
+
 # clean_stale_tmp: remove what interrupted builds left. Only under the build lock, so no build is using them,
 # and only names our mktemp templates produce: "<name>.partial-XXXXXX", and the earlier "<name>-vX.Y.Z.XXXX".
 clean_stale_tmp() {
@@ -163,7 +206,9 @@ build_kubernetes
 build_etcd
 build_kwok
 build_helm
+build_lws
 echo "K8S_BIN=$K8S_BIN"
 echo "ETCD_BIN=$ETCD_BIN"
 echo "KWOK_BIN=$KWOK_BIN"
 echo "HELM_BIN=$HELM_BIN"
+echo "LWS_BIN=$LWS_BIN"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real local Kubernetes control plane with simulated GPU nodes, as plain processes on 127.0.0.1.
 #   cluster.sh build    build (or reuse) the pinned binaries           (see build.sh)
-#   cluster.sh up       PKI, etcd, kube-apiserver, controller-manager, scheduler, kwok, GPU nodes
+#   cluster.sh up       PKI, etcd, kube-apiserver, controller-manager, scheduler, kwok, the LeaderWorkerSet
+#                       controller, GPU nodes
 #   cluster.sh down     stop exactly the processes `up` started (see ours), remove the state directory
 #   cluster.sh status   exit 0 when every component runs and /readyz is ok
 #   cluster.sh env      print `export KUBECONFIG=...`
@@ -21,12 +22,16 @@ ETCD_PEER_PORT=$((ETCD_CLIENT_PORT + 1))
 KCM_PORT=${MODELPLANE_KCM_PORT:-20257}
 SCHEDULER_PORT=${MODELPLANE_SCHEDULER_PORT:-20259}
 KWOK_PORT=${MODELPLANE_KWOK_PORT:-20247}
+# The LeaderWorkerSet controller's webhook server, and its health probes on the next port.
+LWS_PORT=${MODELPLANE_LWS_PORT:-20249}
+LWS_PROBE_PORT=$((LWS_PORT + 1))
 K8S_BIN=$CACHE/bin/kubernetes-$KUBERNETES_VERSION
 ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$CACHE/bin/kwok-$KWOK_VERSION
+LWS_BIN=$CACHE/bin/lws-$LWS_VERSION
 KUBECONFIG_FILE=$DIR/kubeconfig
 [[ $DIR == /* && $DIR != / ]] || { echo "MODELPLANE_CLUSTER_DIR must be an absolute path other than /" >&2; exit 2; }
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok lws-controller)
 
 log() { echo "[cluster] $*" >&2; }
 
@@ -99,12 +104,14 @@ listening() {  # something accepts connections on 127.0.0.1:PORT
 
 check_ports() {
   local busy=()
-  for port in "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT"; do
+  for port in "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT" \
+    "$LWS_PORT" "$LWS_PROBE_PORT"; do
     listening "$port" && busy+=("$port")
   done
   ((${#busy[@]} == 0)) && return
   log "ports already in use on 127.0.0.1: ${busy[*]} (another cluster?); set MODELPLANE_APISERVER_PORT," \
-    "MODELPLANE_ETCD_PORT, MODELPLANE_KCM_PORT, MODELPLANE_SCHEDULER_PORT, MODELPLANE_KWOK_PORT"
+    "MODELPLANE_ETCD_PORT, MODELPLANE_KCM_PORT, MODELPLANE_SCHEDULER_PORT, MODELPLANE_KWOK_PORT," \
+    "MODELPLANE_LWS_PORT (and the port after it)"
   return 1
 }
 
@@ -154,6 +161,13 @@ pki() {
       -out admin.crt 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    # The LeaderWorkerSet webhook server's certificate, where controller-runtime looks for it (tls.crt and
+    # tls.key in its certDir); the API server calls it at https://127.0.0.1, trusting the same CA.
+    mkdir -p lws
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=lws-webhook" -keyout lws/tls.key -out lws.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >lws.ext
+    openssl x509 -req -in lws.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile lws.ext \
+      -out lws/tls.crt 2>/dev/null
   )
 }
 
@@ -205,6 +219,54 @@ start_apiserver() {
     --audit-log-format=json --audit-log-maxsize=500
 }
 
+# The LeaderWorkerSet controller (sigs.k8s.io/lws cmd/main.go) as a process: its CRD first (its manager does
+# not start without it), its internal cert manager off (the cluster's CA signed its certificate), webhooks on
+# loopback, metrics off, leader election on (a Lease in lws-system, the namespace it defaults to outside a pod).
+# Only then its webhook configurations: with failurePolicy Fail, they must not point at a server not yet up.
+start_lws() {
+  local k=(kubectl --kubeconfig="$KUBECONFIG_FILE")
+  "${k[@]}" apply --server-side --force-conflicts -f "$LWS_BIN/config/crd/bases" >/dev/null
+  "${k[@]}" wait --for=condition=Established --timeout=60s crd/leaderworkersets.leaderworkerset.x-k8s.io >/dev/null
+  "${k[@]}" create namespace lws-system --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
+  mkdir -p "$DIR/lws"
+  cat >"$DIR/lws/config.yaml" <<EOF
+apiVersion: config.lws.x-k8s.io/v1alpha1
+kind: Configuration
+internalCertManagement:
+  enable: false
+webhook:
+  host: 127.0.0.1
+  port: $LWS_PORT
+  certDir: $DIR/pki/lws
+metrics:
+  bindAddress: "0"
+health:
+  healthProbeBindAddress: 127.0.0.1:$LWS_PROBE_PORT
+leaderElection:
+  leaderElect: true
+  # Longer than the defaults (15 s, 10 s), so that restart-control-plane's API server outage does not make it
+  # lose the lease, which ends the process.
+  leaseDuration: 60s
+  renewDeadline: 45s
+  retryPeriod: 5s
+EOF
+  start lws-controller "$LWS_BIN/lws-controller" --kubeconfig="$KUBECONFIG_FILE" --config="$DIR/lws/config.yaml" \
+    --zap-log-level=info
+  wait_until 60 "the LeaderWorkerSet webhooks" lws_webhooks_served
+  "$PYTHON" "$HERE/lws_webhooks.py" "$LWS_BIN" --port="$LWS_PORT" --ca="$DIR/pki/ca.crt" \
+    | "${k[@]}" apply --server-side --force-conflicts -f - >/dev/null
+}
+
+lws_webhooks_served() {
+  # Its webhook paths are registered once its manager runs: ask its pod validator about a pod outside any
+  # LeaderWorkerSet, which it allows.
+  local review='{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"probe",
+    "kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+    "operation":"CREATE","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"probe"}}}}'
+  curl -fsS --cacert "$DIR/pki/ca.crt" -H 'Content-Type: application/json' -d "$review" \
+    "https://127.0.0.1:$LWS_PORT/validate--v1-pod" | grep -q '"allowed":true'
+}
+
 restart_control_plane() {
   # Fault injection for tests: kube-apiserver and etcd go away and come back; everything else keeps running.
   for component in kube-apiserver etcd; do
@@ -216,6 +278,8 @@ restart_control_plane() {
   wait_until 30 etcd curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
   start_apiserver
   wait_until 90 kube-apiserver readyz
+  # Should the outage still have cost the LeaderWorkerSet controller its lease, it exited: start it again.
+  running lws-controller || start_lws
 }
 
 up() {
@@ -256,6 +320,7 @@ up() {
     --node-lease-duration-seconds=40 --cidr=10.244.0.1/16 --node-ip=10.0.0.1 \
     --server-address="127.0.0.1:$KWOK_PORT"
   wait_until 60 "the default service account" kubectl --kubeconfig="$KUBECONFIG_FILE" get serviceaccount default
+  start_lws
 
   nodes
   trap - EXIT

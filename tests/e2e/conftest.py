@@ -108,10 +108,9 @@ def api_client(local_cluster: LocalCluster) -> Iterator[client.ApiClient]:
 
 @pytest.fixture(scope="session")
 def crds(local_cluster: LocalCluster) -> None:
-    """Our CRDs and the LeaderWorkerSet CRD, applied once and Established."""
-    lws = subprocess.run([str(REPO / "hack" / "lws-crd.sh")], capture_output=True, text=True, check=True).stdout
+    """Our CRDs, applied once and Established (cluster.sh up installs the LeaderWorkerSet CRD with its controller)."""
     names = []
-    for path in [*sorted((REPO / "crds").glob("*.yaml")), Path(lws.strip())]:
+    for path in sorted((REPO / "crds").glob("*.yaml")):
         applied = kubectl(local_cluster, "apply", "--server-side", "--force-conflicts", "-o", "name", "-f", str(path))
         names += applied.stdout.split()
 

@@ -1,5 +1,6 @@
 """What a user sees of a ModelDeployment over its life, end to end: status, events, columns, pools, PlanOnly,
-multi-node readiness, and the shipped examples. Every wait is on a condition or an observed generation."""
+and the shipped examples (multi-node readiness is in test_multi_node.py). Every wait is on a condition or an
+observed generation."""
 
 from functools import partial
 from pathlib import Path
@@ -13,7 +14,6 @@ from tests.e2e.conftest import LocalCluster, kubectl
 from tests.e2e.operator_support import Cluster, model_deployment, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
 
 
 def events_of(kube: Cluster, namespace: str, name: str) -> list[Any]:
@@ -141,36 +141,6 @@ def test_switching_to_plan_only_leaves_the_servers_running(kube: Cluster, namesp
     assert (ready["status"], ready["reason"]) == ("True", "Available")
 
 
-def test_multi_node_replicas_are_ready_when_their_leaderworkerset_is(kube: Cluster, namespace: str,
-                                                                    operator: Any) -> None:  # fmt: skip
-    """No LeaderWorkerSet controller runs locally, so the test writes the status its controller would."""
-    kube.create_md(model_deployment("wide", namespace, model={"name": "meta-llama/Llama-3.1-405B-Instruct"},
-                                    quantization="bf16", maxModelLen=16384, maxConcurrency=4,
-                                    placement={"pools": ["a100-onprem"]}))  # fmt: skip
-    md = kube.wait_condition(namespace, "wide", "Planned", "True")
-    assert md["status"]["plan"]["nodesPerReplica"] > 1
-    lws = wait_for(lambda: _read_lws(kube, namespace, "wide"), 30, "the LeaderWorkerSet")
-    assert lws["spec"]["leaderWorkerTemplate"]["size"] == md["status"]["plan"]["nodesPerReplica"]
-    assert kube.condition(namespace, "wide", "Ready")["status"] == "False"
-    status = {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "conditions": [
-        {"type": "Available", "status": "True", "reason": "AllGroupsReady", "message": "All replicas are ready",
-         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}  # fmt: skip
-    kube.custom.patch_namespaced_custom_object_status(*LWS[:2], namespace, LWS[2], "wide", {"status": status})
-    kube.wait_condition(namespace, "wide", "Ready", "True", timeout=30)
-    progressing = kube.condition(namespace, "wide", "Progressing")
-    assert (progressing["status"], progressing["reason"]) == ("False", "Complete")
-
-
-def _read_lws(kube: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = kube.custom.get_namespaced_custom_object(*LWS[:2], namespace, LWS[2], name)
-        return found
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
 def test_the_shipped_examples_settle_as_documented(local_cluster: LocalCluster, kube: Cluster,
                                                    operator: Any) -> None:  # fmt: skip
     """What `make demo` applies: each example settles, where the README and the files' comments say."""
@@ -191,6 +161,7 @@ def test_the_shipped_examples_settle_as_documented(local_cluster: LocalCluster, 
         assert gpus["llama-70b"] == "H100-SXM-80GB"
         assert settled["llama-70b"]["plan"]["quantization"] == "fp8"
         assert gpus["llama-405b"] == "H200-SXM-141GB" or settled["llama-405b"]["plan"]["nodesPerReplica"] > 1
+        assert _reason(settled["llama-405b"], "Ready") == "Available"
         assert gpus["deepseek-v3"] in ("H200-SXM-141GB", "MI300X-192GB")
         assert settled["qwen-7b-trt"]["plan"]["runtime"] == "tensorrt-llm"
         assert _reason(settled["mixtral-review"], "Ready") == "PlanOnly"
@@ -207,7 +178,7 @@ def _reason(status: dict[str, Any], kind: str) -> str:
 
 
 def _settled(kube: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    """The status once the operator is done with it: Ready, refused, or (multi-node, no controller) applied."""
+    """The status once the operator is done with it: Ready (multi-node ones too) or refused."""
 
     def done() -> dict[str, Any] | None:
         md = kube.md(namespace, name)
@@ -216,8 +187,7 @@ def _settled(kube: Cluster, namespace: str, name: str) -> dict[str, Any]:
         planned, ready = conditions.get("Planned"), conditions.get("Ready")
         if planned is None or planned.get("observedGeneration") != md["metadata"]["generation"]:
             return None
-        multi_node = int((status.get("plan") or {}).get("nodesPerReplica") or 1) > 1
-        if planned["status"] == "False" or multi_node or (ready and ready["status"] == "True"):
+        if planned["status"] == "False" or (ready and ready["status"] == "True"):
             return status
         return None
 
