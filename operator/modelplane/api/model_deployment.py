@@ -69,6 +69,75 @@ class ServiceType(StrEnum):
     LOAD_BALANCER = "LoadBalancer"
 
 
+class LocalObjectReference(WireModel):
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+
+
+URL = r"^https?://[!-~]+$"
+S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[!-~]*)?$"
+
+
+class HubWeights(WireModel):
+    """The Hugging Face Hub, or a mirror with its URL layout (HF_ENDPOINT)."""
+
+    endpoint: str | None = Field(default=None, max_length=2048, pattern=URL,
+                                 description="HF_ENDPOINT: a Hub mirror inside the network.")  # fmt: skip
+
+
+class S3Weights(WireModel):
+    """S3-compatible object storage: the objects under the prefix are the model's files."""
+
+    uri: str = Field(max_length=2048, pattern=S3_URI, description="s3://bucket/prefix of the model's files.")
+    endpoint: str | None = Field(default=None, max_length=2048, pattern=URL,
+                                 description="The object store's URL (on-prem stores); unset: AWS S3.")  # fmt: skip
+    region: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[a-z0-9-]+$")
+    credentials_secret_ref: LocalObjectReference | None = Field(
+        default=None, description="A Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; unset: anonymous."
+    )
+
+
+class PvcWeights(WireModel):
+    """A PersistentVolumeClaim that already holds the model's files (staged by hand, air-gapped)."""
+
+    claim_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    path: str = Field(default="", max_length=1024, pattern=r"^([^/\x00][^\x00]*)?$",
+                      description="The directory of the model's files inside the volume; empty: its root.")  # fmt: skip
+
+
+class ImageWeights(WireModel):
+    """An OCI image (artifact) whose files are the model's, mounted as an image volume (Kubernetes 1.33+:
+    beta, behind the ImageVolume feature gate until it is on by default)."""
+
+    reference: str = Field(min_length=1, max_length=512, pattern=r"^[!-~]+$")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    path: str = Field(default="", max_length=1024, pattern=r"^([^/\x00][^\x00]*)?$",
+                      description="The directory of the model's files inside the image; empty: its root.")  # fmt: skip
+
+
+ONE_SOURCE_RULE: JsonDict = {
+    "rule": "[has(self.hub), has(self.s3), has(self.pvc), has(self.image)].filter(x, x).size() == 1",
+    "message": "name exactly one source of the weights: hub, s3, pvc or image",
+    "reason": "FieldValueInvalid",
+}
+
+
+class WeightsSource(WireModel):
+    """Where the weights come from; unset means the Hugging Face Hub."""
+
+    model_config = ConfigDict(json_schema_extra={CEL: [ONE_SOURCE_RULE]})
+
+    hub: HubWeights | None = None
+    s3: S3Weights | None = None
+    pvc: PvcWeights | None = None
+    image: ImageWeights | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "WeightsSource":
+        if sum(source is not None for source in (self.hub, self.s3, self.pvc, self.image)) != 1:
+            raise ValueError(str(ONE_SOURCE_RULE["message"]))
+        return self
+
+
 class ModelSource(WireModel):
     name: str = Field(
         min_length=1,
@@ -87,6 +156,11 @@ class ModelSource(WireModel):
             ARCHITECTURE_BOUNDS_MARKER: True,
         },
     )
+    revision: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][-._/A-Za-z0-9]*$",
+        description="The checkpoint's pinned revision (a commit hash, tag or branch).",
+    )  # fmt: skip
+    source: WeightsSource | None = Field(default=None, description="Where the weights come from; unset: the Hub.")
 
 
 class Parallelism(WireModel):
@@ -112,9 +186,61 @@ class SecretKeyRef(WireModel):
     key: str = Field(default="token", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
+class CacheAccessMode(StrEnum):
+    READ_WRITE_MANY = "ReadWriteMany"
+    READ_WRITE_ONCE = "ReadWriteOnce"
+
+
+class CacheDeletionPolicy(StrEnum):
+    DELETE = "Delete"
+    RETAIN = "Retain"
+
+
+class ManagedCache(WireModel):
+    """A cache the operator creates: one PVC per (model, revision, source, pool), filled once by a download Job
+    and mounted read-only by every server of that pool, in this namespace."""
+
+    storage_class_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN,
+        description="Unset: the cluster's default StorageClass.",
+    )  # fmt: skip
+    access_mode: CacheAccessMode = Field(
+        default=CacheAccessMode.READ_WRITE_MANY,
+        description="ReadWriteMany: one volume for every server of the pool. ReadWriteOnce: the volume attaches to"
+        " one node, so it is refused for plans that span more than one node.",
+    )
+    size: str | None = Field(
+        default=None, pattern=QUANTITY, max_length=32,
+        description="Unset: the checkpoint's bytes plus a margin (catalog/data/weights.yaml).",
+    )  # fmt: skip
+    deletion_policy: CacheDeletionPolicy = Field(
+        default=CacheDeletionPolicy.DELETE,
+        description="Delete: the cache goes with the last ModelDeployment that uses it. Retain: it stays.",
+    )
+
+
+CACHE_FORM_RULE: JsonDict = {
+    "rule": "has(self.pvcName) != has(self.managed)",
+    "message": "modelCache is either pvcName (a PVC you provide) or managed (one the operator creates), not both",
+    "reason": "FieldValueInvalid",
+}
+
+
 class ModelCache(WireModel):
-    pvc_name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
-    mount_path: str = Field(default="/root/.cache/huggingface", max_length=1024, pattern=r"^/[^\x00]*$")
+    model_config = ConfigDict(json_schema_extra={CEL: [CACHE_FORM_RULE]})
+
+    pvc_name: str | None = Field(default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
+    mount_path: str = Field(
+        default="/root/.cache/huggingface", max_length=1024, pattern=r"^/[^\x00]*$",
+        description="Where pvcName is mounted (HF_HOME); a managed cache is mounted at /weights.",
+    )  # fmt: skip
+    managed: ManagedCache | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "ModelCache":
+        if (self.pvc_name is None) == (self.managed is None):
+            raise ValueError(str(CACHE_FORM_RULE["message"]))
+        return self
 
 
 class ResourceExtras(WireModel):
@@ -350,10 +476,6 @@ class Affinity(WireModel):
     pod_anti_affinity: PodAntiAffinity | None = None
 
 
-class LocalObjectReference(WireModel):
-    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)
-
-
 class PodTemplate(WireModel):
     """What a cluster may need of the serving pods; nothing here can change the plan's GPUs, pool or command."""
 
@@ -414,8 +536,26 @@ def _tp_allowed(tp: int, architecture: dict[str, JsonValue]) -> bool:
     return type(heads) is int and heads % tp == 0
 
 
+S3_NEEDS_CACHE_RULE: JsonDict = {
+    "rule": "!has(self.model.source) || !has(self.model.source.s3)"
+    " || (has(self.modelCache) && has(self.modelCache.managed))",
+    "message": "spec.model.source.s3 needs spec.modelCache.managed: the servers cannot read S3 themselves, a"
+    " download Job fills the cache",
+    "fieldPath": ".modelCache",
+    "reason": "FieldValueInvalid",
+}
+LOCAL_SOURCE_RULE: JsonDict = {
+    "rule": "!has(self.model.source) || !(has(self.model.source.pvc) || has(self.model.source.image))"
+    " || !has(self.modelCache)",
+    "message": "spec.model.source.pvc and .image are already local to the servers: remove spec.modelCache",
+    "fieldPath": ".modelCache",
+    "reason": "FieldValueInvalid",
+}
+
+
 class ModelDeploymentSpec(WireModel):
-    model_config = ConfigDict(json_schema_extra={CEL: [TP_RULE, PRE_QUANTIZED_RULE]})
+    model_config = ConfigDict(json_schema_extra={CEL: [TP_RULE, PRE_QUANTIZED_RULE, S3_NEEDS_CACHE_RULE,
+                                                        LOCAL_SOURCE_RULE]})  # fmt: skip
 
     model: ModelSource
     quantization: Quantization = Quantization.AUTO
@@ -459,6 +599,11 @@ class ModelDeploymentSpec(WireModel):
         if (quantization in PRE_QUANTIZED_FORMATS and quantization not in self.model.name.lower()
                 and "quantization_config" not in architecture):  # fmt: skip
             raise ValueError(str(PRE_QUANTIZED_RULE["message"]))
+        source, cache = self.model.source, self.model_cache
+        if source is not None and source.s3 is not None and (cache is None or cache.managed is None):
+            raise ValueError(str(S3_NEEDS_CACHE_RULE["message"]))
+        if source is not None and (source.pvc is not None or source.image is not None) and cache is not None:
+            raise ValueError(str(LOCAL_SOURCE_RULE["message"]))
         return self
 
     @field_validator("env")

@@ -15,7 +15,7 @@ from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.cli.errors import EXIT_INFEASIBLE
 from modelplane.cli.inputs import read_inventory
 from modelplane.planning.service import offers_for, plan_deployment
-from modelplane.render.engine import render_deployment
+from modelplane.render.engine import render_with_cache
 from modelplane.render.errors import RenderError
 from modelplane.render.serialize import dump_object, dump_stream, kustomization, object_filename
 
@@ -33,17 +33,18 @@ def report_infeasible(results: list[PlanResult]) -> None:
             typer.echo(f"  try: {suggestion}", err=True)
 
 
-def render_all(pairs: list[tuple[ModelDeployment, PlanResult]]) -> Rendered:
+def render_all(pairs: list[tuple[ModelDeployment, PlanResult]], resolver: ModelResolver = PACKAGED) -> Rendered:
     """Every planned deployment's objects; a serving setting that cannot be rendered names its deployment."""
     rendered: Rendered = []
     for deployment, result in pairs:
         assert result.plan is not None
         try:
-            objects = render_deployment(deployment, result.plan)
+            objects, cache = render_with_cache(deployment, result.plan, resolver)
         except RenderError as error:
             described = f"ModelDeployment {deployment.metadata.namespace}/{deployment.metadata.name}"
             raise InvalidObjectError(described, error.field, error.problem) from None
-        rendered.append((deployment, objects))
+        # The cache first: applied in this order, its download starts before the servers that wait for it.
+        rendered.append((deployment, [cache.pvc, cache.job, *objects] if cache else objects))
     return rendered
 
 
@@ -98,7 +99,7 @@ def render_files(files: Sequence[Path], pools: Sequence[Path], output: str, reso
     if not all(result.feasible for result in results):
         report_infeasible(results)
         raise typer.Exit(EXIT_INFEASIBLE)
-    rendered = render_all(pairs)
+    rendered = render_all(pairs, resolver)
     if output == "-":
         write_stream(rendered)
     else:

@@ -203,7 +203,7 @@ def decide(
                                              f"{planned.message}; mode PlanOnly: not applied")  # fmt: skip
         return Decision(status, conditions, None, plan, events, plan_only=True)
     try:
-        objects = render_deployment(deployment, plan)
+        objects = render_deployment(deployment, plan, resolver)
     except (RenderError, CatalogError) as error:
         message = str(error)
         return Decision(base, {PLANNED: ConditionState("False", "InvalidServingSpec", message)}, None, None,

@@ -10,8 +10,11 @@ from modelplane.api.model_deployment import ModelDeployment, Parallelism, Quanti
 from modelplane.api.plan import Plan, PlanResult
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
-from modelplane.planning.planner import plan_core
+from modelplane.planning.parameters import count_parameters
+from modelplane.planning.planner import checkpoint_format, plan_core
+from modelplane.planning.stages import WeightTable
 from modelplane.planning.suggestions import suggest
+from modelplane.planning.weights import WeightFormat
 
 
 def offers_for(pools: Sequence[GPUNodePool]) -> list[PoolOffer]:
@@ -79,3 +82,18 @@ def plan_for_shape(
     with collector_paused():
         outcome = plan_core(name, namespace, pinned, [whole_pool], model)
     return outcome.result.plan
+
+
+def checkpoint_bytes(deployment: ModelDeployment, resolver: ModelResolver = PACKAGED) -> int:
+    """The bytes of the checkpoint's weight files: what a download moves and a server reads at start.
+
+    A pre-quantized checkpoint is stored in its own format; any other in 16 bits, whatever the server quantizes
+    it to on load (an fp8 plan of a bf16 checkpoint still downloads 2 bytes per parameter).
+    """
+    model = deployment.spec.model
+    where = f"{deployment.metadata.namespace or 'default'}/{deployment.metadata.name}"
+    resolved = resolver.resolve(model.name, model.architecture, where)
+    arch = resolved.architecture
+    stored = checkpoint_format(arch, resolved.entry) or WeightFormat.BF16
+    table = WeightTable.build(arch, count_parameters(arch), stored)
+    return table.stages([range(arch.num_layers)])[0]

@@ -100,15 +100,26 @@ def check_extra_args(extra_args: list[str], planned: list[str], runtime_name: st
             raise RenderError(field, f"{spelled} would void the plan: {voids}")
 
 
-def server_command(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> CommandLine:
-    """The serving container's command line (the leader's, for multi-node replicas)."""
+def server_command(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec,
+                   model_path: str | None = None) -> CommandLine:  # fmt: skip
+    """The serving container's command line (the leader's, for multi-node replicas).
+
+    `model_path` is a local directory of the weights (a cache or a mounted source); without one the server
+    fetches spec.model.name from the Hub itself, at spec.model.revision when pinned.
+    """
+    model = model_path or spec.model.name
     if plan.runtime == "tensorrt-llm":
         flags = _trtllm_flags(spec, plan, runtime)
         check_extra_args(spec.extra_args, flags, plan.runtime, runtime)
-        return CommandLine(["trtllm-serve", "serve"], [spec.model.name, *flags, *spec.extra_args])
+        if spec.model.revision and model_path is None:
+            raise RenderError("spec.model.revision", "trtllm-serve takes no revision; pin it with a managed cache "
+                              "(spec.modelCache.managed), whose download Job fetches that revision")  # fmt: skip
+        return CommandLine(["trtllm-serve", "serve"], [model, *flags, *spec.extra_args])
     flags = _vllm_flags(spec, plan, runtime)
+    if spec.model.revision and model_path is None:
+        flags += ["--revision", spec.model.revision]
     check_extra_args(spec.extra_args, flags, plan.runtime, runtime)
-    serve = ["vllm", "serve", spec.model.name, *flags, *spec.extra_args]
+    serve = ["vllm", "serve", model, *flags, *spec.extra_args]
     if plan.nodes_per_replica == 1:
         return CommandLine(serve[:2], serve[2:])
     script = f"bash {VLLM_MULTI_NODE_SCRIPT} leader --ray_cluster_size=$(LWS_GROUP_SIZE) && exec {shlex.join(serve)}"

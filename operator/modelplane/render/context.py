@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict
 from modelplane.api.model_deployment import ModelCache, ModelDeployment, PodSecurity, ServiceType
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.catalog.runtimes import RuntimeSpec, runtime_spec
+from modelplane.planning.service import checkpoint_bytes
 from modelplane.render.args import CommandLine, server_command, worker_command
 from modelplane.render.errors import RenderError
+from modelplane.render.weights import CacheObjects, Weights, weights
 
 GIB = 1024**3
 SHM_GIB_PER_GPU = 2
@@ -26,10 +29,6 @@ LWS_ENV = ("LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE")
 CPU_PER_GPU = 2
 HOST_MEMORY_GIB_PER_GPU = 16
 PROBE_PERIOD_SECONDS = 10
-STARTUP_BASE_SECONDS = 300
-"""CUDA context, NCCL init, torch.compile and CUDA-graph capture before the first /health."""
-LOAD_BYTES_PER_SECOND = 250 * 10**6
-"""Weights are downloaded or read from the cache at roughly 2 Gbit/s."""
 NON_ROOT_HOME = "/home/modelplane"
 NON_ROOT_USER = "modelplane"
 NON_ROOT_ID = 1000
@@ -41,6 +40,12 @@ MANAGED_BY = "modelplane"
 PLAN_HASH_ANNOTATION = "modelplane.dev/plan-hash"
 DEPLOYMENT_LABEL = "modelplane.dev/deployment"
 RESERVED_LABEL_PREFIXES = ("app.kubernetes.io/", "modelplane.dev/")
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "privileged": False,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 class Container(BaseModel):
@@ -96,6 +101,8 @@ class RenderContext(BaseModel):
     termination_grace_period_seconds: int
     server: Container
     worker: Container | None
+    model_cache: CacheObjects | None
+    """The managed cache the servers read, rendered apart: it is shared, not a child of this deployment alone."""
 
 
 def plan_hash(plan: Plan) -> str:
@@ -113,7 +120,7 @@ def _non_root(deployment: ModelDeployment) -> PodSecurity | None:
 def _cache_path(deployment: ModelDeployment) -> str | None:
     """Where the model cache is mounted. The non-root user cannot enter /root, so its default lies under HOME."""
     cache = deployment.spec.model_cache
-    if cache is None:
+    if cache is None or cache.pvc_name is None:
         return None
     if _non_root(deployment) is None:
         return cache.mount_path
@@ -140,20 +147,28 @@ def _api_key_env(deployment: ModelDeployment, runtime: RuntimeSpec) -> list[dict
 
 
 def _env(
-    deployment: ModelDeployment, multi_node: bool, cache_path: str | None, api_key: list[dict[str, Any]]
+    deployment: ModelDeployment,
+    multi_node: bool,
+    cache_path: str | None,
+    api_key: list[dict[str, Any]],
+    weights_env: list[dict[str, Any]],
+    reads_hub: bool,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The server's and the workers' variables: the renderer's own, then the user's, which may not name one of them
-    (the later would win). Only the server gets the API key: workers serve no requests."""
+    (the later would win). Only the server gets the API key: workers serve no requests. The Hub token only goes
+    to servers that read the Hub themselves; with a local copy of the weights only the download Job has it."""
     spec = deployment.spec
     env: list[dict[str, Any]] = []
     owners: dict[str, str] = {}
-    if spec.hf_token_secret_ref is not None:
+    if spec.hf_token_secret_ref is not None and reads_hub:
         ref = spec.hf_token_secret_ref
         env.append(_secret_env("HF_TOKEN", ref.name, ref.key))
         owners["HF_TOKEN"] = "set from spec.hfTokenSecretRef"
     if cache_path is not None:
         env.append({"name": "HF_HOME", "value": cache_path})
         owners["HF_HOME"] = "set to spec.modelCache.mountPath (in the non-root mode, by default under HOME)"
+    env += weights_env
+    owners.update(dict.fromkeys((var["name"] for var in weights_env), "set from spec.model.source and spec.modelCache"))
     if _non_root(deployment) is not None:
         env += [{"name": "HOME", "value": NON_ROOT_HOME}, {"name": "USER", "value": NON_ROOT_USER}]
         owners.update(dict.fromkeys(("HOME", "USER"), "set for the non-root mode"))
@@ -167,20 +182,23 @@ def _env(
     return [*env, *api_key, *user], [*env, *user]
 
 
-def _resources(deployment: ModelDeployment, plan: Plan, resource_name: str) -> dict[str, dict[str, str]]:
+def _resources(
+    deployment: ModelDeployment, plan: Plan, resource_name: str, ephemeral_storage: str | None
+) -> dict[str, dict[str, str]]:
+    """CPU and memory per GPU unless given; the ephemeral storage a server downloading into its own filesystem
+    fills (requested only: the kubelet evicts a pod past its limit, and the size is an estimate)."""
     gpus = plan.gpus_per_pod
     extras = deployment.spec.resources
     cpu = extras.cpu if extras and extras.cpu else str(CPU_PER_GPU * gpus)
     memory = extras.memory if extras and extras.memory else f"{HOST_MEMORY_GIB_PER_GPU * gpus}Gi"
+    storage = {"ephemeral-storage": ephemeral_storage} if ephemeral_storage else {}
     return {
-        "requests": {"cpu": cpu, "memory": memory, resource_name: str(gpus)},
+        "requests": {"cpu": cpu, "memory": memory, **storage, resource_name: str(gpus)},
         "limits": {"memory": memory, resource_name: str(gpus)},
     }
 
 
-def _probes(plan: Plan, runtime: RuntimeSpec) -> dict[str, dict[str, Any]]:
-    weight_bytes = plan.memory.weight_bytes_per_gpu * plan.gpus_per_replica
-    startup_seconds = STARTUP_BASE_SECONDS + weight_bytes // LOAD_BYTES_PER_SECOND
+def _probes(runtime: RuntimeSpec, startup_seconds: int) -> dict[str, dict[str, Any]]:
     check = {"httpGet": {"path": runtime.health_path, "port": "http"}, "timeoutSeconds": 5}
     return {
         "startup": {**check, "periodSeconds": PROBE_PERIOD_SECONDS,
@@ -203,7 +221,7 @@ def _inside(path: str, directory: str) -> bool:
 
 
 def _volumes(
-    deployment: ModelDeployment, plan: Plan, cache_path: str | None
+    deployment: ModelDeployment, plan: Plan, cache_path: str | None, loaded: Weights
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     shm = f"{SHM_GIB_PER_GPU * plan.gpus_per_pod}Gi"
     volumes: list[dict[str, Any]] = [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}]
@@ -222,7 +240,7 @@ def _volumes(
                                   f"cache elsewhere, e.g. at the default {DEFAULT_CACHE_PATH}")  # fmt: skip
         volumes.append({"name": "model-cache", "persistentVolumeClaim": {"claimName": cache.pvc_name}})
         mounts.append({"name": "model-cache", "mountPath": cache_path})
-    return volumes, mounts
+    return [*volumes, *loaded.volumes], [*mounts, *loaded.mounts]
 
 
 def _pod_security_context(deployment: ModelDeployment) -> dict[str, Any]:
@@ -265,6 +283,7 @@ def _container(
     resource_name: str,
     mounts: list[dict[str, Any]],
     env: list[dict[str, Any]],
+    loaded: Weights,
     serves: bool,
 ) -> Container:
     return Container(
@@ -273,9 +292,9 @@ def _container(
         args=line.args,
         env=env,
         ports=[{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}] if serves else [],
-        resources=_resources(deployment, plan, resource_name),
+        resources=_resources(deployment, plan, resource_name, loaded.ephemeral_storage),
         volume_mounts=mounts,
-        probes=_probes(plan, runtime) if serves else None,
+        probes=_probes(runtime, loaded.startup_seconds) if serves else None,
     )
 
 
@@ -284,8 +303,9 @@ def _user_labels(deployment: ModelDeployment) -> dict[str, str]:
             if not key.startswith(RESERVED_LABEL_PREFIXES)}  # fmt: skip
 
 
-def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
-    """Decide every value of the rendered objects from the deployment and its plan."""
+def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED) -> RenderContext:
+    """Decide every value of the rendered objects from the deployment and its plan (`resolver` knows the model,
+    whose checkpoint size the cache and the probes depend on)."""
     spec = deployment.spec
     name = deployment.metadata.name
     namespace = deployment.metadata.namespace or "default"
@@ -304,17 +324,31 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
         DEPLOYMENT_LABEL: name,
     }
     cache_path = _cache_path(deployment)
-    volumes, mounts = _volumes(deployment, plan, cache_path)
-    server_env, worker_env = _env(deployment, multi_node, cache_path, _api_key_env(deployment, runtime))
+    pool_selector = {"modelplane.dev/pool": plan.pool}
+    template = spec.pod_template
+    image = spec.image or runtime.image_for(gpu.vendor.value)
+    pod_security_context = _pod_security_context(deployment)
+    shared_with_download: dict[str, Any] = {
+        "securityContext": pod_security_context,
+        "containerSecurityContext": CONTAINER_SECURITY_CONTEXT,
+        "nodeSelector": plan.node_selector or pool_selector,
+        "tolerations": [toleration.to_wire() for toleration in plan.tolerations],
+        "imagePullSecrets": [secret.to_wire() for secret in template.image_pull_secrets] if template else [],
+    }
+    loaded = weights(deployment, plan, checkpoint_bytes(deployment, resolver), shared_with_download, image)
+    volumes, mounts = _volumes(deployment, plan, cache_path, loaded)
+    server_env, worker_env = _env(deployment, multi_node, cache_path, _api_key_env(deployment, runtime), loaded.env,
+                                  reads_hub=loaded.model_path is None)  # fmt: skip
     server = _container(
         plan.runtime,
-        server_command(spec, plan, runtime),
+        server_command(spec, plan, runtime, loaded.model_path),
         deployment,
         plan,
         runtime,
         gpu.resource_name,
         mounts,
         server_env,
+        loaded,
         serves=True,
     )
     worker = (
@@ -327,20 +361,19 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
             gpu.resource_name,
             mounts,
             worker_env,
+            loaded,
             serves=False,
         )
         if multi_node
         else None
     )
-    pool_selector = {"modelplane.dev/pool": plan.pool}
-    template = spec.pod_template
     affinity = template.affinity if template else None
     plan_annotation = {PLAN_HASH_ANNOTATION: digest}
     return RenderContext(
         name=name,
         namespace=namespace,
         runtime=plan.runtime,
-        image=spec.image or runtime.image_for(gpu.vendor.value),
+        image=image,
         replicas=plan.replicas,
         multi_node=multi_node,
         group_size=plan.nodes_per_replica,
@@ -363,22 +396,18 @@ def build_context(deployment: ModelDeployment, plan: Plan) -> RenderContext:
         pdb_max_unavailable=spec.pod_disruption_budget.max_unavailable if spec.pod_disruption_budget else None,
         pdb_selector={DEPLOYMENT_LABEL: name} if multi_node else selector,
         deployment_strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-        node_selector=plan.node_selector or pool_selector,
-        tolerations=[toleration.to_wire() for toleration in plan.tolerations],
+        node_selector=shared_with_download["nodeSelector"],
+        tolerations=shared_with_download["tolerations"],
         affinity=affinity.model_dump(mode="json", by_alias=True, exclude_defaults=True) if affinity else None,
         runtime_class_name=template.runtime_class_name if template else None,
         priority_class_name=template.priority_class_name if template else None,
-        image_pull_secrets=[secret.to_wire() for secret in template.image_pull_secrets] if template else [],
+        image_pull_secrets=shared_with_download["imagePullSecrets"],
         network_policy=_network_policy(deployment, runtime.port, multi_node),
         volumes=volumes,
-        pod_security_context=_pod_security_context(deployment),
-        container_security_context={
-            "privileged": False,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        pod_security_context=pod_security_context,
+        container_security_context=CONTAINER_SECURITY_CONTEXT,
         termination_grace_period_seconds=60,
         server=server,
         worker=worker,
+        model_cache=loaded.cache,
     )

@@ -16,8 +16,10 @@ from jinja2 import Environment, FunctionLoader, StrictUndefined
 from modelplane.api.model_deployment import ModelDeployment
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.render.context import RenderContext, build_context
 from modelplane.render.errors import TemplateOutputError
+from modelplane.render.weights import CacheObjects
 
 KIND_ORDER = ("NetworkPolicy", "Service", "PodDisruptionBudget", "Deployment", "LeaderWorkerSet")
 """The policy first: no serving pod exists before the policy that limits who reaches it."""
@@ -103,9 +105,19 @@ def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: P
             raise TemplateOutputError(f"{obj['kind']} holds {gpus_in_group} GPUs per replica, plan needs TP × PP")
 
 
-def render_deployment(deployment: ModelDeployment, plan: Plan) -> list[dict[str, Any]]:
-    """The serving objects of one deployment, validated, in apply order (NetworkPolicy first)."""
-    context = build_context(deployment, plan)
+def render_with_cache(
+    deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED
+) -> tuple[list[dict[str, Any]], CacheObjects | None]:
+    """The serving objects of one deployment, validated, in apply order (NetworkPolicy first), and the managed
+    model cache its servers read (None without one)."""
+    context = build_context(deployment, plan, resolver)
     objects = render_context(context)
     check_objects(objects, context, plan)
-    return sorted(objects, key=lambda obj: KIND_ORDER.index(obj["kind"]))
+    return sorted(objects, key=lambda obj: KIND_ORDER.index(obj["kind"])), context.model_cache
+
+
+def render_deployment(
+    deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED
+) -> list[dict[str, Any]]:
+    """The serving objects of one deployment, validated, in apply order (NetworkPolicy first)."""
+    return render_with_cache(deployment, plan, resolver)[0]
