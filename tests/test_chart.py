@@ -165,11 +165,19 @@ def test_every_combination_binds_its_roles_to_the_operator(replicas: int, watche
     assert account["name"] == of_kind(documents, "Deployment")[0]["spec"]["template"]["spec"]["serviceAccountName"]
     bindings = of_kind(documents, "ClusterRoleBinding") + of_kind(documents, "RoleBinding")
     assert [b["subjects"] for b in bindings] == [[{"kind": "ServiceAccount", "name": account["name"],
-                                                   "namespace": RELEASE_NAMESPACE}]] * (1 + len(watched))  # fmt: skip
+                                                   "namespace": RELEASE_NAMESPACE}]] * (2 + len(watched))  # fmt: skip
     roles = {(r["kind"], r["metadata"].get("namespace"), r["metadata"]["name"])
              for r in of_kind(documents, "ClusterRole") + of_kind(documents, "Role")}  # fmt: skip
     assert {(b["roleRef"]["kind"], b["metadata"].get("namespace"), b["roleRef"]["name"]) for b in bindings} == roles
-    assert [r["metadata"]["namespace"] for r in of_kind(documents, "Role")] == watched
+    assert [r["metadata"]["namespace"] for r in watched_roles(documents)] == watched
+
+
+def watched_roles(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Roles of watched namespaces; not the one for model catalog ConfigMaps in the release namespace."""
+    return [role for role in of_kind(documents, "Role") if not role["metadata"]["name"].endswith(CATALOG_ROLE)]
+
+
+CATALOG_ROLE = "-model-catalog"
 
 
 # -- RBAC ----------------------------------------------------------------------------------------------------
@@ -207,9 +215,44 @@ def test_namespace_scoped_mode_holds_only_cluster_scoped_kinds_cluster_wide() ->
     assert {resource for _, resource, _ in cluster_wide} == CLUSTER_SCOPED
     writes = {resource for _, resource, verb in cluster_wide if verb not in ("get", "list", "watch")}
     assert writes == {"gpunodepools/status"}
-    per_namespace = [grants(role["rules"]) for role in of_kind(documents, "Role")]
+    per_namespace = [grants(role["rules"]) for role in watched_roles(documents)]
     assert per_namespace[0] == per_namespace[1]
     assert not {resource for _, resource, _ in per_namespace[0]} & CLUSTER_SCOPED
+
+
+@pytest.mark.parametrize("mode", RBAC_MODES)
+def test_model_catalog_configmaps_are_read_in_the_release_namespace_only(mode: tuple[str, ...]) -> None:
+    documents = render(*mode)
+    catalog = [role for role in of_kind(documents, "Role") if role["metadata"]["name"].endswith(CATALOG_ROLE)]
+    assert [role["metadata"]["namespace"] for role in catalog] == [RELEASE_NAMESPACE]
+    assert grants(catalog[0]["rules"]) == {("", "configmaps", verb) for verb in ("get", "list", "watch")}
+    assert not any("configmaps" in rule["resources"] for role in of_kind(documents, "ClusterRole")
+                   for rule in role["rules"])  # fmt: skip
+    env = {item["name"]: item for item in of_kind(documents, "Deployment")[0]["spec"]["template"]["spec"][
+        "containers"][0]["env"]}  # fmt: skip
+    assert env["MODELPLANE_CATALOG_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    off = render(*mode, "modelCatalog.enabled=false")
+    assert not [role for role in of_kind(off, "Role") if role["metadata"]["name"].endswith(CATALOG_ROLE)]
+
+
+def test_hub_resolution_mounts_the_token_secret_as_a_file_and_grants_no_secrets() -> None:
+    documents = render("hub.enabled=true", "hub.endpoint=https://artifactory.example/api/huggingface",
+                       "hub.tokenSecret.name=hf-token", "hub.tokenSecret.key=hf", "hub.offline=true")  # fmt: skip
+    pod = of_kind(documents, "Deployment")[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["MODELPLANE_HUB"] == "true"
+    assert env["HF_ENDPOINT"] == "https://artifactory.example/api/huggingface"
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["HF_TOKEN_PATH"] == "/var/run/secrets/huggingface/token"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["hf-token"]["secret"] == {"secretName": "hf-token", "items": [{"key": "hf", "path": "token"}]}
+    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/var/cache/huggingface",
+                                                                           "/var/run/secrets/huggingface"}  # fmt: skip
+    assert not any("secrets" in rule["resources"] for rule in all_rules("hub.enabled=true"))
+    assert "HF_ENDPOINT" not in {item["name"] for item in of_kind(render(), "Deployment")[0]["spec"]["template"][
+        "spec"]["containers"][0]["env"]}  # fmt: skip
+    assert "'/hub/endpoint': 'not a url' does not match" in refusal("hub.endpoint=not a url")
 
 
 def test_both_modes_grant_the_same_rules_but_peering() -> None:

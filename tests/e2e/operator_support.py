@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "modelplane"
 OPERATOR_NAMESPACE = "modelplane-system"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:modelplane"
-RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+"""With the default values, the Role is the model catalog's: configmaps in the operator's namespace."""
 
 
 def free_port() -> int:
@@ -38,7 +39,7 @@ def free_port() -> int:
 
 
 def chart_rbac() -> list[dict[str, Any]]:
-    """The chart's ServiceAccount, ClusterRole and ClusterRoleBinding as `helm template` renders them."""
+    """The chart's ServiceAccount, ClusterRole and Roles with their bindings as `helm template` renders them."""
     rendered = subprocess.run(
         [str(helm_binary()), "template", "modelplane", str(CHART), "--namespace", OPERATOR_NAMESPACE,
          "--set", "crds.enabled=false"], check=True, capture_output=True, text=True,
@@ -61,7 +62,7 @@ def denied_by_the_chart(log_line: str, rules: list[dict[str, Any]]) -> bool:
 
 
 def chart_service_account_kubeconfig(admin_kubeconfig: Path, directory: Path) -> Path:
-    """A kubeconfig for the chart's ServiceAccount, bound to exactly the chart's ClusterRole (applied now)."""
+    """A kubeconfig for the chart's ServiceAccount, bound to exactly the chart's roles (applied now)."""
     kubectl = ["kubectl", f"--kubeconfig={admin_kubeconfig}"]
     rbac = chart_rbac()
     subprocess.run([*kubectl, "create", "namespace", OPERATOR_NAMESPACE], capture_output=True)
@@ -237,7 +238,8 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes]
 
     def start(self) -> None:
-        env = {"MODELPLANE_METRICS_PORT": str(self.metrics_port)}
+        # As the chart runs it: model catalog ConfigMaps are read in the operator's own namespace.
+        env = {"MODELPLANE_METRICS_PORT": str(self.metrics_port), "MODELPLANE_CATALOG_NAMESPACE": OPERATOR_NAMESPACE}
         self._context = running_operator(self.kubeconfig, self.log_path, env=env)
         self.process = self._context.__enter__()
 

@@ -230,6 +230,18 @@ def _stored_and_read(cluster: LocalCluster, text: str) -> tuple[dict[str, Any] |
     return stored, read
 
 
+def test_an_unknown_model_is_admitted_while_the_cli_without_a_catalog_entry_cannot_plan_it(
+    local_cluster: LocalCluster, crds: None, namespace: str
+) -> None:
+    """The one intended difference: catalog ConfigMaps and the Hub can make any name known to the operator later
+    (it reports ModelUnknown meanwhile); the CLI plans now, so it needs the entry now (--catalog, --hub)."""
+    text = MD_YAML.format(namespace=namespace, metadata="", model="acme/unknown", length=4096, value="x")
+    stored, read = _stored_and_read(local_cluster, text)
+    assert stored is not None
+    assert stored["model"] == {"name": "acme/unknown"}
+    assert read is None
+
+
 @pytest.mark.parametrize("length", LENGTHS)
 def test_the_cli_reads_a_number_as_kubectl_sends_it(local_cluster: LocalCluster, crds: None, namespace: str,
                                                     length: str) -> None:  # fmt: skip
@@ -254,12 +266,10 @@ def test_the_cli_reads_a_string_as_kubectl_sends_it(local_cluster: LocalCluster,
         (", labels: {team: 'a b'}", LLAMA),
         (", annotations: {'-x': y}", LLAMA),
         (", clusterName: x", LLAMA),
-        ("", "acme/unknown"),
         ("", LLAMA + ", architecture: {vocab_size: null, sliding_window: null}"),
         ("", LLAMA + ", architecture: {num_hidden_layers: 32.0}"),
     ],
-    ids=["label", "label-key", "label-value", "annotation-key", "unknown-metadata", "unknown-model", "nulls",
-         "whole-float-layers"],
+    ids=["label", "label-key", "label-value", "annotation-key", "unknown-metadata", "nulls", "whole-float-layers"],
 )  # fmt: skip
 def test_the_cli_accepts_exactly_what_the_api_server_accepts(local_cluster: LocalCluster, crds: None, namespace: str,
                                                               metadata: str, model: str) -> None:  # fmt: skip

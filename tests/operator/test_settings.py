@@ -1,8 +1,12 @@
 """kopf settings: prefixes under our API group, explicit timeouts, and peering that kopf keeps mandatory."""
 
 import kopf
+import pytest
 
-from modelplane.operator.settings import PEERING_NAME, configure
+from modelplane.catalog.models import ModelEntry
+from modelplane.catalog.resolve import DEFAULT_CACHE_MODELS, HubSettings, catalog_configmap
+from modelplane.operator.handlers import catalog_from
+from modelplane.operator.settings import PEERING_NAME, ModelSources, configure, model_sources
 
 
 def test_prefixes_and_timeouts_are_ours_and_explicit() -> None:
@@ -32,3 +36,20 @@ def test_peering_asked_for_stays_mandatory_and_replicas_draw_distinct_priorities
         assert settings.peering.mandatory is True
         priorities.add(settings.peering.priority)
     assert len(priorities) > 1
+
+
+def test_model_sources_follow_the_chart_environment() -> None:
+    assert model_sources({}) == ModelSources(None, None, DEFAULT_CACHE_MODELS)
+    chart = model_sources({"MODELPLANE_CATALOG_NAMESPACE": "modelplane-system", "MODELPLANE_HUB": "true",
+                           "MODELPLANE_HUB_CACHE_MODELS": "8"})  # fmt: skip
+    assert chart == ModelSources("modelplane-system", HubSettings(), 8)
+    with pytest.raises(ValueError, match="MODELPLANE_HUB_CACHE_MODELS must be a positive integer, got '0'"):
+        model_sources({"MODELPLANE_HUB_CACHE_MODELS": "0"})
+
+
+def test_a_malformed_catalog_configmap_is_left_out_and_the_others_kept() -> None:
+    tiny = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "vocab_size": 256}  # fmt: skip
+    good = catalog_configmap(ModelEntry(name="acme/tiny", config_source="test", config=tiny))
+    bad = {"metadata": {"name": "broken"}, "data": {"model.yaml": "name: acme/broken\nconfig: [not, a, mapping]"}}
+    assert [entry.name for entry in catalog_from([bad, good], "ns")] == ["acme/tiny"]

@@ -9,6 +9,7 @@ in `modelplane_reconcile_errors_total`; the queue never hands one key to two wor
 
 import asyncio
 import logging
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from modelplane.api.errors import InvalidObjectError
 from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.api.plan import held_gpus
 from modelplane.catalog.errors import CatalogError
+from modelplane.catalog.models import ModelEntry
+from modelplane.catalog.resolve import PACKAGED, HubCache, ModelResolver, configmap_entries
+from modelplane.kube.catalog import watch_catalog
 from modelplane.kube.client import make_api_client
 from modelplane.kube.custom import patch_status
 from modelplane.kube.errors import KubeError
@@ -40,7 +44,7 @@ from modelplane.operator.pools import (
     requests_gpus,
 )
 from modelplane.operator.reconcile import Decisions, Reservations, reconcile
-from modelplane.operator.settings import configure
+from modelplane.operator.settings import ModelSources, configure, model_sources
 from modelplane.operator.workqueue import WorkQueue
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
 
@@ -54,6 +58,8 @@ REEVALUATE_KEY = "@reevaluate"
 """Queue every ModelDeployment for a fresh decision: the inventory changed (a pool, or GPUs came free)."""
 DEBOUNCE_SECONDS = 2.0
 INDEXES_PENDING_SECONDS = 1.0
+CATALOG_FIRST_LIST_SECONDS = 10.0
+"""How long start-up waits for the first list of catalog ConfigMaps, so models they define plan at once."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,12 @@ class Operator:
     """The newest snapshot any worker took, for the metrics endpoint's thread."""
     seeded: bool = False
     workers: list[asyncio.Task[None]] = field(default_factory=list)
+    resolver: ModelResolver = PACKAGED
+    """The spec, the packaged catalog, the catalog ConfigMaps, the Hub if enabled: replaced whole when a
+    ConfigMap changes (a reference swap, so a worker reads one or the other, never a mix)."""
+    catalog_entries: tuple[ModelEntry, ...] = ()
+    catalog_listed: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 def _operator(memo: Any) -> Operator:
@@ -136,13 +148,62 @@ def _operator(memo: Any) -> Operator:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
+    try:
+        sources = model_sources()
+    except ValueError as error:
+        raise kopf.PermanentError(str(error)) from None
     operator = Operator(make_api_client(), ThreadPoolExecutor(WORKERS, thread_name_prefix="reconcile"))
+    operator.resolver = ModelResolver((), sources.hub, HubCache(sources.hub_cache_models))
     memo["operator"] = operator
     try:
         metrics.serve(lambda: _metrics_view(operator))
     except ValueError as error:
         raise kopf.PermanentError(str(error)) from None
+    await _start_catalog_watch(operator, sources)
     operator.workers = [asyncio.create_task(_work(operator), name=f"worker-{n}") for n in range(WORKERS)]
+
+
+async def _start_catalog_watch(operator: Operator, sources: ModelSources) -> None:
+    """Watch the catalog ConfigMaps in a thread of its own; wait (a bounded time) for the first list."""
+    namespace = sources.catalog_namespace
+    if namespace is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def changed(configmaps: list[dict[str, Any]]) -> None:
+        entries = catalog_from(configmaps, namespace)
+        if entries != operator.catalog_entries or not operator.catalog_listed.is_set():
+            operator.catalog_entries = entries
+            operator.resolver = operator.resolver.with_entries(entries)
+            LOGGER.info(f"model catalog: {len(entries)} entries from ConfigMaps in {namespace}")
+            # A model that was unknown may be known now, and a changed entry changes its plan's inputs.
+            loop.call_soon_threadsafe(operator.queue.add_after, REEVALUATE_KEY, 0.0)
+        operator.catalog_listed.set()
+
+    def failed(error: KubeError) -> None:
+        metrics.observe_error(error)
+        LOGGER.warning(f"model catalog ConfigMaps: {error}; listing again")
+
+    threading.Thread(target=watch_catalog, args=(operator.api, namespace, changed, failed, operator.stop),
+                     name="model-catalog", daemon=True).start()  # fmt: skip
+    await asyncio.to_thread(operator.catalog_listed.wait, CATALOG_FIRST_LIST_SECONDS)
+
+
+def catalog_from(configmaps: list[dict[str, Any]], namespace: str) -> tuple[ModelEntry, ...]:
+    """Every well-formed entry of the ConfigMaps, by ConfigMap name; a malformed ConfigMap is logged and left out.
+
+    An entry whose architecture the planner refuses stays: planning its deployments says why, in their status.
+    """
+    entries: list[ModelEntry] = []
+    for configmap in sorted(configmaps, key=lambda item: str(item["metadata"]["name"])):
+        where = f"ConfigMap {namespace}/{configmap['metadata']['name']}"
+        try:
+            found = configmap_entries(configmap, where)
+        except CatalogError as error:
+            LOGGER.warning(f"ignoring model catalog {where}: {error}")
+            continue
+        entries.extend(found)
+    return tuple(entries)
 
 
 def _metrics_view(operator: Operator) -> metrics.ClusterView | None:
@@ -156,6 +217,7 @@ def _metrics_view(operator: Operator) -> metrics.ClusterView | None:
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     operator = _operator(memo)
+    operator.stop.set()
     for worker in operator.workers:
         worker.cancel()
     await asyncio.gather(*operator.workers, return_exceptions=True)
@@ -249,7 +311,8 @@ def reconcile_key(operator: Operator, key: str, snapshot: Snapshot, fresh: bool)
     def offers() -> list[PoolOffer]:
         return offers_for_deployment(snapshot.pool_states, operator.reservations.snapshot(), key)
 
-    stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions, reuse=not fresh)
+    stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions, reuse=not fresh,
+                       resolver=operator.resolver)  # fmt: skip
     operator.written[key] = (version, stored)
     return False
 

@@ -1,11 +1,15 @@
 """Every kopf setting in one place, applied once at start-up."""
 
 import logging
+import os
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import kopf
 
 from modelplane.api.base import API_GROUP
+from modelplane.catalog.resolve import DEFAULT_CACHE_MODELS, HubSettings
 
 WATCH_SERVER_TIMEOUT_SECONDS = 300
 WATCH_CLIENT_TIMEOUT_SECONDS = 330
@@ -44,3 +48,29 @@ def configure(settings: kopf.OperatorSettings) -> None:
         # Replicas of one Deployment share their arguments; kopf freezes every operator when peers have the
         # same priority, so each replica draws its own and the highest one acts.
         settings.peering.priority = secrets.randbelow(MAX_PRIORITY) + 1
+
+
+CATALOG_NAMESPACE_ENV = "MODELPLANE_CATALOG_NAMESPACE"
+HUB_ENV = "MODELPLANE_HUB"
+HUB_CACHE_ENV = "MODELPLANE_HUB_CACHE_MODELS"
+
+
+@dataclass(frozen=True)
+class ModelSources:
+    """Where the operator looks up models beyond the spec and the packaged catalog (the chart sets these)."""
+
+    catalog_namespace: str | None
+    hub: HubSettings | None
+    hub_cache_models: int
+
+
+def model_sources(environ: Mapping[str, str] = os.environ) -> ModelSources:
+    """From the environment: the namespace of the catalog ConfigMaps (the chart: the operator's own), and whether
+    to read unknown models from the Hub (HF_ENDPOINT, HF_TOKEN_PATH and HF_HUB_OFFLINE as huggingface_hub reads
+    them: the token is a file mounted from a Secret, never read through the API)."""
+    hub = environ.get(HUB_ENV, "").lower() in ("1", "true")
+    cache = environ.get(HUB_CACHE_ENV, "")
+    if cache and (not cache.isdigit() or int(cache) < 1):
+        raise ValueError(f"{HUB_CACHE_ENV} must be a positive integer, got {cache!r}")
+    return ModelSources(environ.get(CATALOG_NAMESPACE_ENV) or None, HubSettings() if hub else None,
+                        int(cache) if cache else DEFAULT_CACHE_MODELS)  # fmt: skip
