@@ -22,7 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GPUS_FILE = REPO / "operator" / "modelplane" / "catalog" / "data" / "gpus.yaml"
 MIB = 1024 * 1024
-# The operator's modelplane.operator.pools.POOL_LABEL; this script runs without the package installed.
+# The operator's modelplane.api.contract.POOL_LABEL; this script runs without the package installed.
 POOL_LABEL = "modelplane.dev/pool"
 # Labels this script owns on a simulated node: one in these namespaces that the pool file no longer implies
 # (the pool changed GPU vendor, say) is removed. Other labels (a test's, an admin's) are left alone.

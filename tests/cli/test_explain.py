@@ -11,11 +11,12 @@ from tests.operator.test_decide import POOLS, body
 
 def test_explanation_shows_plan_memory_and_why_not() -> None:
     decision = decide(body(), lambda: offers_for(POOLS))
-    md = body(status={**decision.status, "conditions": merge_conditions([], decision.conditions, 1, "t")})
+    conditions = merge_conditions([], decision.conditions, 1, "t")
+    md = body(status={**decision.status.written_fields(), "conditions": conditions})
     console = Console(record=True, width=160)
     print_explanation(md, console)
     text = console.export_text()
     assert "pool cheap (L4-24GB), TP1×PP1" in text
     assert "weights" in text
     assert "Planned" in text
-    assert "why not" in text or not decision.status["rejected"]
+    assert "why not" in text or not decision.status.written_fields()["rejected"]

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from modelplane.api.contract import POOL_LABEL
 from modelplane.catalog.gpus import get_gpu
-from modelplane.operator.pools import POOL_LABEL
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.render.engine import render_deployment
 from tests.e2e.conftest import POOLS_FILE, LocalCluster, kubectl

@@ -8,8 +8,8 @@ from typing import Any
 
 from kubernetes import client
 
+from modelplane.api.contract import POOL_LABEL
 from modelplane.api.documents import load_documents
-from modelplane.operator.pools import POOL_LABEL
 from tests.e2e.conftest import LocalCluster, kubectl
 from tests.e2e.operator_support import Cluster, model_deployment, wait_for
 

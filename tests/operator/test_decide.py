@@ -5,18 +5,15 @@ from typing import Any
 
 import pytest
 
+from modelplane.api.contract import PLAN_OUTDATED, PLANNED, PROGRESSING, READY, REPLAN_ANNOTATION
 from modelplane.catalog.models import ModelEntry
 from modelplane.catalog.resolve import ModelResolver
 from modelplane.operator.conditions import (
-    PLAN_OUTDATED,
-    PLANNED,
-    PROGRESSING,
-    READY,
     merge_conditions,
     status_conditions,
     workload_conditions,
 )
-from modelplane.operator.decide import REPLAN_ANNOTATION, decide, pinned_fingerprint
+from modelplane.operator.decide import decide, pinned_fingerprint
 from modelplane.operator.reconcile import Decisions, Reservations, decide_and_reserve
 from modelplane.planning.service import offers_for
 from tests.support import pool
@@ -47,7 +44,7 @@ def test_new_deployment_is_planned_and_rendered() -> None:
 def test_pinned_plan_stays_and_a_better_one_is_reported() -> None:
     first = decide(body(), lambda: offers_for(POOLS))
     assert first.plan is not None
-    pinned_status = first.status
+    pinned_status = first.status.written_fields()
     expensive_only = [POOLS[1]]
     moved = decide(body(status={**pinned_status, "plan": {**pinned_status["plan"]}}), lambda: offers_for(POOLS))
     assert moved.plan is not None
@@ -55,14 +52,15 @@ def test_pinned_plan_stays_and_a_better_one_is_reported() -> None:
     # Pinned on "big" while "cheap" exists: the plan stays, PlanOutdated says why.
     on_big = decide(body(), lambda: offers_for(expensive_only))
     assert on_big.plan is not None
-    stay = decide(body(status=on_big.status), lambda: offers_for(POOLS))
+    stay = decide(body(status=on_big.status.written_fields()), lambda: offers_for(POOLS))
     assert stay.plan is not None
     assert stay.plan.pool == "big"
     assert stay.conditions[PLAN_OUTDATED].status == "True"
-    replanned = decide(body(status=on_big.status, annotations={REPLAN_ANNOTATION: "now"}), lambda: offers_for(POOLS))
+    asked = body(status=on_big.status.written_fields(), annotations={REPLAN_ANNOTATION: "now"})
+    replanned = decide(asked, lambda: offers_for(POOLS))
     assert replanned.plan is not None
     assert replanned.plan.pool == "cheap"
-    assert replanned.status["replanToken"] == "now"
+    assert replanned.status.written_fields()["replanToken"] == "now"
 
 
 @pytest.mark.parametrize("forged", [
@@ -76,7 +74,7 @@ def test_a_hand_written_plan_in_status_is_planned_afresh(forged: dict[str, Any])
     """status.plan is trusted only when the planner, given the same choice, makes exactly that plan."""
     planned = decide(body(), lambda: offers_for(POOLS))
     assert planned.plan is not None
-    tampered = {**planned.status, "plan": {**planned.status["plan"], **forged}}
+    tampered = {**planned.status.written_fields(), "plan": {**planned.status.written_fields()["plan"], **forged}}
     decision = decide(body(status=tampered), lambda: offers_for(POOLS))
     assert decision.plan is not None
     assert decision.plan.to_wire() == planned.plan.to_wire()
@@ -88,7 +86,7 @@ def test_a_stored_plan_for_a_pool_since_re_specified_is_planned_afresh() -> None
     assert planned.plan is not None
     assert planned.plan.pool == "cheap"
     relabelled = [pool("cheap", "L4-24GB", 1, 8, cost="0.50", nodeSelector={"tier": "new"}), POOLS[1]]
-    decision = decide(body(status=planned.status), lambda: offers_for(relabelled))
+    decision = decide(body(status=planned.status.written_fields()), lambda: offers_for(relabelled))
     assert decision.plan is not None
     assert decision.plan.node_selector == {"tier": "new"}
 
@@ -97,19 +95,19 @@ def test_a_new_price_keeps_the_pinned_plan() -> None:
     planned = decide(body(), lambda: offers_for(POOLS))
     assert planned.plan is not None
     repriced = [pool("cheap", "L4-24GB", 1, 8, cost="0.90"), POOLS[1]]
-    decision = decide(body(status=planned.status), lambda: offers_for(repriced))
+    decision = decide(body(status=planned.status.written_fields()), lambda: offers_for(repriced))
     assert decision.plan is not None
     assert decision.plan.to_wire() == planned.plan.to_wire(), "pinned: the stored estimates stay"
 
 
 def test_infeasible_edit_leaves_children_alone() -> None:
     planned = decide(body(), lambda: offers_for(POOLS))
-    edited = decide(body(generation=2, status=planned.status, maxModelLen=131072, maxConcurrency=512),
+    edited = decide(body(generation=2, status=planned.status.written_fields(), maxModelLen=131072, maxConcurrency=512),
                     lambda: offers_for(POOLS))  # fmt: skip
     assert edited.objects is None
     assert edited.plan is None
     assert edited.conditions[PLANNED].status == "False"
-    assert "plan" not in edited.status
+    assert "plan" not in edited.status.written_fields()
     assert edited.reservation is None
 
 
@@ -117,11 +115,11 @@ def test_a_decision_that_leaves_the_servers_alone_leaves_their_reservation_alone
     reservations = Reservations()
     planned = decide_and_reserve(body(), lambda: offers_for(POOLS), reservations, "ns/chat")
     assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}
-    infeasible = body(generation=2, status=planned.status, maxModelLen=131072, maxConcurrency=512)
+    infeasible = body(generation=2, status=planned.status.written_fields(), maxModelLen=131072, maxConcurrency=512)
     decide_and_reserve(infeasible, lambda: offers_for(POOLS), reservations, "ns/chat")
     assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}, "the old servers still run"
-    decide_and_reserve(body(generation=3, status=planned.status, mode="PlanOnly"), lambda: offers_for(POOLS),
-                       reservations, "ns/chat")  # fmt: skip
+    plan_only = body(generation=3, status=planned.status.written_fields(), mode="PlanOnly")
+    decide_and_reserve(plan_only, lambda: offers_for(POOLS), reservations, "ns/chat")
     assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}
     decide_and_reserve(body(mode="PlanOnly"), lambda: offers_for(POOLS), reservations, "ns/review")
     assert "ns/review" not in reservations.snapshot(), "a plan that is never applied holds no GPUs"
@@ -139,7 +137,8 @@ def test_plan_only_creates_nothing_and_is_ready() -> None:
 
 def test_switching_a_serving_deployment_to_plan_only_keeps_reporting_its_servers() -> None:
     applied = decide(body(), lambda: offers_for(POOLS))
-    frozen = decide(body(generation=2, status=applied.status, mode="PlanOnly"), lambda: offers_for(POOLS))
+    stored = applied.status.written_fields()
+    frozen = decide(body(generation=2, status=stored, mode="PlanOnly"), lambda: offers_for(POOLS))
     assert frozen.objects is None
     serving = {"kind": "Deployment", "metadata": {"generation": 1},
                "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1,
@@ -150,14 +149,14 @@ def test_switching_a_serving_deployment_to_plan_only_keeps_reporting_its_servers
 
 def test_a_replan_that_moves_the_servers_is_an_event_and_one_that_does_not_is_not() -> None:
     on_big = decide(body(), lambda: offers_for([POOLS[1]]))
-    moved = decide(body(generation=2, status=on_big.status), lambda: offers_for(POOLS))
+    moved = decide(body(generation=2, status=on_big.status.written_fields()), lambda: offers_for(POOLS))
     assert moved.plan is not None
     assert moved.plan.pool == "cheap"
     [(kind, reason, message)] = moved.events
     assert (kind, reason) == ("Normal", "Replanned")
     assert "from pool big" in message
     assert "to pool cheap" in message
-    same = decide(body(generation=2, status=on_big.status), lambda: offers_for([POOLS[1]]))
+    same = decide(body(generation=2, status=on_big.status.written_fields()), lambda: offers_for([POOLS[1]]))
     assert same.events == []
 
 
@@ -197,16 +196,17 @@ def test_transition_time_moves_only_with_status() -> None:
 
 def test_pinned_fingerprint_changes_with_what_the_decision_depends_on() -> None:
     planned = decide(body(), lambda: offers_for(POOLS))
-    pinned = body(status={**planned.status, "conditions": [{"type": "Ready", "status": "False"}]})
+    pinned = body(status={**planned.status.written_fields(), "conditions": [{"type": "Ready", "status": "False"}]})
     fingerprint = pinned_fingerprint(pinned)
     assert fingerprint is not None
     # Conditions and other status fields are outputs, not inputs.
-    later = body(status={**planned.status, "conditions": [{"type": "Ready", "status": "True"}]})
+    later = body(status={**planned.status.written_fields(), "conditions": [{"type": "Ready", "status": "True"}]})
     assert pinned_fingerprint(later) == fingerprint
     assert pinned_fingerprint(body()) is None  # nothing pinned yet
-    assert pinned_fingerprint(body(generation=2, status=planned.status, maxModelLen=8192)) is None  # new spec
-    assert pinned_fingerprint(body(status=planned.status, annotations={REPLAN_ANNOTATION: "now"})) is None
-    relabelled = body(status=planned.status)
+    stored = planned.status.written_fields()
+    assert pinned_fingerprint(body(generation=2, status=stored, maxModelLen=8192)) is None  # new spec
+    assert pinned_fingerprint(body(status=stored, annotations={REPLAN_ANNOTATION: "now"})) is None
+    relabelled = body(status=planned.status.written_fields())
     relabelled["metadata"]["labels"] = {"team": "search"}
     assert pinned_fingerprint(relabelled) not in (None, fingerprint)
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from modelplane.operator.conditions import PLANNED
+from modelplane.api.contract import PLANNED
 from modelplane.operator.decide import decide
 from modelplane.planning.service import offers_for
 from tests.operator.test_decide import body

@@ -5,10 +5,8 @@ from typing import Any
 
 import pytest
 
+from modelplane.api.contract import CONDITION_ORDER, RECONCILING, STALLED
 from modelplane.operator.conditions import (
-    CONDITION_ORDER,
-    RECONCILING,
-    STALLED,
     merge_conditions,
     status_conditions,
 )
@@ -42,7 +40,7 @@ def reconciled(md: dict[str, Any], serving: dict[str, Any] | None, pools: Any = 
     conditions = status_conditions(decision.conditions, serving, int(md["spec"].get("replicas", 1)), decision.plan_only)
     current = md.get("status") or {}
     merged = merge_conditions(current.get("conditions") or [], conditions, md["metadata"]["generation"], NOW)
-    return {**md, "status": {**current, **decision.status, "conditions": merged}}
+    return {**md, "status": {**current, **decision.status.written_fields(), "conditions": merged}}
 
 
 def _infeasible_edit() -> dict[str, Any]:

@@ -17,13 +17,14 @@ from jinja2 import nodes
 from typer.testing import CliRunner
 
 from modelplane.api.base import DNS_SUBDOMAIN
+from modelplane.api.contract import REPLAN_ANNOTATION, RESERVED_LABEL_PREFIXES
 from modelplane.api.labels import LABEL_KEY, LABEL_VALUE, is_label_key, is_label_value
 from modelplane.api.model_deployment import ENV_NAME
 from modelplane.catalog.models import find_model
 from modelplane.cli import app
-from modelplane.operator.decide import REPLAN_ANNOTATION, decide
+from modelplane.operator.decide import decide
 from modelplane.planning.service import offers_for
-from modelplane.render.context import RESERVED_LABEL_PREFIXES, Container, RenderContext
+from modelplane.render.context import Container, RenderContext
 from modelplane.render.engine import environment, pod_specs
 
 runner = CliRunner()

@@ -1,8 +1,10 @@
 """Status of the custom resources, following the Kubernetes API conventions for conditions."""
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
+from pydantic.alias_generators import to_camel
 
 from modelplane.api.base import WireModel
 from modelplane.api.plan import Plan, ReasonCode
@@ -37,3 +39,12 @@ class ModelDeploymentStatus(WireModel):
     replan_token: str | None = Field(default=None, description="The last modelplane.dev/replan value acted on.")
     rejected: list[RejectedPool] = Field(default_factory=list)
     ready_replicas: int | None = None
+
+    def written_fields(self) -> dict[str, Any]:
+        """The fields this status was given, in wire form: what the operator merge-patches into status.
+
+        A field left unset is one the operator no longer claims, so the merge patch removes it (`merge_patch`
+        nulls keys that are stored but not written); unset is not the same as a default value here.
+        """
+        wire = self.to_wire()
+        return {alias: wire[alias] for alias in map(to_camel, sorted(self.model_fields_set)) if alias in wire}

@@ -1,26 +1,32 @@
 """Conditions as the Kubernetes API conventions describe them; pure, so they are tested without a cluster.
 
-Besides our own types, status carries kstatus's abnormal-true `Reconciling` and `Stalled` (kubernetes-sigs/cli-utils,
-pkg/kstatus/README.md), so Flux health checks and `kstatus`-based tools read a ModelDeployment without configuration.
+Besides our own types, status carries kstatus's abnormal-true `Reconciling` and `Stalled` (see api/contract.py),
+so Flux health checks and `kstatus`-based tools read a ModelDeployment without configuration.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-PLANNED = "Planned"
-READY = "Ready"
-PROGRESSING = "Progressing"
-DEGRADED = "Degraded"
-PLAN_OUTDATED = "PlanOutdated"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-MODEL_UNKNOWN = "ModelUnknown"
-"""Planned=False: no source knows the model (spec, packaged catalog, catalog ConfigMaps, the Hub if enabled)."""
-ARCHITECTURE_UNSUPPORTED = "ArchitectureUnsupported"
-"""Planned=False: the model's config.json describes layers the planner does not model; refused, not guessed."""
-# New types go last: clients that index the list keep working.
-CONDITION_ORDER = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED)
+from modelplane.api.contract import (
+    AS_EXPECTED,
+    AVAILABLE,
+    CONDITION_ORDER,
+    DEGRADED,
+    LEADER_WORKER_SET,
+    NOT_PLANNED,
+    PLAN_ONLY,
+    PLANNED,
+    PROGRESSING,
+    READY,
+    RECONCILING,
+    REPLICAS_NOT_READY,
+    ROLLING_OUT,
+    ROLLOUT_COMPLETE,
+    ROLLOUT_STALLED,
+    SCALED_TO_ZERO,
+    STALLED,
+)
 
 
 @dataclass(frozen=True)
@@ -73,17 +79,17 @@ def _generation_seen(workload: dict[str, Any]) -> bool:
     those conditions stand in for it.
     """
     status = workload.get("status") or {}
-    if "observedGeneration" in status or workload.get("kind") != "LeaderWorkerSet":
+    if "observedGeneration" in status or workload.get("kind") != LEADER_WORKER_SET:
         return int(status.get("observedGeneration") or 0) >= int(workload["metadata"].get("generation") or 0)
     return _condition(workload, "UpdateInProgress").get("status") != "True"
 
 
 def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[str, ConditionState]:
     """Ready / Progressing / Degraded of a ModelDeployment from its Deployment or LeaderWorkerSet."""
-    waiting = ConditionState("False", "ReplicasNotReady", f"waiting for {replicas} replica(s) to become ready")
-    rolling_out = ConditionState("True", "RollingOut", "rolling out the serving workload")
+    waiting = ConditionState("False", REPLICAS_NOT_READY, f"waiting for {replicas} replica(s) to become ready")
+    rolling_out = ConditionState("True", ROLLING_OUT, "rolling out the serving workload")
     if workload is None:
-        return {READY: waiting, PROGRESSING: rolling_out, DEGRADED: ConditionState("False", "AsExpected")}
+        return {READY: waiting, PROGRESSING: rolling_out, DEGRADED: ConditionState("False", AS_EXPECTED)}
     status = workload.get("status") or {}
     ready_replicas = int(status.get("readyReplicas") or 0)
     updated = int(status.get("updatedReplicas") or 0)
@@ -92,19 +98,19 @@ def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[
     failure = _condition(workload, "ReplicaFailure")
     stalled = progress.get("reason") == "ProgressDeadlineExceeded" or failure.get("status") == "True"
     if replicas == 0:
-        ready = ConditionState("True", "ScaledToZero", "replicas is 0")
+        ready = ConditionState("True", SCALED_TO_ZERO, "replicas is 0")
     elif ready_replicas >= replicas and generation_seen and _condition(workload, "Available").get("status") == "True":
-        ready = ConditionState("True", "Available", f"{ready_replicas}/{replicas} replicas ready")
+        ready = ConditionState("True", AVAILABLE, f"{ready_replicas}/{replicas} replicas ready")
     else:
         ready = waiting
     rolling = not generation_seen or updated < replicas or ready_replicas < replicas
     if stalled:
         message = failure.get("message") or progress.get("message") or "rollout stalled"
-        return {READY: ready, PROGRESSING: ConditionState("False", "RolloutStalled", message),
-                DEGRADED: ConditionState("True", "RolloutStalled", message)}  # fmt: skip
+        return {READY: ready, PROGRESSING: ConditionState("False", ROLLOUT_STALLED, message),
+                DEGRADED: ConditionState("True", ROLLOUT_STALLED, message)}  # fmt: skip
     settled = not rolling and ready.status == "True"
-    progressing = ConditionState("False", "Complete", "rollout complete") if settled else rolling_out
-    return {READY: ready, PROGRESSING: progressing, DEGRADED: ConditionState("False", "AsExpected")}
+    progressing = ConditionState("False", ROLLOUT_COMPLETE, "rollout complete") if settled else rolling_out
+    return {READY: ready, PROGRESSING: progressing, DEGRADED: ConditionState("False", AS_EXPECTED)}
 
 
 def _kstatus(conditions: dict[str, ConditionState]) -> dict[str, ConditionState]:
@@ -135,11 +141,11 @@ def status_conditions(
     if READY not in conditions:
         planned = conditions.get(PLANNED)
         if workload is None and plan_only:
-            serving = {READY: ConditionState("True", "PlanOnly", "mode PlanOnly: planned, no serving objects created")}
+            serving = {READY: ConditionState("True", PLAN_ONLY, "mode PlanOnly: planned, no serving objects created")}
         elif workload is None and planned is not None and planned.status == "False":
             # Never planned (or its workload is gone): nothing rolls out until the spec or the cluster changes.
-            idle = ConditionState("False", "NotPlanned", "nothing is serving: no plan yet, see the Planned condition")
-            serving = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", "AsExpected")}
+            idle = ConditionState("False", NOT_PLANNED, "nothing is serving: no plan yet, see the Planned condition")
+            serving = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", AS_EXPECTED)}
         else:
             serving = workload_conditions(workload, replicas)
         conditions = {**serving, **conditions}

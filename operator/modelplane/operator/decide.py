@@ -11,35 +11,45 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.api.contract import (
+    ARCHITECTURE_UNSUPPORTED,
+    BETTER_PLAN_AVAILABLE,
+    INVALID_SERVING_SPEC,
+    INVALID_SPEC,
+    MODEL_UNKNOWN,
+    PLAN_CURRENT,
+    PLAN_OUTDATED,
+    PLANNED,
+    PLANNED_REASON,
+    REPLAN_ANNOTATION,
+    REPLANNED,
+)
 from modelplane.api.documents import parse_object
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.model_deployment import Mode, ModelDeployment
-from modelplane.api.plan import Plan, PlanResult
+from modelplane.api.plan import Plan, PlanResult, ReasonCode
+from modelplane.api.status import ModelDeploymentStatus, RejectedPool
 from modelplane.catalog.errors import CatalogError, ModelSourceError, UnknownModelError, UnsupportedArchitectureError
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
-from modelplane.operator.conditions import (
-    ARCHITECTURE_UNSUPPORTED,
-    MODEL_UNKNOWN,
-    PLAN_OUTDATED,
-    PLANNED,
-    ConditionState,
-)
+from modelplane.operator.conditions import ConditionState
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.service import plan_deployment, plan_for_shape
 from modelplane.render.context import plan_hash
 from modelplane.render.engine import render_deployment
 from modelplane.render.errors import RenderError
 
-REPLAN_ANNOTATION = "modelplane.dev/replan"
-REPLANNED = "Replanned"
 MAX_MESSAGE = 4000
 
 
 @dataclass
 class Decision:
-    """The outcome of one reconcile: children to converge (None: leave them alone) and status fields."""
+    """The outcome of one reconcile: children to converge (None: leave them alone) and status fields.
 
-    status: dict[str, Any]
+    `status` holds what the decision claims (conditions aside, which also depend on the workload); the fields it
+    does not set are removed from the stored status when it is written.
+    """
+
+    status: ModelDeploymentStatus
     conditions: dict[str, ConditionState]
     objects: list[dict[str, Any]] | None
     plan: Plan | None
@@ -67,9 +77,10 @@ def _describe(plan: Plan) -> str:
             f"{plan.quantization}, {plan.gpus_per_replica} GPU(s) per replica")  # fmt: skip
 
 
-def rejected_pools(result: PlanResult) -> list[dict[str, Any]]:
+def rejected_pools(result: PlanResult) -> list[RejectedPool]:
     """The compact why-not list of the status: each rejected pool with its reason codes."""
-    return [{"pool": pool, "codes": codes} for pool, codes in result.rejected_pools().items()]
+    return [RejectedPool(pool=pool, codes=[ReasonCode(code) for code in codes])
+            for pool, codes in result.rejected_pools().items()]  # fmt: skip
 
 
 def _infeasible_message(result: PlanResult) -> str:
@@ -134,7 +145,7 @@ def pinned_fingerprint(body: dict[str, Any]) -> str | None:
 def _refusal_reason(error: CatalogError) -> str:
     if isinstance(error, UnknownModelError | ModelSourceError):
         return MODEL_UNKNOWN
-    return ARCHITECTURE_UNSUPPORTED if isinstance(error, UnsupportedArchitectureError) else "InvalidSpec"
+    return ARCHITECTURE_UNSUPPORTED if isinstance(error, UnsupportedArchitectureError) else INVALID_SPEC
 
 
 def decide(
@@ -145,7 +156,7 @@ def decide(
     where = f"ModelDeployment {metadata.get('namespace')}/{metadata.get('name')}"
     generation = int(metadata.get("generation") or 0)
     current = body.get("status") or {}
-    base = {"observedGeneration": generation}
+    base = ModelDeploymentStatus(observed_generation=generation)
     try:
         # status is read apart (_stored_plan): a malformed one is planned afresh, not an invalid spec.
         parsed = parse_object({key: value for key, value in body.items() if key != "status"}, "cluster")
@@ -155,7 +166,7 @@ def decide(
         result = plan_deployment(deployment, available, resolver)
     except (InvalidObjectError, CatalogError) as error:
         message = str(error).replace(f"cluster: {where}: ", "")
-        reason = _refusal_reason(error) if isinstance(error, CatalogError) else "InvalidSpec"
+        reason = _refusal_reason(error) if isinstance(error, CatalogError) else INVALID_SPEC
         return Decision(base, {PLANNED: ConditionState("False", reason, message[:MAX_MESSAGE])}, None, None,
                         [("Warning", reason, message)])  # fmt: skip
     token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
@@ -165,35 +176,38 @@ def decide(
         pinned = None
     conditions: dict[str, ConditionState] = {}
     events: list[tuple[str, str, str]] = []
-    status: dict[str, Any] = {**base, "replanToken": token} if token is not None else dict(base)
+    claimed: dict[str, Any] = {"observed_generation": generation}
+    if token is not None:
+        claimed["replan_token"] = token
     if pinned is not None:
         plan = pinned
-        conditions[PLANNED] = ConditionState("True", "Planned", _describe(plan))
+        conditions[PLANNED] = ConditionState("True", PLANNED_REASON, _describe(plan))
         better = result.plan
         if result.feasible and better is not None and _shape(better) != _shape(pinned):
             conditions[PLAN_OUTDATED] = ConditionState(
-                "True", "BetterPlanAvailable",
+                "True", BETTER_PLAN_AVAILABLE,
                 f"{_describe(better)}; annotate {REPLAN_ANNOTATION} to move the running servers",
             )  # fmt: skip
         else:
-            conditions[PLAN_OUTDATED] = ConditionState("False", "PlanCurrent", "the pinned plan is still the best")
+            conditions[PLAN_OUTDATED] = ConditionState("False", PLAN_CURRENT, "the pinned plan is still the best")
     elif result.feasible and result.plan is not None:
         plan = result.plan
-        conditions[PLANNED] = ConditionState("True", "Planned", _describe(plan))
-        conditions[PLAN_OUTDATED] = ConditionState("False", "PlanCurrent", "the pinned plan is still the best")
+        conditions[PLANNED] = ConditionState("True", PLANNED_REASON, _describe(plan))
+        conditions[PLAN_OUTDATED] = ConditionState("False", PLAN_CURRENT, "the pinned plan is still the best")
         if stored is not None and _shape(stored) != _shape(plan):
             events.append(("Normal", REPLANNED, f"from {_describe(stored)} to {_describe(plan)}"))
     else:
         reason = result.reasons[0].code.value if result.reasons else "Infeasible"
         message = _infeasible_message(result)
         events.append(("Warning", reason, message))
-        keep = {"rejected": rejected_pools(result)}
-        return Decision({**status, **keep}, {PLANNED: ConditionState("False", reason, message)}, None, None, events)
-    status.update({"plan": plan.to_wire(), "planGeneration": generation, "planHash": plan_hash(plan)})
+        refused = ModelDeploymentStatus(**claimed, rejected=rejected_pools(result))
+        return Decision(refused, {PLANNED: ConditionState("False", reason, message)}, None, None, events)
+    claimed.update(plan=plan, plan_generation=generation, plan_hash=plan_hash(plan))
     if pinned is None:
         # The why-not list belongs to the moment of planning; other deployments filling pools later must
         # not rewrite a pinned deployment's status.
-        status["rejected"] = rejected_pools(result)
+        claimed["rejected"] = rejected_pools(result)
+    status = ModelDeploymentStatus(**claimed)
 
     if deployment.spec.mode is Mode.PLAN_ONLY:
         # Nothing is created, and nothing that already serves is touched: switching a running deployment to
@@ -206,6 +220,6 @@ def decide(
         objects = render_deployment(deployment, plan, resolver)
     except (RenderError, CatalogError) as error:
         message = str(error)
-        return Decision(base, {PLANNED: ConditionState("False", "InvalidServingSpec", message)}, None, None,
-                        [("Warning", "InvalidServingSpec", message)])  # fmt: skip
+        return Decision(base, {PLANNED: ConditionState("False", INVALID_SERVING_SPEC, message)}, None, None,
+                        [("Warning", INVALID_SERVING_SPEC, message)])  # fmt: skip
     return Decision(status, conditions, objects, plan, events)

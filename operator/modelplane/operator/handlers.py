@@ -20,6 +20,7 @@ import kopf
 from kubernetes import client
 
 from modelplane.api.base import API_GROUP, API_VERSION
+from modelplane.api.contract import DEPLOYMENT_LABEL
 from modelplane.api.documents import parse_object
 from modelplane.api.errors import InvalidObjectError
 from modelplane.api.gpu_node_pool import GPUNodePool
@@ -50,7 +51,6 @@ from modelplane.planning.inventory import PoolOffer, offer_from_pool
 
 LOGGER = logging.getLogger("modelplane.operator")
 CHILD_SELECTOR = {"app.kubernetes.io/managed-by": "modelplane"}
-DEPLOYMENT_LABEL = "modelplane.dev/deployment"
 WORKERS = 4
 POOL_STATUS_KEY = "@pool-status"
 """Write every GPUNodePool's status: queued (debounced) by node, pod and pool events."""

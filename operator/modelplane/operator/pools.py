@@ -10,12 +10,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplane.api.contract import DEPLOYMENT_LABEL, LOCATION_LABEL, POOL_LABEL, READY
 from modelplane.api.gpu_node_pool import GPUNodePool, Location, TaintEffect, Toleration, TolerationOperator
 from modelplane.catalog.gpus import GpuSpec, gpu_catalog
 from modelplane.planning.inventory import PoolOffer
 
-POOL_LABEL = "modelplane.dev/pool"
-LOCATION_LABEL = "modelplane.dev/location"
 PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name", "beta.amd.com/gpu.product-name")
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 
@@ -81,7 +80,7 @@ def node_record(node: Mapping[str, Any]) -> NodeRecord:
     metadata, status, spec = node.get("metadata", {}), node.get("status", {}), node.get("spec", {})
     allocatable = status.get("allocatable") or {}
     gpus = sum(int(allocatable.get(resource, 0) or 0) for resource in GPU_RESOURCES)
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    ready = any(c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions") or [])
     taints = tuple(t["key"] for t in spec.get("taints") or [] if t.get("key") in GPU_RESOURCES)
     return NodeRecord(metadata.get("name", ""), dict(metadata.get("labels") or {}), gpus, ready, taints,
                       schedulable=not spec.get("unschedulable"))  # fmt: skip
@@ -111,7 +110,7 @@ def pod_record(pod: Mapping[str, Any], gpus: int | None = None) -> PodRecord | N
     if not gpus:
         return None
     metadata = pod.get("metadata") or {}
-    owner = (metadata.get("labels") or {}).get("modelplane.dev/deployment")
+    owner = (metadata.get("labels") or {}).get(DEPLOYMENT_LABEL)
     return PodRecord(node, gpus, f"{metadata.get('namespace')}/{owner}" if owner else None)
 
 

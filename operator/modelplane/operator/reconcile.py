@@ -8,7 +8,18 @@ from typing import Any
 
 from kubernetes import client
 
+from modelplane.api.contract import (
+    CHILD_APPLY_FAILED,
+    CHILD_CONFLICT,
+    CHILD_REJECTED,
+    DEPLOYMENT,
+    LEADER_WORKER_SET,
+    PLANNED,
+    REPLANNED,
+    WORKLOAD_KINDS,
+)
 from modelplane.api.plan import held_gpus
+from modelplane.api.status import ModelDeploymentStatus
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.kube.custom import patch_status, post_event
 from modelplane.kube.errors import InvalidError, TransientKubeError
@@ -23,16 +34,14 @@ from modelplane.kube.objects import (
 )
 from modelplane.operator import metrics
 from modelplane.operator.conditions import (
-    PLANNED,
     ConditionState,
     merge_conditions,
     now_rfc3339,
     status_conditions,
 )
-from modelplane.operator.decide import MAX_MESSAGE, REPLANNED, Decision, decide, pinned_fingerprint
+from modelplane.operator.decide import MAX_MESSAGE, Decision, decide, pinned_fingerprint
 from modelplane.planning.inventory import PoolOffer
 
-WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 
@@ -77,11 +86,6 @@ class Blocked:
 
     reason: str
     message: str
-
-
-CHILD_CONFLICT = "ChildConflict"
-CHILD_REJECTED = "ChildRejected"
-CHILD_APPLY_FAILED = "ChildApplyFailed"
 
 
 def _converge_children(
@@ -139,7 +143,7 @@ def _lws_seen(body: dict[str, Any]) -> bool:
 def _owned_workload(api: client.ApiClient, body: dict[str, Any]) -> dict[str, Any] | None:
     """The serving workload of the stored plan, if it exists and is this ModelDeployment's."""
     metadata = body["metadata"]
-    kind = "LeaderWorkerSet" if _lws_seen(body) else "Deployment"
+    kind = LEADER_WORKER_SET if _lws_seen(body) else DEPLOYMENT
     live = get_child(api, kind, metadata["namespace"], metadata["name"])
     return live if live is not None and _owned_by(live, metadata["uid"]) else None
 
@@ -211,7 +215,7 @@ def reconcile(
     if decision is None:
         decision = decide_and_reserve(body, offers, reservations, key, resolver)
         # The status about to be written pins this plan: keep the decision under that future fingerprint.
-        pinned = {**body, "status": {**(body.get("status") or {}), **decision.status}}
+        pinned = {**body, "status": {**(body.get("status") or {}), **decision.status.written_fields()}}
         decisions.put(key, pinned_fingerprint(pinned), decision)
     blocked: Blocked | None = None
     if decision.objects:
@@ -239,16 +243,16 @@ def reconcile(
 
 
 def _write_status(
-    api: client.ApiClient, body: dict[str, Any], fields: dict[str, Any], conditions: dict[str, ConditionState]
+    api: client.ApiClient, body: dict[str, Any], status: ModelDeploymentStatus, conditions: dict[str, ConditionState]
 ) -> tuple[dict[str, Any], bool]:
-    """Merge-patch `fields` and the conditions into status unless they are there already.
+    """Merge-patch the fields `status` sets and the conditions into status unless they are there already.
 
     Returns the status now stored and whether a write was made.
     """
     current = body.get("status") or {}
     generation = int(body["metadata"].get("generation") or 0)
     merged = merge_conditions(current.get("conditions") or [], conditions, generation, now_rfc3339())
-    wanted = {**fields, "conditions": merged}
+    wanted = {**status.written_fields(), "conditions": merged}
     patch = merge_patch(wanted, current)
     if patch == wanted and not _status_changed(current, wanted):
         return current, False
@@ -270,7 +274,7 @@ def _record_blocked(
     decided = {PLANNED: ConditionState("False", blocked.reason, blocked.message[:MAX_MESSAGE])}
     generation = int(body["metadata"].get("generation") or 0)
     before = _planned_reason(body.get("status") or {})
-    stored, changed = _write_status(api, body, {"observedGeneration": generation},
+    stored, changed = _write_status(api, body, ModelDeploymentStatus(observed_generation=generation),
                                     status_conditions(decided, workload, replicas))  # fmt: skip
     if changed and before != blocked.reason:
         post_event(api, body, "Warning", blocked.reason, blocked.message)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from modelplane.api.contract import DEPLOYMENT_LABEL, PLAN_HASH_ANNOTATION, POOL_LABEL, RESERVED_LABEL_PREFIXES
 from modelplane.api.model_deployment import ModelCache, ModelDeployment, PodSecurity, ServiceType
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
@@ -37,9 +38,6 @@ TMP_PATH = "/tmp"
 torch), ~/.triton, ~/.config and ~/.nv; /tmp holds Ray's session and torch's inductor cache. USER is set because
 getpass.getuser(), which torch's inductor cache calls, fails for a user ID with no /etc/passwd entry otherwise."""
 MANAGED_BY = "modelplane"
-PLAN_HASH_ANNOTATION = "modelplane.dev/plan-hash"
-DEPLOYMENT_LABEL = "modelplane.dev/deployment"
-RESERVED_LABEL_PREFIXES = ("app.kubernetes.io/", "modelplane.dev/")
 CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "privileged": False,
     "allowPrivilegeEscalation": False,
@@ -324,7 +322,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
         DEPLOYMENT_LABEL: name,
     }
     cache_path = _cache_path(deployment)
-    pool_selector = {"modelplane.dev/pool": plan.pool}
+    pool_selector = {POOL_LABEL: plan.pool}
     template = spec.pod_template
     image = spec.image or runtime.image_for(gpu.vendor.value)
     pod_security_context = _pod_security_context(deployment)

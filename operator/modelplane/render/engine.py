@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FunctionLoader, StrictUndefined
 
+from modelplane.api.contract import CHILD_KIND_ORDER, DEPLOYMENT, LEADER_WORKER_SET
 from modelplane.api.model_deployment import ModelDeployment
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
@@ -21,7 +22,6 @@ from modelplane.render.context import RenderContext, build_context
 from modelplane.render.errors import TemplateOutputError
 from modelplane.render.weights import CacheObjects
 
-KIND_ORDER = ("NetworkPolicy", "Service", "PodDisruptionBudget", "Deployment", "LeaderWorkerSet")
 """The policy first: no serving pod exists before the policy that limits who reaches it."""
 
 
@@ -76,9 +76,9 @@ def render_context(context: RenderContext) -> list[dict[str, Any]]:
 
 def pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
     """The pod templates inside a rendered workload (none for a Service or PDB)."""
-    if obj["kind"] == "Deployment":
+    if obj["kind"] == DEPLOYMENT:
         return [obj["spec"]["template"]["spec"]]
-    if obj["kind"] == "LeaderWorkerSet":
+    if obj["kind"] == LEADER_WORKER_SET:
         template = obj["spec"]["leaderWorkerTemplate"]
         return [template["leaderTemplate"]["spec"], template["workerTemplate"]["spec"]]
     return []
@@ -97,9 +97,9 @@ def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: P
                 limits = container["resources"]["limits"]
                 if limits.get(resource) != str(plan.gpus_per_pod):
                     raise TemplateOutputError(f"{obj['kind']} requests {limits.get(resource)} {resource}")
-        if obj["kind"] == "Deployment":
+        if obj["kind"] == DEPLOYMENT:
             gpus_in_group = plan.gpus_per_pod
-        elif obj["kind"] == "LeaderWorkerSet":
+        elif obj["kind"] == LEADER_WORKER_SET:
             gpus_in_group = plan.gpus_per_pod * obj["spec"]["leaderWorkerTemplate"]["size"]
         if gpus_in_group and gpus_in_group != plan.tensor_parallel * plan.pipeline_parallel:
             raise TemplateOutputError(f"{obj['kind']} holds {gpus_in_group} GPUs per replica, plan needs TP × PP")
@@ -113,7 +113,7 @@ def render_with_cache(
     context = build_context(deployment, plan, resolver)
     objects = render_context(context)
     check_objects(objects, context, plan)
-    return sorted(objects, key=lambda obj: KIND_ORDER.index(obj["kind"])), context.model_cache
+    return sorted(objects, key=lambda obj: CHILD_KIND_ORDER.index(obj["kind"])), context.model_cache
 
 
 def render_deployment(
