@@ -8,11 +8,14 @@ in `modelplane_reconcile_errors_total`; the queue never hands one key to two wor
 """
 
 import asyncio
+import functools
 import logging
+import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -34,6 +37,7 @@ from modelplane.kube.custom import patch_status
 from modelplane.kube.errors import KubeError
 from modelplane.kube.objects import is_subset
 from modelplane.operator import metrics
+from modelplane.operator.peering import PeeringGate, PeeringScope, read_blocking_peers
 from modelplane.operator.pools import (
     NodeRecord,
     PodRecord,
@@ -45,7 +49,7 @@ from modelplane.operator.pools import (
     requests_gpus,
 )
 from modelplane.operator.reconcile import Decisions, Reservations, reconcile
-from modelplane.operator.settings import ModelSources, configure, model_sources
+from modelplane.operator.settings import ModelSources, configure, model_sources, watched_namespaces
 from modelplane.operator.workqueue import WorkQueue
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
 
@@ -117,6 +121,7 @@ class Operator:
 
     api: client.ApiClient
     executor: ThreadPoolExecutor
+    gate: PeeringGate
     queue: WorkQueue = field(default_factory=WorkQueue)
     reservations: Reservations = field(default_factory=Reservations)
     decisions: Decisions = field(default_factory=Decisions)
@@ -152,7 +157,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         sources = model_sources()
     except ValueError as error:
         raise kopf.PermanentError(str(error)) from None
-    operator = Operator(make_api_client(), ThreadPoolExecutor(WORKERS, thread_name_prefix="reconcile"))
+    scope = PeeringScope.of(settings, watched_namespaces(sys.argv))
+    api = make_api_client()
+    operator = Operator(api, ThreadPoolExecutor(WORKERS, thread_name_prefix="reconcile"), PeeringGate(scope))
     operator.resolver = ModelResolver((), sources.hub, HubCache(sources.hub_cache_models))
     memo["operator"] = operator
     try:
@@ -161,6 +168,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         raise kopf.PermanentError(str(error)) from None
     await _start_catalog_watch(operator, sources)
     operator.workers = [asyncio.create_task(_work(operator), name=f"worker-{n}") for n in range(WORKERS)]
+    if scope is not None:
+        read = functools.partial(read_blocking_peers, api, scope)
+        operator.workers.append(asyncio.create_task(operator.gate.watch(lambda: read(datetime.now(UTC))),
+                                                    name="peering-gate"))  # fmt: skip
 
 
 async def _start_catalog_watch(operator: Operator, sources: ModelSources) -> None:
@@ -233,7 +244,13 @@ def probe(memo: kopf.Memo, **_: Any) -> int:
 # -- the work queue's consumers ----------------------------------------------------------------------------
 async def _work(operator: Operator) -> None:
     while True:
+        await operator.gate.opened()
         key = await operator.queue.get()
+        if not operator.gate.is_open:
+            # Paused while waiting for a key: it waits in the queue (marked dirty, it is queued again on done).
+            operator.queue.add(key)
+            operator.queue.done(key)
+            continue
         try:
             await _process(operator, key)
             operator.queue.forget(key)

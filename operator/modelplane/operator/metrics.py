@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -34,6 +34,10 @@ PLAN_SECONDS = Histogram(
 RECONCILE_ERRORS = Counter(
     "modelplane_reconcile_errors", "Reconciles that failed and were requeued with backoff, by reason.",
     ["reason"], registry=None,
+)  # fmt: skip
+QUEUE_PAUSED = Gauge(
+    "modelplane_work_queue_paused", "1 while kopf's peering pauses this replica (another one acts), else 0.",
+    registry=None,
 )  # fmt: skip
 
 
@@ -107,7 +111,7 @@ class ClusterCollector(Collector):
 def registry(view: Callable[[], ClusterView | None]) -> CollectorRegistry:
     """Everything `/metrics` shows: the process-wide counters plus the gauges computed from `view`."""
     collected = CollectorRegistry()
-    for collector in (PLANS, PLAN_SECONDS, RECONCILE_ERRORS, ClusterCollector(view)):
+    for collector in (PLANS, PLAN_SECONDS, RECONCILE_ERRORS, QUEUE_PAUSED, ClusterCollector(view)):
         collected.register(collector)
     return collected
 

@@ -1,10 +1,13 @@
 """Every kopf setting in one place, applied once at start-up."""
 
+import getpass
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+import socket
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import kopf
 
@@ -74,3 +77,27 @@ def model_sources(environ: Mapping[str, str] = os.environ) -> ModelSources:
         raise ValueError(f"{HUB_CACHE_ENV} must be a positive integer, got {cache!r}")
     return ModelSources(environ.get(CATALOG_NAMESPACE_ENV) or None, HubSettings() if hub else None,
                         int(cache) if cache else DEFAULT_CACHE_MODELS)  # fmt: skip
+
+
+def watched_namespaces(argv: Sequence[str]) -> list[str]:
+    """The namespaces given to `kopf run` as `-n NAME`/`--namespace NAME` (or `=NAME`); empty for all of them."""
+    found: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg in ("-n", "--namespace") and index + 1 < len(argv):
+            found.append(argv[index + 1])
+        elif arg.startswith("--namespace="):
+            found.append(arg.split("=", 1)[1])
+    return found
+
+
+def ensure_identity(environ: MutableMapping[str, str]) -> str:
+    """This replica's peering identity, set in $POD_ID before kopf starts so the peering gate knows it too.
+
+    The chart sets POD_ID to the pod's name; elsewhere it is made as kopf makes its own (user@host/time/random).
+    """
+    identity = environ.get("POD_ID")
+    if identity is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        identity = f"{getpass.getuser()}@{socket.gethostname()}/{stamp}/{secrets.token_hex(2)}"
+        environ["POD_ID"] = identity
+    return identity
