@@ -1,7 +1,13 @@
 """Issue 6 at full size: 1,000 ModelDeployments on the local control plane against a plain apply baseline.
 
 Run (the local cluster is started if it is not up): .venv/bin/python -m benchmarks.bench_scale
-Options: --deployments N (default 1000), --soak-minutes M (default 15), --json FILE.
+Options: --deployments N (default 1000), --soak-minutes M (default 15), --deadline S (default 900: seconds for
+each phase to converge), --json FILE.
+
+Exits 1, naming what failed, when a phase misses its deadline (listing the deployments left without a current
+status) or a goal is missed: operator/baseline time to all Ready ≤ 1.0, mutating requests per deployment ≤ its
+children + 2, 0 writes after a restart and during the soak, RSS ≤ 300 MB for a fresh process and for the one
+that converged the burst, RSS growth over the soak < 5 %.
 
 1. Baseline: `modelplane render` of every deployment, then one `kubectl apply --server-side` of the
    result; time until every rendered Deployment is Available. Then the namespaces are deleted and the
@@ -20,6 +26,7 @@ are sized from the plans with 10 % headroom.
 """
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -58,6 +65,10 @@ HEADROOM = 1.10
 RESYNC_WINDOW_SECONDS = 90  # longer than the pool-status pass (20 s) and kopf's idle watch reconnects
 SOAK_SAMPLE_SECONDS = 60
 QUIET_SECONDS = 45
+CHILDREN_PER_DEPLOYMENT = 2  # a Deployment and a Service (single-node plans, no PDB at 1 replica)
+GOAL_RATIO = 1.0
+GOAL_RSS_BYTES = 300_000_000
+GOAL_GROWTH_PERCENT = 5.0
 # (pool, GPU, share of deployments, models served there)
 MIX: list[tuple[str, str, float, list[str]]] = [
     ("bench-l4", "L4-24GB", 0.40, ["meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]),
@@ -149,6 +160,21 @@ class Bench:
                 available += 1
         return available >= count
 
+    def unsettled(self, names: list[str]) -> list[str]:
+        """The ModelDeployments of the benchmark namespaces that are not Ready at their current generation."""
+        items = self.custom.list_cluster_custom_object(GROUP, VERSION, "modeldeployments")["items"]
+        left = []
+        for md in items:
+            metadata, status = md["metadata"], md.get("status") or {}
+            if metadata["namespace"] not in names:
+                continue
+            conditions = {c["type"]: c for c in status.get("conditions") or []}
+            ready = conditions.get("Ready", {})
+            if status.get("observedGeneration") != metadata.get("generation") or ready.get("status") != "True":
+                state = f"Ready={ready.get('status')} ({ready.get('reason')})" if status else "no status"
+                left.append(f"{metadata['namespace']}/{metadata['name']}: {state}")
+        return sorted(left)
+
     def model_deployment_states(self, names: list[str]) -> tuple[int, int]:
         """(planned with children applied, ready) over the benchmark namespaces."""
         items = self.custom.list_cluster_custom_object(GROUP, VERSION, "modeldeployments")["items"]
@@ -180,15 +206,42 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def timed(check: Any, timeout: float, message: str, started: float) -> float:
-    wait_for(check, timeout, message)
+def timed(check: Any, timeout: float, message: str, started: float, unsettled: Any = None) -> float:
+    """Seconds from `started` until `check` holds; past `timeout`, exit 1 naming what was left (`unsettled`)."""
+    try:
+        wait_for(check, timeout, message)
+    except AssertionError as error:
+        left = unsettled() if unsettled is not None else []
+        shown = "".join(f"\n  {line}" for line in left[:20]) + (
+            f"\n  ... {len(left) - 20} more" if len(left) > 20 else ""
+        )
+        sys.exit(f"FAIL: {error}; {len(left)} left:{shown}" if left else f"FAIL: {error}")
     return time.monotonic() - started
+
+
+def missed_goals(results: dict[str, Any]) -> list[str]:
+    """Every goal of the benchmark the results miss, in words."""
+    ratio, writes = results["ratioReady"], results["writesPerDeployment"]
+    burst, fresh = results["rssAfterConvergenceBytes"], results["rssSoakBytes"][0]
+    growth, limit = results["rssGrowthPercent"], GOAL_RSS_BYTES / 1e6
+    checks = [
+        (ratio <= GOAL_RATIO, f"operator/baseline all Ready {ratio:.2f} > {GOAL_RATIO}"),
+        (writes <= CHILDREN_PER_DEPLOYMENT + 2,
+         f"{writes:.2f} writes per deployment > children ({CHILDREN_PER_DEPLOYMENT}) + 2"),
+        (results["writesAfterRestart"] == 0, f"{results['writesAfterRestart']} writes after a restart"),
+        (results["soakWrites"] == 0, f"{results['soakWrites']} writes during the soak"),
+        (burst <= GOAL_RSS_BYTES, f"RSS after the burst {burst / 1e6:.0f} MB > {limit:.0f} MB"),
+        (fresh <= GOAL_RSS_BYTES, f"RSS of a fresh process {fresh / 1e6:.0f} MB > {limit:.0f} MB"),
+        (growth < GOAL_GROWTH_PERCENT, f"RSS grew {growth:.1f} % over the soak"),
+    ]  # fmt: skip
+    return [message for met, message in checks if not met]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--soak-minutes", type=float, default=15)
+    parser.add_argument("--deadline", type=float, default=900)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     count = args.deployments
@@ -221,8 +274,8 @@ def main() -> None:
     started = time.monotonic()
     bench.apply(objects)
     results["baselineApplySeconds"] = time.monotonic() - started
-    results["baselineReadySeconds"] = timed(lambda: bench.deployments_available(base_namespaces, count), 1800,
-                                            "baseline Deployments Available", started)  # fmt: skip
+    results["baselineReadySeconds"] = timed(lambda: bench.deployments_available(base_namespaces, count),
+                                            args.deadline, "baseline Deployments Available", started)  # fmt: skip
     results["baselineObjects"] = len(objects)
     print(
         f"baseline: {len(objects)} objects applied in {results['baselineApplySeconds']:.1f} s, "
@@ -241,10 +294,12 @@ def main() -> None:
         started = time.monotonic()
         bench.apply(op_bodies)
         results["operatorApplySeconds"] = time.monotonic() - started
+        left = functools.partial(bench.unsettled, op_namespaces)
+        deadline = args.deadline
         results["operatorPlannedSeconds"] = timed(lambda: bench.model_deployment_states(op_namespaces)[0] >= count,
-                                                  1800, "all Planned with children", started)  # fmt: skip
+                                                  deadline, "all Planned with children", started, left)  # fmt: skip
         results["operatorReadySeconds"] = timed(lambda: bench.model_deployment_states(op_namespaces)[1] >= count,
-                                                1800, "all Ready", started)  # fmt: skip
+                                                deadline, "all Ready", started, left)  # fmt: skip
         print(
             f"operator: all Planned with children after {results['operatorPlannedSeconds']:.1f} s, "
             f"all Ready after {results['operatorReadySeconds']:.1f} s"
@@ -294,8 +349,9 @@ def main() -> None:
         name = pool["metadata"]["name"]
         bench.kubectl("delete", "gpunodepool", name)
         bench.kubectl("delete", "nodes", "-l", f"modelplane.dev/pool={name}")
-    if results["writesAfterRestart"] or results["soakWrites"]:
-        sys.exit("FAIL: the operator wrote after a restart with nothing changed")
+    missed = missed_goals(results)
+    if missed:
+        sys.exit("FAIL: " + "; ".join(missed))
 
 
 if __name__ == "__main__":
