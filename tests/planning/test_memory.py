@@ -3,7 +3,13 @@
 import pytest
 
 from modelplane.catalog.architecture import parse_architecture
-from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, kv_cache_bytes_per_token, sequence_kv_bytes
+from modelplane.planning.kv_cache import (
+    KvLayout,
+    kv_bytes_per_token_per_layer,
+    kv_cache_bytes_per_token,
+    sequence_kv_bytes,
+    stage_kv_layouts,
+)
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.stages import stage_layers, stage_weight_bytes
 from modelplane.planning.weights import WeightFormat
@@ -36,13 +42,31 @@ def test_kv_heads_split_then_replicate(tp: int, heads_per_rank: int) -> None:
     assert kv_bytes_per_token_per_layer(LLAMA, 2, tp) == 2 * heads_per_rank * 128 * 2
 
 
-def test_sliding_window_layers_are_capped() -> None:
-    per_layer = 2 * 8 * 256 * 2
-    length = 8192
-    # Gemma 2 alternates: 21 sliding layers (capped at 4096 tokens) and 21 global layers.
-    expected = per_layer * (21 * 4096 + 21 * length)
-    assert sequence_kv_bytes(GEMMA2_9B, range(42), 2, 1, length) == expected
-    assert sequence_kv_bytes(GEMMA2_9B, range(42), 2, 1, 4096) == per_layer * 42 * 4096
+def test_sliding_window_layers_hold_window_plus_in_flight_tokens() -> None:
+    # vLLM 0.33.0 SlidingWindowSpec: ceil(min(window - 1 + in-flight, L) / 16) + 1 blocks per request; full
+    # attention ceil(L / 16). Gemma 2 alternates 21 sliding and 21 full layers: one group of 21 layers each,
+    # a block holds one 16-token page per layer slot of a group.
+    page = 16 * 2 * 8 * 256 * 2
+    in_flight = 2 * 2048  # async scheduling keeps two 2048-token batches in flight (A100, L40S class)
+    sliding_blocks = -(-(4096 - 1 + in_flight) // 16) + 1  # 513
+    assert sequence_kv_bytes(GEMMA2_9B, range(42), 2, 1, 32768, in_flight) == 21 * page * (2048 + sliding_blocks)
+    # Short sequences: a sliding layer holds as much as a full one (plus the block the window may straddle).
+    assert sequence_kv_bytes(GEMMA2_9B, range(42), 2, 1, 4096, in_flight) == 21 * page * (256 + 257)
+
+
+def test_hybrid_groups_follow_the_smaller_bucket() -> None:
+    # Gemma 3 27B: 62 layers, every 6th full (10 full, 52 sliding of 1024 tokens): groups of 10 layers,
+    # ceil(52 / 10) = 6 sliding groups and one full group (vLLM pads the last sliding group).
+    gemma3 = parse_architecture(
+        {"model_type": "gemma3_text", "hidden_size": 5376, "num_hidden_layers": 62, "num_attention_heads": 32,
+         "num_key_value_heads": 16, "head_dim": 128, "intermediate_size": 21504, "vocab_size": 262208,
+         "sliding_window": 1024,
+         "layer_types": ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(62)]},
+        "test",
+    )  # fmt: skip
+    page = 16 * 2 * 16 * 128 * 2
+    layout = stage_kv_layouts(gemma3, [range(62)], 2, 1, 32768, 16384)[0]
+    assert layout == KvLayout(10 * page, 2048 + 6 * (-(-(1023 + 16384) // 16) + 1))
 
 
 @pytest.mark.parametrize(

@@ -226,13 +226,17 @@ def test_threshold_is_exactly_the_stage_token_check(
     pp = min(pp, entry.architecture.num_layers)
     md = deployment(model={"name": model}, maxModelLen=max_model_len, maxConcurrency=concurrency, kvCacheDtype=kv)
     sizer = _Planner("x", "default", md.spec, entry.architecture, entry).sizer
-    threshold = sizer.threshold(weight_format, tp, pp)
-    tokens = sizer._stage_tokens(sizer.split(weight_format, tp, pp), budget)
-    assert (threshold is not None and budget >= threshold) == (min(tokens) >= sizer.required_tokens)
-    if threshold is not None:  # the threshold is the least such budget
-        below = sizer._stage_tokens(sizer.split(weight_format, tp, pp), threshold - 1)
-        assert min(below) < sizer.required_tokens
-        assert min(sizer._stage_tokens(sizer.split(weight_format, tp, pp), threshold)) >= sizer.required_tokens
+    for batched in (2048, 8192, 16384):  # the vLLM default max_num_batched_tokens of each GPU class
+        split = sizer.split(weight_format, tp, pp, batched)
+        threshold = sizer.threshold(weight_format, tp, pp, batched)
+
+        def tokens(at: int) -> int:
+            return min(capacity[0] for capacity in sizer._stage_capacities(split, at))  # noqa: B023
+
+        assert (threshold is not None and budget >= threshold) == (tokens(budget) >= sizer.required_tokens)
+        if threshold is not None:  # the threshold is the least such budget
+            assert tokens(threshold - 1) < sizer.required_tokens
+            assert tokens(threshold) >= sizer.required_tokens
 
 
 def test_memory_fit_agrees_with_the_threshold_on_every_catalog_gpu() -> None:
@@ -243,6 +247,6 @@ def test_memory_fit_agrees_with_the_threshold_on_every_catalog_gpu() -> None:
     for gpu_id in GPUS:
         gpu = get_gpu(gpu_id)
         for pp in range(1, MAX_PIPELINE_PARALLEL + 1):
-            threshold = sizer.threshold(WeightFormat.BF16, 1, pp)
+            threshold = sizer.threshold(WeightFormat.BF16, 1, pp, sizer.batched_tokens(gpu))
             fits = threshold is not None and sizer.budget(gpu) >= threshold
             assert sizer.memory_fit(gpu, WeightFormat.BF16, 1, pp).fits == fits, (gpu_id, pp)

@@ -44,7 +44,14 @@ class MemoryBreakdown(WireModel):
     weight_bytes_per_gpu: int
     kv_cache_bytes_per_token: int = Field(description="KV cache of one token on one GPU of the replica.")
     overhead_bytes_per_gpu: int
-    kv_cache_tokens: int = Field(description="Tokens the KV cache of one replica holds.")
+    kv_cache_tokens: int = Field(
+        description='Tokens the KV cache of one replica holds, as vLLM logs it: "GPU KV cache size: N tokens".'
+    )
+    max_concurrency: float | None = Field(
+        default=None,
+        description='Requests of maxModelLen tokens the KV cache holds at once, as vLLM logs it: "Maximum '
+        'concurrency for N tokens per request: X" (rounded down to 2 decimals).',
+    )
     budget_bytes_per_gpu: int = Field(description="GPU memory × gpuMemoryUtilization.")
     gpu_memory_bytes: int
 

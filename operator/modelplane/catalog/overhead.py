@@ -10,12 +10,27 @@ from pydantic.alias_generators import to_camel
 from modelplane.catalog.errors import CatalogError
 
 
+class BatchedTokensRule(BaseModel):
+    """The runtime's default max_num_batched_tokens on GPUs of at least this much memory (first match wins)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    device_memory_at_least_gib: int = Field(ge=0, alias="deviceMemoryAtLeastGiB")
+    value: int = Field(gt=0)
+    except_names: list[str] = Field(default_factory=list)
+    """Lower-case substrings of the device name this rule skips (vLLM keeps A100s on the small default)."""
+
+
 class OverheadConstants(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
     non_torch_bytes: int = Field(ge=0)
     non_torch_bytes_per_extra_rank: int = Field(ge=0)
     max_num_batched_tokens: int = Field(gt=0)
+    batched_tokens_by_device: list[BatchedTokensRule] = Field(default_factory=list)
+    """Per-GPU-class defaults; `max_num_batched_tokens` when empty or when no rule matches."""
+    in_flight_batches_beyond_pipeline: int = Field(default=0, ge=0)
+    """Batches in flight besides one per pipeline stage (vLLM's async scheduling keeps one more)."""
     activation_bytes_per_hidden: int = Field(ge=0)
     activation_bytes_per_intermediate: int = Field(ge=0)
     cuda_graph_bytes: int = Field(ge=0)

@@ -18,8 +18,15 @@ from modelplane.api.plan import MemoryBreakdown, Reason, ReasonCode
 from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.planning.estimates import Bandwidth, StageTraffic, Throughput, decode_bandwidth, throughput_at
-from modelplane.planning.kv_cache import kv_bytes_per_token_per_layer, stages_kv_bytes, windowed_prefix
-from modelplane.planning.overhead import overhead_bytes_per_gpu
+from modelplane.planning.kv_cache import (
+    KvLayout,
+    kv_bytes_per_token_per_layer,
+    kv_capacity,
+    stage_kv_layouts,
+    stages_attended_kv_bytes,
+    windowed_prefix,
+)
+from modelplane.planning.overhead import in_flight_tokens, max_num_batched_tokens, overhead_bytes_per_gpu
 from modelplane.planning.parameters import ParameterBreakdown, count_parameters
 from modelplane.planning.records import record
 from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL, Layout, layout, nodes_needed
@@ -33,7 +40,7 @@ class StageSplit(NamedTuple):
     """What one GPU of each stage of a (format, TP, PP) replica holds, whichever GPU it is; one entry per stage."""
 
     weight_bytes_per_gpu: tuple[int, ...]
-    kv_bytes_per_sequence: tuple[int, ...]
+    kv_layouts: tuple[KvLayout, ...]
     kv_bytes_per_token: tuple[int, ...]
     overhead_bytes_per_gpu: int
 
@@ -89,17 +96,18 @@ class Sizer:
         self.replicas = spec.replicas
         self.largest_pp = min(arch.num_layers, MAX_PIPELINE_PARALLEL)
         self._tables: dict[WeightFormat, WeightTable] = {}
-        self._splits: dict[tuple[WeightFormat, int, int], StageSplit] = {}
+        self._splits: dict[tuple[WeightFormat, int, int, int], StageSplit] = {}
         self._traffic: dict[tuple[WeightFormat, int, int], tuple[StageTraffic, ...]] = {}
         self._fits: dict[tuple[str, WeightFormat, int, int], MemoryFit] = {}
         self._sizings: dict[tuple[str, WeightFormat, int, int, int, int], Sizing] = {}
         self._preferred: dict[tuple[str, WeightFormat, int], tuple[MemoryFit, int] | tuple[()]] = {}
         self._placements: dict[tuple[int, int, int], tuple[Layout, int, int]] = {}
-        self._thresholds: dict[tuple[WeightFormat, int, int], int | None] = {}
+        self._thresholds: dict[tuple[WeightFormat, int, int, int], int | None] = {}
         self._searches: dict[tuple[str, WeightFormat, int], PipelineSearch] = {}
         self._needs: dict[tuple[WeightFormat, int], int] = {}
         self._overheads: dict[tuple[int, int], int] = {}
         self._bandwidths: dict[tuple[str, bool], Bandwidth] = {}
+        self._batched: dict[str, int] = {}
 
     @cached_property
     def breakdown(self) -> ParameterBreakdown:
@@ -114,18 +122,28 @@ class Sizer:
             self._tables[weight_format] = WeightTable.build(self.arch, self.breakdown, weight_format)
         return self._tables[weight_format]
 
-    def _kv_bytes(self, stages: list[range], tp: int, length: int) -> tuple[int, ...]:
-        return stages_kv_bytes(self.arch, stages, self.kv_dtype_bytes, tp, length, self.windowed)
+    def batched_tokens(self, gpu: GpuSpec) -> int:
+        """The runtime's default max_num_batched_tokens on this GPU: it sets the activation peak and window blocks."""
+        batched = self._batched.get(gpu.id)
+        if batched is None:
+            batched = self._batched[gpu.id] = max_num_batched_tokens(self.runtime, gpu)
+        return batched
 
-    def split(self, weight_format: WeightFormat, tp: int, pp: int) -> StageSplit:
-        key = (weight_format, tp, pp)
+    def _attended(self, stages: list[range], tp: int, length: int) -> tuple[int, ...]:
+        return stages_attended_kv_bytes(self.arch, stages, self.kv_dtype_bytes, tp, length, self.windowed)
+
+    def split(self, weight_format: WeightFormat, tp: int, pp: int, batched: int) -> StageSplit:
+        key = (weight_format, tp, pp, batched)
         split = self._splits.get(key)
         if split is None:
             stages = stage_layers(self.arch.num_layers, pp)
             per_layer = kv_bytes_per_token_per_layer(self.arch, self.kv_dtype_bytes, tp)
+            in_flight = in_flight_tokens(self.runtime, batched, pp)
             split = self._splits[key] = StageSplit(
                 tuple(-(-weights // tp) for weights in self.weights(weight_format).stages(stages)),
-                self._kv_bytes(stages, tp, self.max_model_len),
+                stage_kv_layouts(
+                    self.arch, stages, self.kv_dtype_bytes, tp, self.max_model_len, in_flight, self.windowed
+                ),
                 tuple(per_layer * len(layers) for layers in stages),
                 self.overhead(tp, pp),
             )
@@ -137,7 +155,7 @@ class Sizer:
         if key not in self._traffic:
             stages = stage_layers(self.arch.num_layers, pp)
             weights = self.weights(weight_format).stages(stages, active=True)
-            kv_bytes = self._kv_bytes(stages, tp, max(1, self.max_model_len // 2))
+            kv_bytes = self._attended(stages, tp, max(1, self.max_model_len // 2))
             self._traffic[key] = tuple(
                 StageTraffic(-(-stage_weights // tp), stage_kv)
                 for stage_weights, stage_kv in zip(weights, kv_bytes, strict=True)
@@ -160,16 +178,17 @@ class Sizer:
         key = (gpu.id, weight_format, tp, pp)
         fit = self._fits.get(key)
         if fit is None:
-            split, budget = self.split(weight_format, tp, pp), self.budget(gpu)
-            stage_tokens = self._stage_tokens(split, budget)
-            tokens = min(stage_tokens)
-            binding = stage_tokens.index(tokens)
+            split, budget = self.split(weight_format, tp, pp, self.batched_tokens(gpu)), self.budget(gpu)
+            capacities = self._stage_capacities(split, budget)
+            tokens, concurrency = min(capacities)
+            binding = capacities.index((tokens, concurrency))
             breakdown = record(
                 MemoryBreakdown,
                 weight_bytes_per_gpu=split.weight_bytes_per_gpu[binding],
                 kv_cache_bytes_per_token=split.kv_bytes_per_token[binding],
                 overhead_bytes_per_gpu=split.overhead_bytes_per_gpu,
                 kv_cache_tokens=tokens,
+                max_concurrency=int(concurrency * 100) / 100,
                 budget_bytes_per_gpu=budget,
                 gpu_memory_bytes=gpu.memory_bytes,
             )
@@ -189,40 +208,40 @@ class Sizer:
             bandwidth = self._bandwidths[key] = decode_bandwidth(gpu, tp)
         return bandwidth
 
-    def _stage_tokens(self, split: StageSplit, budget: int) -> list[int]:
-        """KV tokens each stage has room for in what the budget leaves after its weights and the overhead."""
+    def _stage_capacities(self, split: StageSplit, budget: int) -> list[tuple[int, float]]:
+        """(KV tokens, maximum concurrency) of each stage in what the budget leaves after its weights and overhead."""
         room, length = budget - split.overhead_bytes_per_gpu, self.max_model_len
         return [
-            max(0, room - weights) * length // sequence if sequence else 0
-            for weights, sequence in zip(split.weight_bytes_per_gpu, split.kv_bytes_per_sequence, strict=True)
+            kv_capacity(room - weights, layout, length)
+            for weights, layout in zip(split.weight_bytes_per_gpu, split.kv_layouts, strict=True)
         ]
 
-    def threshold(self, weight_format: WeightFormat, tp: int, pp: int) -> int | None:
+    def threshold(self, weight_format: WeightFormat, tp: int, pp: int, batched: int) -> int | None:
         """The smallest per-GPU budget in which every stage of (format, TP, PP) fits; None if no budget does.
 
-        A stage fits iff `_stage_tokens` ≥ required, i.e. (room − weights) × L // sequence ≥ R with
-        room = budget − overhead, L = maxModelLen, R = required tokens ≥ 1. For integers that holds iff
-        room − weights ≥ ceil(R × sequence / L), so the fit of every GPU is one comparison with this
-        GPU-independent number: budget ≥ overhead + max over stages (weights + ceil(R × sequence / L)).
-        A stage caching nothing per sequence never holds a token (`_stage_tokens` gives it 0).
+        A stage fits iff its KV tokens ≥ required, i.e. (available // B) × L // N ≥ R with B bytes per block,
+        N blocks per request, L = maxModelLen and R = required tokens ≥ 1. For integers that holds iff
+        available // B ≥ ceil(R × N / L), i.e. available ≥ B × ceil(R × N / L), with available = budget −
+        overhead − weights: so the fit of every GPU of a batch class is one comparison with this number.
+        A stage caching nothing per request never holds a token (`kv_capacity` gives it 0).
         """
-        key = (weight_format, tp, pp)
+        key = (weight_format, tp, pp, batched)
         if key in self._thresholds:
             return self._thresholds[key]
-        split = self.split(weight_format, tp, pp)
+        split = self.split(weight_format, tp, pp, batched)
         required, length = self.required_tokens, self.max_model_len
         threshold: int | None = None
-        if all(split.kv_bytes_per_sequence):
+        if all(layout.blocks_per_request for layout in split.kv_layouts):
             threshold = split.overhead_bytes_per_gpu + max(
-                weights - (-required * sequence // length)
-                for weights, sequence in zip(split.weight_bytes_per_gpu, split.kv_bytes_per_sequence, strict=True)
+                weights + layout.bytes_per_block * -(-required * layout.blocks_per_request // length)
+                for weights, layout in zip(split.weight_bytes_per_gpu, split.kv_layouts, strict=True)
             )
         self._thresholds[key] = threshold
         return threshold
 
-    def _stages_fit(self, budget: int, weight_format: WeightFormat, tp: int, pp: int) -> bool:
+    def _stages_fit(self, budget: int, weight_format: WeightFormat, tp: int, pp: int, batched: int) -> bool:
         """`memory_fit(...).fits` without building the fit: the PP search tries shapes no candidate uses."""
-        threshold = self.threshold(weight_format, tp, pp)
+        threshold = self.threshold(weight_format, tp, pp, batched)
         return threshold is not None and budget >= threshold
 
     def sizing(
@@ -307,6 +326,7 @@ class Sizer:
         gpus_per_node = pool.gpus_per_node
         limit = min(self.largest_pp, gpus_per_node * pool.nodes // tp)
         smallest, budget, need = self._search(gpu, weight_format, tp)
+        batched = self.batched_tokens(gpu)
         unplaced: Layout | None = None  # the smallest PP that fits memory but not the pool's nodes
         short: Layout | None = None  # the smallest PP that fits memory and one replica, not every replica
         if smallest is not None and smallest <= limit:
@@ -315,7 +335,7 @@ class Sizer:
                     if not self._replica_fits_in_total(tp, pp, budget, need):
                         # Past `smallest` the whole-replica bound fails only beyond its interval, for good.
                         break
-                    if not self._stages_fit(budget, weight_format, tp, pp):
+                    if not self._stages_fit(budget, weight_format, tp, pp, batched):
                         continue
                 shape = layout(tp, pp, gpus_per_node)
                 assert shape is not None
@@ -353,6 +373,7 @@ class Sizer:
         search = self._searches.get(key)
         if search is None:
             budget, need = self.budget(gpu), self._replica_need(weight_format, tp)
+            batched = self.batched_tokens(gpu)
             smallest, inside = None, False
             for pp in range(max(1, -(-need // (tp * budget))), self.largest_pp + 1):
                 if not self._replica_fits_in_total(tp, pp, budget, need):
@@ -360,7 +381,7 @@ class Sizer:
                         break
                     continue
                 inside = True
-                if self._stages_fit(budget, weight_format, tp, pp):
+                if self._stages_fit(budget, weight_format, tp, pp, batched):
                     smallest = pp
                     break
             search = self._searches[key] = PipelineSearch(smallest, budget, need)
@@ -381,7 +402,7 @@ class Sizer:
         if need is None:
             whole = [range(self.arch.num_layers)]
             weights = self.weights(weight_format).stages(whole)[0]
-            sequence = self._kv_bytes(whole, tp, self.max_model_len)[0]
+            sequence = self._attended(whole, tp, self.max_model_len)[0]
             need = self._needs[key] = weights + tp * sequence * self.max_concurrency
         return need
 
