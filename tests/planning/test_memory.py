@@ -55,10 +55,10 @@ def test_sliding_window_layers_hold_window_plus_in_flight_tokens() -> None:
 
 
 def test_hybrid_groups_follow_the_smaller_bucket() -> None:
-    # Gemma 3 27B: 62 layers, every 6th full (10 full, 52 sliding of 1024 tokens): groups of 10 layers,
-    # ceil(52 / 10) = 6 sliding groups and one full group (vLLM pads the last sliding group).
+    # Gemma 3 27B's attention: 62 layers, every 6th full (10 full, 52 sliding of 1024 tokens): groups of 10
+    # layers, ceil(52 / 10) = 6 sliding groups and one full group (vLLM pads the last sliding group).
     gemma3 = parse_architecture(
-        {"model_type": "gemma3_text", "hidden_size": 5376, "num_hidden_layers": 62, "num_attention_heads": 32,
+        {"model_type": "gemma2", "hidden_size": 5376, "num_hidden_layers": 62, "num_attention_heads": 32,
          "num_key_value_heads": 16, "head_dim": 128, "intermediate_size": 21504, "vocab_size": 262208,
          "sliding_window": 1024,
          "layer_types": ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention" for i in range(62)]},
