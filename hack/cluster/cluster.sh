@@ -226,7 +226,7 @@ start_apiserver() {
 start_lws() {
   local k=(kubectl --kubeconfig="$KUBECONFIG_FILE")
   "${k[@]}" apply --server-side --force-conflicts -f "$LWS_BIN/config/crd/bases" >/dev/null
-  "${k[@]}" wait --for=condition=Established --timeout=60s crd/leaderworkersets.leaderworkerset.x-k8s.io >/dev/null
+  wait_until 60 "the LeaderWorkerSet CRD" lws_crd_established
   "${k[@]}" create namespace lws-system --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
   mkdir -p "$DIR/lws"
   cat >"$DIR/lws/config.yaml" <<EOF
@@ -255,6 +255,13 @@ EOF
   wait_until 60 "the LeaderWorkerSet webhooks" lws_webhooks_served
   "$PYTHON" "$HERE/lws_webhooks.py" "$LWS_BIN" --port="$LWS_PORT" --ca="$DIR/pki/ca.crt" \
     | "${k[@]}" apply --server-side --force-conflicts -f - >/dev/null
+}
+
+# Polled: `kubectl wait --for=condition=Established` fails outright on a CRD created a moment ago, whose
+# status.conditions is still null.
+lws_crd_established() {
+  kubectl --kubeconfig="$KUBECONFIG_FILE" get crd leaderworkersets.leaderworkerset.x-k8s.io \
+    -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' | grep -qx True
 }
 
 lws_webhooks_served() {
