@@ -1,22 +1,22 @@
-"""How Argo CD and Flux judge our objects: the chart's Lua health checks, run for real, and kstatus's rules.
+"""How Argo CD and Flux judge our objects, computed by their own code: hack/health/main.go runs the chart's Lua
+health checks through Argo CD's util/lua (gopher-lua, with the libraries Argo CD opens) and computes kstatus
+with sigs.k8s.io/cli-utils, both at the versions pinned in hack/cluster/versions.env.
 
 Shared by the unit tests (status fixtures, operator decisions) and the end-to-end tests (live objects).
 """
 
+import functools
+import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from lupa.lua51 import LuaRuntime
 
 REPO = Path(__file__).resolve().parents[1]
 ARGOCD = REPO / "charts" / "modelplane" / "argocd"
 HEALTH_SCRIPTS = {"ModelDeployment": ARGOCD / "modeldeployment-health.lua",
                   "GPUNodePool": ARGOCD / "gpunodepool-health.lua"}  # fmt: skip
-ARGOCD_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
-# Argo CD opens only these of Lua's libraries (util/lua/lua.go, runLua) unless useOpenLibs is set.
-ARGOCD_LIBRARIES = {"package", "table", "os"}
-LUA_LIBRARIES = {"string", "math", "io", "os", "debug", "coroutine", "package", "table"}
+GROUP = "modelplane.dev"
 
 
 @dataclass(frozen=True)
@@ -25,45 +25,35 @@ class Health:
     message: str
 
 
+@functools.cache
+def health_binary() -> Path:
+    """The program, built (or found in the cache) by hack/cluster/build.sh, which waits for any build under way."""
+    built = subprocess.run([str(REPO / "hack" / "cluster" / "build.sh")], capture_output=True, text=True)
+    if built.returncode:
+        raise RuntimeError(f"hack/cluster/build.sh failed:\n{built.stderr[-3000:]}")
+    paths = dict(line.split("=", 1) for line in built.stdout.splitlines() if "=" in line)
+    return Path(paths["HEALTH_BIN"]) / "modelplane-health"
+
+
+def judge(objects: list[dict[str, Any]]) -> list[dict[str, Health]]:
+    """Argo CD's and kstatus's verdicts on each object, by "argocd" and "kstatus"; a library error fails."""
+    scripts = [f"--script={GROUP}/{kind}={path}" for kind, path in HEALTH_SCRIPTS.items()]
+    ran = subprocess.run([str(health_binary()), *scripts], input=json.dumps(objects), capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    verdicts: list[dict[str, dict[str, str]]] = json.loads(ran.stdout)
+    for obj, verdict in zip(objects, verdicts, strict=True):
+        errors = {name: found["error"] for name, found in verdict.items() if found.get("error")}
+        if errors:
+            raise AssertionError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: {errors}")
+    return [{name: Health(found["status"], found["message"]) for name, found in verdict.items()}
+            for verdict in verdicts]  # fmt: skip
+
+
 def argocd_health(obj: dict[str, Any]) -> Health:
-    """Run the chart's health script for `obj`'s kind as Argo CD does: gopher-lua is a Lua 5.1 VM, the object
-    is the global `obj` (lists as 1-based tables), and a status outside Argo CD's set reads as Unknown."""
-    lua = LuaRuntime(register_eval=False)
-    for library in LUA_LIBRARIES - ARGOCD_LIBRARIES:
-        lua.globals()[library] = None
-    lua.globals()["obj"] = lua.table_from(obj, recursive=True)
-    returned = lua.execute(HEALTH_SCRIPTS[obj["kind"]].read_text())
-    status, message = str(returned["status"]), returned["message"]
-    if status not in ARGOCD_STATUSES:
-        return Health("Unknown", "Lua returned an invalid health status")
-    return Health(status, "" if message is None else str(message))
-
-
-def _conditions(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    return list((obj.get("status") or {}).get("conditions") or [])
+    """Argo CD's health of `obj`: our script for its kind, run by Argo CD's util/lua."""
+    return judge([obj])[0]["argocd"]
 
 
 def kstatus(obj: dict[str, Any]) -> Health:
-    """kstatus's `Compute` for a custom resource (cli-utils pkg/kstatus/status: status.go, generic.go).
-
-    In order: a deletion timestamp is Terminating; a status.observedGeneration that differs from
-    metadata.generation is InProgress; the first of Reconciling=True (InProgress) or Stalled=True (Failed) in
-    the condition list decides; then Ready (True: Current, False or Unknown: InProgress); else Current.
-    """
-    metadata = obj.get("metadata") or {}
-    if metadata.get("deletionTimestamp"):
-        return Health("Terminating", "Resource scheduled for deletion")
-    generation, observed = metadata.get("generation"), (obj.get("status") or {}).get("observedGeneration")
-    if generation is not None and observed is not None and observed != generation:
-        return Health("InProgress", f"{obj['kind']} generation is {generation}, but latest observed generation "
-                                    f"is {observed}")  # fmt: skip
-    for condition in _conditions(obj):
-        if condition.get("status") == "True" and condition.get("type") in ("Reconciling", "Stalled"):
-            verdict = "InProgress" if condition["type"] == "Reconciling" else "Failed"
-            return Health(verdict, str(condition.get("message") or ""))
-    for condition in _conditions(obj):
-        if condition.get("type") == "Ready" and condition.get("status") in ("True", "False", "Unknown"):
-            if condition["status"] == "True":
-                return Health("Current", "Resource is Ready")
-            return Health("InProgress", str(condition.get("message") or ""))
-    return Health("Current", "Resource is current")
+    """kstatus's `Compute` of `obj` (sigs.k8s.io/cli-utils pkg/kstatus/status), the status Flux waits on."""
+    return judge([obj])[0]["kstatus"]

@@ -1,4 +1,5 @@
-"""The chart's Argo CD health checks, executed as Lua against statuses shaped exactly as the operator writes them."""
+"""The chart's Argo CD health checks, run by Argo CD's own util/lua (tests/health.py) against statuses shaped
+exactly as the operator writes them."""
 
 import json
 import re

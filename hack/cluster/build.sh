@@ -18,6 +18,10 @@ ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$CACHE/bin/kwok-$KWOK_VERSION
 HELM_BIN=$CACHE/bin/helm-$HELM_VERSION
 LWS_BIN=$CACHE/bin/lws-$LWS_VERSION
+# The health program's own source is part of its key: an edit to main.go builds a new binary.
+HEALTH_SOURCE=$HERE/../health/main.go
+HEALTH_KEY=argocd-$ARGOCD_VERSION-cli-utils-$CLI_UTILS_VERSION
+HEALTH_BIN=$CACHE/bin/health-$HEALTH_KEY-$(sha256sum "$HEALTH_SOURCE" | cut -c1-12)
 MINOR=${KUBERNETES_VERSION#v1.}; MINOR=${MINOR%%.*}
 
 log() { echo "[build] $*" >&2; }
@@ -179,6 +183,33 @@ build_lws() {
   publish "$out" "$LWS_BIN"
 }
 
+# health_module: set HEALTH_MODULE to a module requiring the pinned Argo CD and cli-utils, creating it if
+# needed. Its go.sum is resolved once from the proxy; the program's source is copied in at build time.
+health_module() {
+  HEALTH_MODULE=$CACHE/src/health-$HEALTH_KEY
+  [[ -f $HEALTH_MODULE/go.mod ]] && return
+  local tmp; tmp=$(new_tmp "$HEALTH_MODULE")
+  (
+    cd "$tmp"
+    go mod init local.invalid/modelplane-health 2>/dev/null || die "go mod init failed in $tmp"
+    go get "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" "sigs.k8s.io/cli-utils@$CLI_UTILS_VERSION" >&2 \
+      || die "go get argo-cd@$ARGOCD_VERSION cli-utils@$CLI_UTILS_VERSION failed in $tmp"
+  )
+  publish "$tmp" "$HEALTH_MODULE"
+}
+
+build_health() {
+  [[ -x $HEALTH_BIN/modelplane-health ]] && return
+  log "modelplane-health (Argo CD $ARGOCD_VERSION, cli-utils $CLI_UTILS_VERSION)"
+  health_module
+  local out; out=$(new_tmp "$HEALTH_BIN")
+  local work; work=$(new_tmp "$CACHE/src/health-build")
+  cp "$HEALTH_MODULE/go.mod" "$HEALTH_MODULE/go.sum" "$HEALTH_SOURCE" "$work/"
+  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$out/modelplane-health" .)
+  rm -rf "$work"
+  publish "$out" "$HEALTH_BIN"
+}
+
 # clean_stale_tmp: remove what interrupted builds left. Only under the build lock, so no build is using them,
 # and only names our mktemp templates produce: "<name>.partial-XXXXXX", and the earlier "<name>-vX.Y.Z.XXXX".
 clean_stale_tmp() {
@@ -207,8 +238,10 @@ build_etcd
 build_kwok
 build_helm
 build_lws
+build_health
 echo "K8S_BIN=$K8S_BIN"
 echo "ETCD_BIN=$ETCD_BIN"
 echo "KWOK_BIN=$KWOK_BIN"
 echo "HELM_BIN=$HELM_BIN"
 echo "LWS_BIN=$LWS_BIN"
+echo "HEALTH_BIN=$HEALTH_BIN"

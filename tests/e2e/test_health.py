@@ -1,5 +1,7 @@
-"""Argo CD's and Flux's view of live objects: the chart's Lua health checks and kstatus's rules, run on what the
-API server returns in each state a ModelDeployment goes through, and on the pools."""
+"""Argo CD's and Flux's view of live objects, computed by their own code (Argo CD's util/lua running the chart's
+Lua health checks, cli-utils' kstatus): on what the API server returns in each state a ModelDeployment goes
+through (progressing, ready, failed, stalled, scaled to zero), and on the pools. Each verdict must agree with
+the conditions the operator wrote."""
 
 from functools import partial
 from pathlib import Path
@@ -15,12 +17,26 @@ INFEASIBLE = {"maxModelLen": 131072, "maxConcurrency": 4096}
 
 
 def verdicts(obj: dict[str, Any]) -> tuple[str, str]:
-    """(Argo CD health, kstatus status) of one object."""
-    return argocd_health(obj).status, kstatus(obj).status
+    """(Argo CD health, kstatus status) of one object; a ModelDeployment's must agree with its conditions."""
+    found = argocd_health(obj).status, kstatus(obj).status
+    if obj["kind"] == "ModelDeployment":
+        assert found == from_conditions(obj), f"{found} disagrees with {conditions(obj)}"
+    return found
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {condition["type"]: condition for condition in (obj.get("status") or {}).get("conditions") or []}
+
+
+def from_conditions(obj: dict[str, Any]) -> tuple[str, str]:
+    """What our conditions of the observed generation say each tool should conclude."""
+    found = {kind: c["status"] for kind, c in conditions(obj).items()
+             if c.get("observedGeneration") == obj["metadata"]["generation"]}  # fmt: skip
+    if found.get("Stalled") == "True":
+        return "Degraded", "Failed"
+    if found.get("Reconciling") == "True" or found.get("Ready") != "True":
+        return "Progressing", "InProgress"
+    return "Healthy", "Current"
 
 
 def ready(obj: dict[str, Any]) -> bool:
@@ -91,6 +107,21 @@ def test_an_infeasible_edit_fails_until_it_is_undone(kube: Cluster, namespace: s
     fixed = wait_for(healthy_again, 120, "Healthy and Current after the edit is undone",
                      lambda: conditions(kube.md(namespace, "edited")))  # fmt: skip
     assert "Stalled" not in conditions(fixed)
+
+
+def test_a_deployment_scaled_to_zero_is_healthy_and_current(kube: Cluster, namespace: str, operator: Any) -> None:
+    kube.create_md(model_deployment("idle", namespace))
+    kube.wait_condition(namespace, "idle", "Ready", "True", timeout=120)
+    kube.patch_md(namespace, "idle", {"spec": {"replicas": 0}})
+    kube.wait_condition(namespace, "idle", "Ready", "True", reason="ScaledToZero")
+
+    def settled() -> dict[str, Any] | None:
+        live = kube.md(namespace, "idle")
+        return None if "Reconciling" in conditions(live) else live
+
+    md = wait_for(settled, 60, "the scale-down to settle", lambda: conditions(kube.md(namespace, "idle")))
+    assert verdicts(md) == ("Healthy", "Current")
+    assert "ScaledToZero" in argocd_health(md).message
 
 
 def observed_pool(kube: Cluster, name: str, nodes: int) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from tests.e2e.operator_support import Cluster, model_deployment, wait_for
+from tests.e2e.test_health import verdicts
 
 LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
 # Labels and variables the LWS pod webhook sets (sigs.k8s.io/lws api/leaderworkerset/v1 and
@@ -82,6 +83,7 @@ def test_multi_node_replica_is_ready_through_the_leaderworkerset_controller(kube
     assert {kube.core.read_node(node).metadata.labels["modelplane.dev/pool"] for node in nodes} == {"a100-onprem"}
     progressing = kube.condition(namespace, "wide", "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("False", "Complete")
+    assert verdicts(kube.md(namespace, "wide")) == ("Healthy", "Current")
 
 
 def test_a_deleted_worker_pod_is_recreated_and_the_replica_is_ready_again(kube: Cluster, namespace: str) -> None:
