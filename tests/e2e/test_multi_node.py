@@ -7,6 +7,7 @@ are held until a deployment is gone, and a namespace takes a while to go, so one
 wait on the one before.
 """
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,7 +60,7 @@ def ready_through_lws(kube: Cluster, namespace: str) -> tuple[dict[str, Any], li
 @pytest.fixture(scope="module")
 def namespace(kube: Cluster, operator: Any) -> Iterator[str]:
     """One namespace holding the module's deployment, created Ready-bound before the first test."""
-    name = "t-multi-node"
+    name = f"t-multi-node-{os.getpid()}"  # a namespace of an earlier run may still be terminating
     kube.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     kube.create_md(wide(name))
     yield name
