@@ -34,7 +34,6 @@ def test_no_kv_overestimate_above_the_limit() -> None:
     assert all(error <= OVERESTIMATE_LIMIT for error in errors.values()), errors
 
 
-@pytest.mark.xfail(strict=True, reason="gpt-oss-120b mxfp4 weights are 7.9% low (vLLM pads its MoE dimensions)")
 def test_weights_per_gpu_within_target() -> None:
     errors = {row.record: row.weights_error for row in RESULTS if row.weights_error is not None}
     assert errors

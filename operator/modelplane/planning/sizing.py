@@ -95,7 +95,8 @@ class Sizer:
         self.runtime = spec.runtime.value
         self.replicas = spec.replicas
         self.largest_pp = min(arch.num_layers, MAX_PIPELINE_PARALLEL)
-        self._tables: dict[WeightFormat, WeightTable] = {}
+        self._tables: dict[tuple[WeightFormat, int], WeightTable] = {}
+        self._rank_breakdowns: dict[int, ParameterBreakdown] = {}
         self._splits: dict[tuple[WeightFormat, int, int, int], StageSplit] = {}
         self._traffic: dict[tuple[WeightFormat, int, int], tuple[StageTraffic, ...]] = {}
         self._fits: dict[tuple[str, WeightFormat, int, int], MemoryFit] = {}
@@ -117,10 +118,16 @@ class Sizer:
     def windowed(self) -> tuple[int, ...]:
         return windowed_prefix(self.arch)
 
-    def weights(self, weight_format: WeightFormat) -> WeightTable:
-        if weight_format not in self._tables:
-            self._tables[weight_format] = WeightTable.build(self.arch, self.breakdown, weight_format)
-        return self._tables[weight_format]
+    def weights(self, weight_format: WeightFormat, tp: int) -> WeightTable:
+        """Bytes one of `tp` ranks holds per layer, as vLLM shards them (planning/sharding.py)."""
+        key = (weight_format, tp)
+        table = self._tables.get(key)
+        if table is None:
+            breakdown = self._rank_breakdowns.get(tp)
+            if breakdown is None:
+                breakdown = self._rank_breakdowns[tp] = count_parameters(self.arch, tp)
+            table = self._tables[key] = WeightTable.build(self.arch, breakdown, weight_format, tp)
+        return table
 
     def batched_tokens(self, gpu: GpuSpec) -> int:
         """The runtime's default max_num_batched_tokens on this GPU: it sets the activation peak and window blocks."""
@@ -140,7 +147,7 @@ class Sizer:
             per_layer = kv_bytes_per_token_per_layer(self.arch, self.kv_dtype_bytes, tp)
             in_flight = in_flight_tokens(self.runtime, batched, pp)
             split = self._splits[key] = StageSplit(
-                tuple(-(-weights // tp) for weights in self.weights(weight_format).stages(stages)),
+                tuple(self.weights(weight_format, tp).stages(stages)),
                 stage_kv_layouts(
                     self.arch, stages, self.kv_dtype_bytes, tp, self.max_model_len, in_flight, self.windowed
                 ),
@@ -154,11 +161,10 @@ class Sizer:
         key = (weight_format, tp, pp)
         if key not in self._traffic:
             stages = stage_layers(self.arch.num_layers, pp)
-            weights = self.weights(weight_format).stages(stages, active=True)
+            weights = self.weights(weight_format, tp).stages(stages, active=True)
             kv_bytes = self._attended(stages, tp, max(1, self.max_model_len // 2))
             self._traffic[key] = tuple(
-                StageTraffic(-(-stage_weights // tp), stage_kv)
-                for stage_weights, stage_kv in zip(weights, kv_bytes, strict=True)
+                StageTraffic(stage_weights, stage_kv) for stage_weights, stage_kv in zip(weights, kv_bytes, strict=True)
             )
         return self._traffic[key]
 
@@ -401,9 +407,9 @@ class Sizer:
         need = self._needs.get(key)
         if need is None:
             whole = [range(self.arch.num_layers)]
-            weights = self.weights(weight_format).stages(whole)[0]
+            weights = self.weights(weight_format, tp).stages(whole)[0]
             sequence = self._attended(whole, tp, self.max_model_len)[0]
-            need = self._needs[key] = weights + tp * sequence * self.max_concurrency
+            need = self._needs[key] = tp * (weights + sequence * self.max_concurrency)
         return need
 
     @staticmethod

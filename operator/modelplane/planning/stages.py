@@ -43,7 +43,10 @@ class WeightTable:
     """A multimodal model's vision tower, on the first stage as vLLM places it."""
 
     @classmethod
-    def build(cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: WeightFormat) -> "WeightTable":
+    def build(
+        cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: WeightFormat, tensor_parallel: int = 1
+    ) -> "WeightTable":
+        """Per-layer bytes of `breakdown` (the checkpoint's, or one rank's from count_parameters(arch, TP))."""
         distinct = set(breakdown.layers)  # a dense model's layers are all alike, an MoE's of two kinds
         full = {layer: layer_weight_bytes(layer, weight_format, arch) for layer in distinct}
         active = {layer: layer_weight_bytes(layer.active_view(), weight_format, arch) for layer in distinct}
@@ -53,7 +56,7 @@ class WeightTable:
             embedding_bytes=SIXTEEN_BIT_BYTES * breakdown.embedding,
             head_bytes=SIXTEEN_BIT_BYTES * (breakdown.lm_head + breakdown.final_norm),
             tied=breakdown.lm_head == 0,
-            vision_bytes=arch.vision_weight_bytes,
+            vision_bytes=-(-arch.vision_weight_bytes // tensor_parallel),
         )
 
     def stage(self, layers: range, stage: int, pipeline_parallel: int, *, active: bool = False) -> int:

@@ -56,7 +56,8 @@ def layer_weight_bytes(layer: LayerParameters, weight_format: WeightFormat, arch
         return layer.linear + scales + other
     if weight_format is WeightFormat.MXFP4:
         dense = layer.linear - layer.expert_linear
-        experts = _ceil_div(layer.expert_linear, 2) + _ceil_div(layer.expert_linear, MXFP4_BLOCK)
+        padded = layer.mxfp4_expert_linear
+        experts = _ceil_div(padded, 2) + _ceil_div(padded, MXFP4_BLOCK)
         return SIXTEEN_BIT_BYTES * dense + experts + other
     group = arch.quant_group_size or DEFAULT_GROUP_SIZE
     metadata = _ceil_div(layer.linear * GROUP_METADATA_HALF_BYTES, 2 * group)
