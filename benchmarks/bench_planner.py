@@ -10,7 +10,7 @@ import time
 from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.catalog.gpus import gpu_catalog
 from modelplane.catalog.models import model_catalog
-from modelplane.planning.service import offers_for, plan_deployment
+from modelplane.planning.service import collector_paused, offers_for, plan_deployment
 from tests.support import deployment, pool
 
 REPEATS = 200
@@ -58,4 +58,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with collector_paused():  # as the CLI and the operator plan: the pause is the bulk caller's
+        main()

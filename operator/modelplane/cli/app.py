@@ -23,7 +23,7 @@ from modelplane.cli.render import render_files
 from modelplane.cli.svg import plan_svg
 from modelplane.kube.errors import KubeError
 from modelplane.planning.estimate import estimate_model
-from modelplane.planning.service import offers_for, plan_deployment
+from modelplane.planning.service import collector_paused, offers_for, plan_deployment
 
 app = typer.Typer(
     cls=BadInputGroup,
@@ -94,7 +94,8 @@ def plan(
         resolver = _resolver(catalog, hub)
         inventory = read_inventory(files, pools or [], resolver)
         offers = offers_for(inventory.pools)
-        results = [plan_deployment(deployment, offers, resolver) for deployment in inventory.deployments]
+        with collector_paused():
+            results = [plan_deployment(deployment, offers, resolver) for deployment in inventory.deployments]
     if output is PlanFormat.TABLE:
         print_table(results, console())
     elif output is PlanFormat.MARKDOWN:

@@ -14,7 +14,7 @@ from modelplane.api.plan import PlanResult
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.cli.errors import EXIT_INFEASIBLE
 from modelplane.cli.inputs import read_inventory
-from modelplane.planning.service import offers_for, plan_deployment
+from modelplane.planning.service import collector_paused, offers_for, plan_deployment
 from modelplane.render.engine import render_with_cache
 from modelplane.render.errors import RenderError
 from modelplane.render.serialize import dump_object, dump_stream, kustomization, object_filename
@@ -89,12 +89,13 @@ def render_files(files: Sequence[Path], pools: Sequence[Path], output: str, reso
     inventory = read_inventory(files, pools, resolver)
     offers = offers_for(inventory.pools)
     pairs = []
-    for deployment in inventory.deployments:
-        if deployment.spec.mode is Mode.PLAN_ONLY:
-            named = f"{deployment.metadata.namespace}/{deployment.metadata.name}"
-            typer.echo(f"modelplane: {named}: mode PlanOnly, nothing rendered", err=True)
-            continue
-        pairs.append((deployment, plan_deployment(deployment, offers, resolver)))
+    with collector_paused():
+        for deployment in inventory.deployments:
+            if deployment.spec.mode is Mode.PLAN_ONLY:
+                named = f"{deployment.metadata.namespace}/{deployment.metadata.name}"
+                typer.echo(f"modelplane: {named}: mode PlanOnly, nothing rendered", err=True)
+                continue
+            pairs.append((deployment, plan_deployment(deployment, offers, resolver)))
     results = [result for _, result in pairs]
     if not all(result.feasible for result in results):
         report_infeasible(results)

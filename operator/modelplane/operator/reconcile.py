@@ -41,6 +41,7 @@ from modelplane.operator.conditions import (
 )
 from modelplane.operator.decide import MAX_MESSAGE, Decision, decide, pinned_fingerprint
 from modelplane.planning.inventory import PoolOffer
+from modelplane.planning.service import collector_paused
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
@@ -190,7 +191,8 @@ def decide_and_reserve(
 ) -> Decision:
     with reservations.planning:
         started = time.perf_counter()
-        decision = decide(body, offers, resolver)
+        with collector_paused():
+            decision = decide(body, offers, resolver)
         metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
         if decision.objects is not None:
             reservations.set(key, decision.reservation)
