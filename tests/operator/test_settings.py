@@ -5,7 +5,7 @@ import pytest
 
 from modelplane.catalog.models import ModelEntry
 from modelplane.catalog.resolve import DEFAULT_CACHE_MODELS, HubSettings, catalog_configmap
-from modelplane.operator.handlers import catalog_from
+from modelplane.operator.catalog_watch import catalog_from
 from modelplane.operator.settings import PEERING_NAME, ModelSources, configure, model_sources
 
 

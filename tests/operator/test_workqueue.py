@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 from kopf._core.engines.indexing import Key, OperatorIndexer
 
-from modelplane.operator.handlers import Indexes, _values
+from modelplane.operator.state import Indexes, _values
 from modelplane.operator.workqueue import WorkQueue
 
 

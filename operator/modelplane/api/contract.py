@@ -17,6 +17,9 @@ PLAN_HASH_ANNOTATION: Final = f"{DOMAIN}/plan-hash"
 """On the pod template: a new plan rolls the servers even where the rendered args would not change."""
 REPLAN_ANNOTATION: Final = f"{DOMAIN}/replan"
 """Set by a user to a new value to move running servers to a better plan."""
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "modelplane"
+"""The value of MANAGED_BY_LABEL on every child: the selector the operator watches its children by."""
 RESERVED_LABEL_PREFIXES: Final = ("app.kubernetes.io/", f"{DOMAIN}/")
 """Label prefixes a user's pod labels cannot set: the selectors of our children rely on them."""
 

@@ -43,8 +43,6 @@ from modelplane.operator.decide import MAX_MESSAGE, Decision, decide, pinned_fin
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.service import collector_paused
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-
 
 @dataclass
 class Reservations:

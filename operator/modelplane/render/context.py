@@ -7,7 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from modelplane.api.contract import DEPLOYMENT_LABEL, PLAN_HASH_ANNOTATION, POOL_LABEL, RESERVED_LABEL_PREFIXES
+from modelplane.api.contract import (
+    DEPLOYMENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PLAN_HASH_ANNOTATION,
+    POOL_LABEL,
+    RESERVED_LABEL_PREFIXES,
+)
 from modelplane.api.model_deployment import ModelCache, ModelDeployment, PodSecurity, ServiceType
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
@@ -37,7 +44,6 @@ TMP_PATH = "/tmp"
 """The non-root mode's writable directories, each an emptyDir: HOME holds ~/.cache (Hugging Face, vLLM, FlashInfer,
 torch), ~/.triton, ~/.config and ~/.nv; /tmp holds Ray's session and torch's inductor cache. USER is set because
 getpass.getuser(), which torch's inductor cache calls, fails for a user ID with no /etc/passwd entry otherwise."""
-MANAGED_BY = "modelplane"
 CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "privileged": False,
     "allowPrivilegeEscalation": False,
@@ -317,7 +323,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
         "app.kubernetes.io/name": plan.runtime,
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/component": "server",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         "app.kubernetes.io/part-of": "modelplane",
         DEPLOYMENT_LABEL: name,
     }

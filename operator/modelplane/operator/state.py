@@ -1,0 +1,121 @@
+"""The operator's state: one `Operator` per process, kept in kopf's memo, and the snapshots its workers read.
+
+kopf keeps the indexes current on its event loop; `Indexes.snapshot()` copies them there, so a reconcile in a
+worker thread reads a consistent `Snapshot` and never a structure kopf is mutating.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import kopf
+from kubernetes import client
+
+from modelplane.api.documents import parse_object
+from modelplane.api.errors import InvalidObjectError
+from modelplane.api.gpu_node_pool import GPUNodePool
+from modelplane.catalog.errors import CatalogError
+from modelplane.catalog.models import ModelEntry
+from modelplane.catalog.resolve import PACKAGED, ModelResolver
+from modelplane.operator.peering import PeeringGate
+from modelplane.operator.pools import NodeRecord, PodRecord, PoolState, pool_states
+from modelplane.operator.reconcile import Decisions, Reservations
+from modelplane.operator.workqueue import WorkQueue
+from modelplane.planning.inventory import PoolOffer, offer_from_pool
+
+LOGGER = logging.getLogger("modelplane.operator")
+POOL_STATUS_KEY = "@pool-status"
+"""Write every GPUNodePool's status: queued (debounced) by node, pod and pool events."""
+REEVALUATE_KEY = "@reevaluate"
+"""Queue every ModelDeployment for a fresh decision: the inventory changed (a pool, or GPUs came free)."""
+DEBOUNCE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of kopf's indexes, taken on the event loop; safe to read from any thread."""
+
+    deployments: dict[str, dict[str, Any]]
+    gpu_pools: list[dict[str, Any]]
+    gpu_nodes: list[NodeRecord]
+    gpu_pods: list[PodRecord]
+
+    @cached_property
+    def pool_states(self) -> dict[str, PoolState]:
+        declared: list[tuple[GPUNodePool, PoolOffer]] = []
+        for body in self.gpu_pools:
+            try:
+                pool = parse_object(body, "cluster")
+                assert isinstance(pool, GPUNodePool)
+                declared.append((pool, offer_from_pool(pool)))
+            except (InvalidObjectError, CatalogError) as error:
+                LOGGER.warning(f"ignoring GPUNodePool: {error}")
+        return pool_states(declared, self.gpu_nodes, self.gpu_pods)
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """The in-memory views kopf keeps up to date, as handed to any handler. Read only on the event loop."""
+
+    deployments: kopf.Index[str, Any]
+    gpu_pools: kopf.Index[str, Any]
+    gpu_nodes: kopf.Index[str, Any]
+    gpu_pods: kopf.Index[str, Any]
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any]) -> "Indexes":
+        return cls(kwargs["deployments"], kwargs["gpu_pools"], kwargs["gpu_nodes"], kwargs["gpu_pods"])
+
+    def snapshot(self) -> Snapshot:
+        """Copied without awaiting: no index changes while the copy is made."""
+        deployments = {key: value for key in self.deployments for value in self.deployments[key]}
+        return Snapshot(deployments, _values(self.gpu_pools), _values(self.gpu_nodes), _values(self.gpu_pods))
+
+
+def _values(index: kopf.Index[str, Any]) -> list[Any]:
+    return [value for key in index for value in index[key]]
+
+
+@dataclass
+class Operator:
+    """Everything the operator keeps between reconciles: one instance per process, in kopf's memo.
+
+    The queue, `fresh`, `pool_generations` and `indexes` are touched only on the event loop; `reservations` and
+    `decisions` are thread-safe; `written` is keyed by deployment, which the queue gives to one worker at a time.
+    """
+
+    api: client.ApiClient
+    executor: ThreadPoolExecutor
+    gate: PeeringGate
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    reservations: Reservations = field(default_factory=Reservations)
+    decisions: Decisions = field(default_factory=Decisions)
+    written: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """Per deployment, the resourceVersion of the body we reconciled and the status we then stored: while the
+    index still holds that very version, our write is newer than it."""
+    fresh: set[str] = field(default_factory=set)
+    """Deployments to decide afresh on their next pass; others (a child changed) may reuse a kept decision."""
+    pool_generations: dict[str, int] = field(default_factory=dict)
+    indexes: Indexes | None = None
+    latest: Snapshot | None = None
+    """The newest snapshot any worker took, for the metrics endpoint's thread."""
+    seeded: bool = False
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+    resolver: ModelResolver = PACKAGED
+    """The spec, the packaged catalog, the catalog ConfigMaps, the Hub if enabled: replaced whole when a
+    ConfigMap changes (a reference swap, so a worker reads one or the other, never a mix)."""
+    catalog_entries: tuple[ModelEntry, ...] = ()
+    catalog_listed: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def operator_of(memo: Any) -> Operator:
+    """The one typed way in: kopf's memo holds the Operator the startup handler built."""
+    operator = memo.get("operator")
+    assert isinstance(operator, Operator), "the startup handler has not run"
+    return operator
