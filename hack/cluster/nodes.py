@@ -95,7 +95,11 @@ def node(pool: dict[str, Any], index: int, gpu: dict[str, Any]) -> dict[str, Any
         raise ValueError(f"pool {pool_name}: nodeSelector {POOL_LABEL}={selector[POOL_LABEL]} names another pool")
     count = int(spec["gpusPerNode"])
     resource = gpu["resourceName"]
-    resources = {"cpu": str(16 * count), "memory": f"{128 * count}Gi", "pods": "110", resource: str(count)}
+    # Ephemeral storage: servers without a model cache request what their download fills (render/weights.py). A
+    # DGX H100 carries 30 TB of data NVMe for 8 GPUs (NVIDIA DGX H100 datasheet, "Internal storage"); the
+    # simulated nodes claim 1 TiB per GPU, which holds any catalog checkpoint the node's GPUs can serve.
+    resources = {"cpu": str(16 * count), "memory": f"{128 * count}Gi", "ephemeral-storage": f"{count}Ti",
+                 "pods": "110", resource: str(count)}  # fmt: skip
     labels = {
         "kubernetes.io/arch": "amd64",
         "kubernetes.io/os": "linux",

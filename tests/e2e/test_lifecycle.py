@@ -109,7 +109,7 @@ def test_nodes_without_a_pool_are_discovered_and_planned_on(kube: Cluster, names
     name, pool = f"{namespace}-orphan-l4", f"{namespace}-edge"
     labels = {"type": "kwok", "kubernetes.io/hostname": name, "nvidia.com/gpu.product": "NVIDIA-L4",
               "nvidia.com/gpu.count": "1", POOL_LABEL: pool}  # fmt: skip
-    resources = {"cpu": "16", "memory": "128Gi", "pods": "110", "nvidia.com/gpu": "1"}
+    resources = {"cpu": "16", "memory": "128Gi", "ephemeral-storage": "1Ti", "pods": "110", "nvidia.com/gpu": "1"}
     kube.core.create_node(client.V1Node(
         metadata=client.V1ObjectMeta(name=name, labels=labels, annotations={"kwok.x-k8s.io/node": "fake"}),
         spec=client.V1NodeSpec(taints=[client.V1Taint(key="nvidia.com/gpu", value="present", effect="NoSchedule")]),
