@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelplane.api.model_deployment import KvCacheDtype, Quantization
+from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.architecture import parse_architecture
 from modelplane.catalog.checkpoint import TensorHeader, summarize
 from modelplane.catalog.errors import UnknownModelError, UnsupportedArchitectureError

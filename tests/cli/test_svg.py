@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from modelplane.api.plan import PlanResult
+from modelplane.api.serving import Quantization
 from modelplane.cli import app
 from modelplane.cli.inputs import read_inventory
 from modelplane.cli.svg import (
@@ -126,7 +127,7 @@ def test_faster_is_right_and_dearer_is_higher() -> None:
             title = group.findtext(f"{SVG}title", "")
             match = re.match(r"\w+: (\S+) \(\S+\) TP(\d+)×PP(\d+) (\S+),", title)
             assert match, title
-            candidate = by_pool_shape[(match[1], int(match[2]), int(match[3]), match[4])]
+            candidate = by_pool_shape[(match[1], int(match[2]), int(match[3]), Quantization(match[4]))]
             estimates = candidate.estimates
             assert estimates is not None
             assert estimates.cost_per_hour is not None

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from modelplane.api.model_deployment import KvCacheDtype, Quantization
+from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.models import ModelEntry, model_catalog
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.parameters import count_parameters

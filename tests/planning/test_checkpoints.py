@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from modelplane.api.model_deployment import KvCacheDtype, Quantization
 from modelplane.api.plan import ReasonCode
+from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.architecture import parse_architecture
 from modelplane.catalog.errors import CatalogError
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.planner import checkpoint_format
 from modelplane.planning.service import offers_for, plan_deployment
-from modelplane.planning.weights import WeightFormat
 from tests.planning.test_parameters import LLAMA_31_8B
 from tests.support import deployment, pool
 
@@ -60,11 +59,11 @@ REST = BREAKDOWN.total - LINEAR
 
 @pytest.mark.parametrize(
     ("config", "weight_format", "group_size"),
-    [(FP8_DYNAMIC, WeightFormat.FP8, None), (W8A8_INT8, WeightFormat.INT8, None), (W4A16, WeightFormat.GPTQ, 64)],
+    [(FP8_DYNAMIC, Quantization.FP8, None), (W8A8_INT8, Quantization.INT8, None), (W4A16, Quantization.GPTQ, 64)],
     ids=["fp8-dynamic", "w8a8-int8", "w4a16-g64"],
 )
 def test_compressed_tensors_format_comes_from_config_groups(
-    config: dict[str, Any], weight_format: WeightFormat, group_size: int | None
+    config: dict[str, Any], weight_format: Quantization, group_size: int | None
 ) -> None:
     arch = parse_architecture(config, "test")
     assert arch.quant_method == "compressed-tensors"
@@ -126,12 +125,18 @@ def test_gptq_group_size_minus_one_means_no_groups_given() -> None:
     assert parse_architecture(config, "test").quant_group_size is None
 
 
-def test_prequantized_mismatch_only_suggests_values_the_spec_accepts() -> None:
+def test_prequantized_mismatch_suggests_auto_or_the_checkpoint_format_and_both_plan() -> None:
     gpt_oss = plan_deployment(deployment(model={"name": "openai/gpt-oss-20b"}, quantization="bf16"), offers_for(POOLS))
     [reason] = gpt_oss.reasons
     assert reason.code is ReasonCode.UNSUPPORTED_QUANTIZATION
-    assert reason.message.endswith("set quantization to auto")
-    assert "mxfp4" not in reason.message.split(";")[1]
+    assert reason.message.endswith("set quantization to auto or mxfp4")
+    # Both suggestions are values the spec accepts, and both give the same plan.
+    auto, named = (plan_deployment(deployment(model={"name": "openai/gpt-oss-20b"}, quantization=value),
+                                   offers_for(POOLS)).plan for value in ("auto", "mxfp4"))  # fmt: skip
+    assert auto is not None
+    assert named is not None
+    assert auto.quantization is named.quantization is Quantization.MXFP4
+    assert auto.to_wire() == named.to_wire()
     awq = plan_deployment(
         deployment(model={"name": "Qwen/Qwen2.5-72B-Instruct-AWQ"}, quantization="fp8"), offers_for(POOLS)
     )

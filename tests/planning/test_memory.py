@@ -2,6 +2,7 @@
 
 import pytest
 
+from modelplane.api.serving import Quantization
 from modelplane.catalog.architecture import parse_architecture
 from modelplane.planning.kv_cache import (
     KvLayout,
@@ -12,7 +13,6 @@ from modelplane.planning.kv_cache import (
 )
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.stages import stage_layers, stage_weight_bytes
-from modelplane.planning.weights import WeightFormat
 from tests.planning.test_parameters import DEEPSEEK_V3, LLAMA_31_8B
 
 LLAMA = parse_architecture(LLAMA_31_8B, "test")
@@ -84,7 +84,7 @@ def test_stage_layers_follow_vllm(layers: int, pp: int, sizes: list[int]) -> Non
 
 def test_sixteen_bit_weights_are_two_bytes_per_parameter() -> None:
     breakdown = count_parameters(LLAMA)
-    assert stage_weight_bytes(LLAMA, breakdown, WeightFormat.BF16, range(32), 0, 1) == 2 * breakdown.total
+    assert stage_weight_bytes(LLAMA, breakdown, Quantization.BF16, range(32), 0, 1) == 2 * breakdown.total
 
 
 def test_fp8_keeps_embeddings_and_norms_in_16_bit() -> None:
@@ -93,13 +93,13 @@ def test_fp8_keeps_embeddings_and_norms_in_16_bit() -> None:
     other = breakdown.total - linear
     matrices = sum(layer.linear_matrices for layer in breakdown.layers)
     expected = linear + 4 * matrices + 2 * other
-    assert stage_weight_bytes(LLAMA, breakdown, WeightFormat.FP8, range(32), 0, 1) == expected
+    assert stage_weight_bytes(LLAMA, breakdown, Quantization.FP8, range(32), 0, 1) == expected
 
 
 def test_awq_is_half_a_byte_plus_group_scales_and_zeros() -> None:
     breakdown = count_parameters(LLAMA)
     layer = breakdown.layers[0]
-    awq = stage_weight_bytes(LLAMA, breakdown, WeightFormat.AWQ, range(1), 1, 3)
+    awq = stage_weight_bytes(LLAMA, breakdown, Quantization.AWQ, range(1), 1, 3)
     # 4-bit weights + per 128-weight group an fp16 scale and a 4-bit zero (2.5 bytes) + 16-bit rest.
     assert awq == layer.linear // 2 + layer.linear * 5 // 256 + 2 * layer.other
 
@@ -107,7 +107,7 @@ def test_awq_is_half_a_byte_plus_group_scales_and_zeros() -> None:
 def test_pipeline_stages_hold_embedding_first_and_head_last() -> None:
     breakdown = count_parameters(LLAMA)
     stages = stage_layers(32, 2)
-    first = stage_weight_bytes(LLAMA, breakdown, WeightFormat.BF16, stages[0], 0, 2)
-    last = stage_weight_bytes(LLAMA, breakdown, WeightFormat.BF16, stages[1], 1, 2)
+    first = stage_weight_bytes(LLAMA, breakdown, Quantization.BF16, stages[0], 0, 2)
+    last = stage_weight_bytes(LLAMA, breakdown, Quantization.BF16, stages[1], 1, 2)
     assert first + last == 2 * breakdown.total
     assert last - first == 2 * breakdown.final_norm

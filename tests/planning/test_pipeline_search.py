@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modelplane.api.plan import PlanResult, ReasonCode
+from modelplane.api.serving import Quantization
 from modelplane.catalog.gpus import get_gpu, gpu_catalog
 from modelplane.catalog.models import find_model
 from modelplane.catalog.overhead import overhead_constants
@@ -19,7 +20,6 @@ from modelplane.planning.overhead import overhead_bytes_per_gpu
 from modelplane.planning.planner import _Planner, plan_core, rank_key
 from modelplane.planning.service import offers_for
 from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL
-from modelplane.planning.weights import WeightFormat
 from tests.planning.brute_force import brute_force_best
 from tests.support import deployment, pool
 
@@ -208,7 +208,7 @@ def test_odd_pools_get_the_brute_force_optimum(
 @settings(max_examples=300, deadline=None)
 @given(
     model=st.sampled_from([*DEEP_MODELS, "google/gemma-2-27b-it", "deepseek-ai/DeepSeek-V3", "openai/gpt-oss-20b"]),
-    weight_format=st.sampled_from([WeightFormat.BF16, WeightFormat.FP8]),
+    weight_format=st.sampled_from([Quantization.BF16, Quantization.FP8]),
     tp=st.sampled_from([1, 2, 4, 8]),
     pp=st.integers(min_value=1, max_value=MAX_PIPELINE_PARALLEL),
     budget=st.integers(min_value=0, max_value=200 * 1024**3),
@@ -217,7 +217,7 @@ def test_odd_pools_get_the_brute_force_optimum(
     kv=st.sampled_from(["auto", "fp8"]),
 )
 def test_threshold_is_exactly_the_stage_token_check(
-    model: str, weight_format: WeightFormat, tp: int, pp: int, budget: int, max_model_len: int, concurrency: int,
+    model: str, weight_format: Quantization, tp: int, pp: int, budget: int, max_model_len: int, concurrency: int,
     kv: str,
 ) -> None:  # fmt: skip
     """budget ≥ threshold(format, TP, PP) iff every stage holds maxModelLen × maxConcurrency tokens, byte for byte."""
@@ -247,6 +247,6 @@ def test_memory_fit_agrees_with_the_threshold_on_every_catalog_gpu() -> None:
     for gpu_id in GPUS:
         gpu = get_gpu(gpu_id)
         for pp in range(1, MAX_PIPELINE_PARALLEL + 1):
-            threshold = sizer.threshold(WeightFormat.BF16, 1, pp, sizer.batched_tokens(gpu))
+            threshold = sizer.threshold(Quantization.BF16, 1, pp, sizer.batched_tokens(gpu))
             fits = threshold is not None and sizer.budget(gpu) >= threshold
-            assert sizer.memory_fit(gpu, WeightFormat.BF16, 1, pp).fits == fits, (gpu_id, pp)
+            assert sizer.memory_fit(gpu, Quantization.BF16, 1, pp).fits == fits, (gpu_id, pp)

@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
+from modelplane.api.serving import Quantization
 from modelplane.catalog.gpus import GpuSpec, gpu_catalog
 from modelplane.catalog.models import find_model
 from modelplane.planning.kv_cache import kv_capacity
 from modelplane.planning.planner import _Planner
-from modelplane.planning.weights import WeightFormat
 from tests.support import deployment
 
 GIB = 1024**3
@@ -78,7 +78,7 @@ def evaluate(record: dict[str, Any]) -> Result:
     kv_dtype = "fp8" if record.get("kvCacheDtype") == "fp8" else "auto"
     md = deployment(model={"name": entry.name}, maxModelLen=max_model_len, kvCacheDtype=kv_dtype)
     sizer = _Planner("x", "default", md.spec, entry.architecture, entry).sizer
-    weight_format = WeightFormat(record["quantization"])
+    weight_format = Quantization(record["quantization"])
     gpu = _gpu(record)
     batched = sizer.batched_tokens(gpu) if gpu is not None else 8192
     split = sizer.split(weight_format, tp, pp, batched)

@@ -2,15 +2,8 @@
 
 from modelplane.api.base import API_GROUP, API_VERSION, APIVERSION
 from modelplane.api.gpu_node_pool import GPUNodePool, GPUNodePoolSpec, Location
-from modelplane.api.model_deployment import (
-    KvCacheDtype,
-    Locality,
-    ModelDeployment,
-    ModelDeploymentSpec,
-    Quantization,
-    Runtime,
-    Strategy,
-)
+from modelplane.api.model_deployment import Locality, ModelDeployment, ModelDeploymentSpec, Strategy
+from modelplane.api.serving import KvCacheDtype, Quantization, Runtime
 
 __all__ = [
     "APIVERSION",

@@ -16,33 +16,12 @@ from modelplane.api.base import (
     ObjectMeta,
     WireModel,
 )
+from modelplane.api.serving import KvCacheDtype, Quantization, Runtime
 from modelplane.api.status import ModelDeploymentStatus
 
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 QUANTITY = r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$"
 MAX_MODEL_LEN = 2_097_152
-
-
-class Quantization(StrEnum):
-    """Weight precision. awq and gptq mean a checkpoint that is already quantized to 4 bits."""
-
-    AUTO = "auto"
-    BF16 = "bf16"
-    FP16 = "fp16"
-    FP8 = "fp8"
-    INT8 = "int8"
-    AWQ = "awq"
-    GPTQ = "gptq"
-
-
-class KvCacheDtype(StrEnum):
-    AUTO = "auto"
-    FP8 = "fp8"
-
-
-class Runtime(StrEnum):
-    VLLM = "vllm"
-    TENSORRT_LLM = "tensorrt-llm"
 
 
 class Strategy(StrEnum):

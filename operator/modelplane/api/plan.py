@@ -12,6 +12,7 @@ from pydantic import Field
 
 from modelplane.api.base import WireModel
 from modelplane.api.gpu_node_pool import Toleration
+from modelplane.api.serving import KvCacheDtype, Quantization, Runtime
 
 
 class ReasonCode(StrEnum):
@@ -73,10 +74,10 @@ class Plan(WireModel):
     nodes_per_replica: int
     gpus_per_pod: int
     replicas: int
-    quantization: str
+    quantization: Quantization
     pre_quantized: bool = Field(description="The checkpoint itself is stored in this quantization.")
-    kv_cache_dtype: str
-    runtime: str
+    kv_cache_dtype: KvCacheDtype
+    runtime: Runtime
     max_model_len: int
     max_concurrency: int
     gpu_memory_utilization: int
@@ -111,7 +112,7 @@ class Candidate(WireModel):
     gpu: str
     tensor_parallel: int
     pipeline_parallel: int
-    quantization: str
+    quantization: Quantization
     feasible: bool
     reasons: list[Reason] = Field(default_factory=list)
     gpus_per_replica: int
@@ -167,7 +168,7 @@ class ModelEstimate(WireModel):
     model_type: str
     parameters: int
     active_parameters: int
-    weight_format: str
+    weight_format: Quantization
     weight_bytes: int
     kv_cache_bytes_per_token: int = Field(description="Whole model, one token, no parallelism.")
     layers: int

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelplane.api.model_deployment import KvCacheDtype, Quantization
+from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.gpus import gpu_catalog
 from modelplane.catalog.models import model_catalog
 from modelplane.catalog.resolve import HubSettings, ModelResolver, catalog_configmap, read_model_files, resolver_from

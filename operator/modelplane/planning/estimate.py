@@ -3,15 +3,14 @@
 from collections.abc import Mapping
 from typing import Any
 
-from modelplane.api.model_deployment import KvCacheDtype, Quantization
 from modelplane.api.plan import ModelEstimate
+from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.errors import CatalogError
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.planning.kv_cache import kv_cache_bytes_per_token
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.planner import SIZED_CHECKPOINTS, checkpoint_format, unsized_checkpoint
 from modelplane.planning.stages import stage_weight_bytes
-from modelplane.planning.weights import WeightFormat
 
 
 def estimate_model(
@@ -30,17 +29,14 @@ def estimate_model(
     unsized = unsized_checkpoint(arch, entry)
     if quantization is Quantization.AUTO and unsized is not None:
         raise CatalogError(f"{source}: {name} is {unsized}; {SIZED_CHECKPOINTS}")
-    if quantization is Quantization.AUTO:
-        weight_format = checkpoint or WeightFormat.BF16
-    else:
-        weight_format = WeightFormat(quantization.value)
+    weight_format = (checkpoint or Quantization.BF16) if quantization is Quantization.AUTO else quantization
     weight_bytes = stage_weight_bytes(arch, breakdown, weight_format, range(arch.num_layers), 0, 1)
     return ModelEstimate(
         model=name,
         model_type=arch.model_type,
         parameters=breakdown.total,
         active_parameters=breakdown.active,
-        weight_format=weight_format.value,
+        weight_format=weight_format,
         weight_bytes=weight_bytes,
         kv_cache_bytes_per_token=kv_cache_bytes_per_token(arch, 1 if kv_cache_dtype is KvCacheDtype.FP8 else 2),
         layers=arch.num_layers,

@@ -14,15 +14,9 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from modelplane.api.gpu_node_pool import Location
-from modelplane.api.model_deployment import (
-    KvCacheDtype,
-    Locality,
-    ModelDeploymentSpec,
-    Quantization,
-    Runtime,
-    Strategy,
-)
+from modelplane.api.model_deployment import Locality, ModelDeploymentSpec, Strategy
 from modelplane.api.plan import Candidate, Estimates, MemoryBreakdown, Plan, PlanResult, Reason, ReasonCode
+from modelplane.api.serving import KvCacheDtype, Quantization, Runtime
 from modelplane.catalog.architecture import COMPRESSED_TENSORS, Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.models import ModelEntry
@@ -39,22 +33,20 @@ from modelplane.planning.shapes import (
     tensor_parallel_options,
 )
 from modelplane.planning.sizing import Sizer
-from modelplane.planning.weights import WeightFormat
 
-SIXTEEN_BIT = (WeightFormat.BF16, WeightFormat.FP16)
+SIXTEEN_BIT = (Quantization.BF16, Quantization.FP16)
 PRE_QUANTIZED = {
-    "awq": WeightFormat.AWQ,
-    "gptq": WeightFormat.GPTQ,
-    "fp8": WeightFormat.FP8,
-    "int8": WeightFormat.INT8,
-    "mxfp4": WeightFormat.MXFP4,
+    "awq": Quantization.AWQ,
+    "gptq": Quantization.GPTQ,
+    "fp8": Quantization.FP8,
+    "int8": Quantization.INT8,
+    "mxfp4": Quantization.MXFP4,
 }
 FP8_KV_FEATURE = "fp8-kv-cache"
 SIZED_CHECKPOINTS = (
     "modelplane sizes awq, gptq, fp8, int8 and mxfp4 checkpoints (compressed-tensors: 8-bit int or float, "
     "4-bit int weights)"
 )
-SPEC_QUANTIZATIONS = frozenset(quantization.value for quantization in Quantization)
 
 
 class Evaluation(NamedTuple):
@@ -65,7 +57,7 @@ class Evaluation(NamedTuple):
     """
 
     offer: PoolOffer
-    weight_format: WeightFormat
+    weight_format: Quantization
     layout: Layout
     reasons: tuple[Reason, ...]
     memory: MemoryBreakdown | None = None
@@ -85,7 +77,7 @@ class Evaluation(NamedTuple):
             gpu=self.offer.gpu.id,
             tensor_parallel=shape.tensor_parallel,
             pipeline_parallel=shape.pipeline_parallel,
-            quantization=str(self.weight_format),
+            quantization=self.weight_format,
             feasible=not self.reasons,
             reasons=list(self.reasons),
             gpus_per_replica=shape.tensor_parallel * shape.pipeline_parallel,
@@ -102,7 +94,7 @@ def _reason(code: ReasonCode, message: str) -> Reason:
     return record(Reason, code=code, message=message)
 
 
-def checkpoint_format(arch: Architecture, entry: ModelEntry | None) -> WeightFormat | None:
+def checkpoint_format(arch: Architecture, entry: ModelEntry | None) -> Quantization | None:
     """The format a pre-quantized checkpoint is stored in, from the catalog or its quantization_config.
 
     A `compressed-tensors` checkpoint names no format in `quant_method`; its config groups do, and
@@ -143,7 +135,7 @@ class _Planner:
         self.sizer = Sizer(spec, arch)
         self.replicas = spec.replicas
         self.single_node_only = spec.runtime is Runtime.TENSORRT_LLM
-        self._gpu_formats: dict[str, list[tuple[WeightFormat, tuple[Reason, ...]]]] = {}
+        self._gpu_formats: dict[str, list[tuple[Quantization, tuple[Reason, ...]]]] = {}
         self._tp_problems: dict[int, Reason | None] = {}
 
     # -- deployment-level checks -------------------------------------------------------------
@@ -168,15 +160,12 @@ class _Planner:
                 )
             )
         elif self.checkpoint is not None:
-            if requested.value not in (Quantization.AUTO.value, self.checkpoint.value):
-                # Only values the spec accepts: gpt-oss's mxfp4 is served under auto, never named.
-                accepted = " or ".join(value for value in (Quantization.AUTO.value, self.checkpoint.value)
-                                       if value in SPEC_QUANTIZATIONS)  # fmt: skip
+            if requested not in (Quantization.AUTO, self.checkpoint):
                 reasons.append(
                     _reason(
                         ReasonCode.UNSUPPORTED_QUANTIZATION,
                         f"{spec.model.name} is a pre-quantized {self.checkpoint.value} checkpoint; "
-                        f"set quantization to {accepted}",
+                        f"set quantization to auto or {self.checkpoint.value}",
                     )
                 )
         elif requested is not Quantization.AUTO and needs_checkpoint(spec.runtime.value, requested.value):
@@ -190,14 +179,14 @@ class _Planner:
             )
         return reasons
 
-    def formats(self) -> list[WeightFormat]:
+    def formats(self) -> list[Quantization]:
         """Formats to try, best precision first."""
         if self.checkpoint is not None:
             return [self.checkpoint]
         if self.spec.quantization is Quantization.AUTO:
-            return [f for f in (WeightFormat.BF16, WeightFormat.FP8)
+            return [f for f in (Quantization.BF16, Quantization.FP8)
                     if not needs_checkpoint(self.spec.runtime.value, f.value)]  # fmt: skip
-        return [WeightFormat(self.spec.quantization.value)]
+        return [self.spec.quantization]
 
     # -- pool-level checks -------------------------------------------------------------------
     def pool_reasons(self, offer: PoolOffer) -> list[Reason]:
@@ -224,17 +213,17 @@ class _Planner:
             )
         return reasons
 
-    def format_for_gpu(self, weight_format: WeightFormat, gpu: GpuSpec) -> WeightFormat:
+    def format_for_gpu(self, weight_format: Quantization, gpu: GpuSpec) -> Quantization:
         """auto's 16-bit choice is bf16, or fp16 on GPUs without bf16 (V100, T4)."""
         if (
-            weight_format is WeightFormat.BF16
+            weight_format is Quantization.BF16
             and self.spec.quantization is Quantization.AUTO
             and "bf16" not in gpu.precisions
         ):
-            return WeightFormat.FP16
+            return Quantization.FP16
         return weight_format
 
-    def format_reasons(self, weight_format: WeightFormat, gpu: GpuSpec) -> tuple[Reason, ...]:
+    def format_reasons(self, weight_format: Quantization, gpu: GpuSpec) -> tuple[Reason, ...]:
         """Why a GPU model cannot serve a format (or the KV cache dtype), or nothing."""
         runtime = self.spec.runtime.value
         reasons = []
@@ -247,7 +236,7 @@ class _Planner:
                 reasons.append(_reason(ReasonCode.UNSUPPORTED_KV_CACHE_DTYPE, kv_problem))
         return tuple(reasons)
 
-    def gpu_formats(self, gpu: GpuSpec) -> list[tuple[WeightFormat, tuple[Reason, ...]]]:
+    def gpu_formats(self, gpu: GpuSpec) -> list[tuple[Quantization, tuple[Reason, ...]]]:
         """The formats to try on a GPU model, each with `format_reasons`: asked once per GPU model."""
         if gpu.id not in self._gpu_formats:
             formats = [self.format_for_gpu(wanted, gpu) for wanted in self.formats()]
@@ -288,7 +277,7 @@ class _Planner:
             )
         return None
 
-    def evaluate(self, offer: PoolOffer, weight_format: WeightFormat, tp: int) -> Evaluation:
+    def evaluate(self, offer: PoolOffer, weight_format: Quantization, tp: int) -> Evaluation:
         """Sizing is shared by every pool of the same kind; only price and free capacity are per pool."""
         problem = self.shape_problem(offer, tp)
         if problem:
@@ -366,13 +355,13 @@ class _Planner:
 
 
 PRECISION_RANK = {
-    WeightFormat.BF16: 0,
-    WeightFormat.FP16: 0,
-    WeightFormat.FP8: 1,
-    WeightFormat.INT8: 2,
-    WeightFormat.MXFP4: 3,
-    WeightFormat.AWQ: 3,
-    WeightFormat.GPTQ: 3,
+    Quantization.BF16: 0,
+    Quantization.FP16: 0,
+    Quantization.FP8: 1,
+    Quantization.INT8: 2,
+    Quantization.MXFP4: 3,
+    Quantization.AWQ: 3,
+    Quantization.GPTQ: 3,
 }
 
 
@@ -430,10 +419,10 @@ def _plan(planner: _Planner, best: Evaluation) -> Plan:
         nodes_per_replica=shape.nodes_per_replica,
         gpus_per_pod=shape.gpus_per_pod,
         replicas=spec.replicas,
-        quantization=best.weight_format.value,
+        quantization=best.weight_format,
         pre_quantized=planner.checkpoint is not None,
-        kv_cache_dtype=spec.kv_cache_dtype.value,
-        runtime=spec.runtime.value,
+        kv_cache_dtype=spec.kv_cache_dtype,
+        runtime=spec.runtime,
         max_model_len=spec.max_model_len,
         max_concurrency=spec.max_concurrency,
         gpu_memory_utilization=spec.gpu_memory_utilization,
@@ -445,7 +434,7 @@ def _plan(planner: _Planner, best: Evaluation) -> Plan:
     )
 
 
-def plan_notes(runtime: str, weight_format: WeightFormat, gpu: GpuSpec) -> list[str]:
+def plan_notes(runtime: str, weight_format: Quantization, gpu: GpuSpec) -> list[str]:
     """What people should know about how the runtime serves the chosen format on the chosen GPU.
 
     Today one case, from the hardware support data: a format served weight-only below the compute

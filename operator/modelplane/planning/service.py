@@ -6,15 +6,15 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from modelplane.api.gpu_node_pool import GPUNodePool
-from modelplane.api.model_deployment import ModelDeployment, Parallelism, Quantization
+from modelplane.api.model_deployment import ModelDeployment, Parallelism
 from modelplane.api.plan import Plan, PlanResult
+from modelplane.api.serving import Quantization
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.planner import checkpoint_format, plan_core
 from modelplane.planning.stages import WeightTable
 from modelplane.planning.suggestions import suggest
-from modelplane.planning.weights import WeightFormat
 
 
 def offers_for(pools: Sequence[GPUNodePool]) -> list[PoolOffer]:
@@ -70,11 +70,10 @@ def plan_for_shape(
     not feasible for this spec on this pool at all.
     """
     spec = deployment.spec
-    quantization = shape.quantization if shape.quantization in set(Quantization) else spec.quantization
     pinned = spec.model_copy(update={
         "parallelism": Parallelism(tensor_parallel=shape.tensor_parallel, pipeline_parallel=shape.pipeline_parallel),
         "placement": spec.placement.model_copy(update={"pools": [offer.name]}),
-        "quantization": Quantization(quantization),
+        "quantization": shape.quantization,
     })  # fmt: skip
     whole_pool = replace(offer, free_gpus=offer.total_gpus)
     name, namespace = deployment.metadata.name, deployment.metadata.namespace or "default"
@@ -92,6 +91,6 @@ def checkpoint_bytes(deployment: ModelDeployment, resolver: ModelResolver = PACK
     where = f"{deployment.metadata.namespace or 'default'}/{deployment.metadata.name}"
     resolved = resolver.resolve(model.name, model.architecture, where)
     arch = resolved.architecture
-    stored = checkpoint_format(arch, resolved.entry) or WeightFormat.BF16
+    stored = checkpoint_format(arch, resolved.entry) or Quantization.BF16
     table = WeightTable.build(arch, count_parameters(arch), stored)
     return table.stages([range(arch.num_layers)])[0]

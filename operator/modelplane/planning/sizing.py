@@ -13,8 +13,9 @@ capacity. Results are tuples rather than dataclasses: a plan builds hundreds, an
 from functools import cached_property
 from typing import NamedTuple
 
-from modelplane.api.model_deployment import KvCacheDtype, ModelDeploymentSpec
+from modelplane.api.model_deployment import ModelDeploymentSpec
 from modelplane.api.plan import MemoryBreakdown, Reason, ReasonCode
+from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.planning.estimates import Bandwidth, StageTraffic, Throughput, decode_bandwidth, throughput_at
@@ -31,7 +32,7 @@ from modelplane.planning.parameters import ParameterBreakdown, count_parameters
 from modelplane.planning.records import record
 from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL, Layout, layout, nodes_needed
 from modelplane.planning.stages import WeightTable, stage_layers
-from modelplane.planning.weights import SAME_BYTES, WeightFormat, byte_format
+from modelplane.planning.weights import SAME_BYTES, byte_format
 
 GIB = 1024**3
 
@@ -95,17 +96,17 @@ class Sizer:
         self.runtime = spec.runtime.value
         self.replicas = spec.replicas
         self.largest_pp = min(arch.num_layers, MAX_PIPELINE_PARALLEL)
-        self._tables: dict[tuple[WeightFormat, int], WeightTable] = {}
+        self._tables: dict[tuple[Quantization, int], WeightTable] = {}
         self._rank_breakdowns: dict[int, ParameterBreakdown] = {}
-        self._splits: dict[tuple[WeightFormat, int, int, int], StageSplit] = {}
-        self._traffic: dict[tuple[WeightFormat, int, int], tuple[StageTraffic, ...]] = {}
-        self._fits: dict[tuple[str, WeightFormat, int, int], MemoryFit] = {}
-        self._sizings: dict[tuple[str, WeightFormat, int, int, int, int], Sizing] = {}
-        self._preferred: dict[tuple[str, WeightFormat, int], tuple[MemoryFit, int] | tuple[()]] = {}
+        self._splits: dict[tuple[Quantization, int, int, int], StageSplit] = {}
+        self._traffic: dict[tuple[Quantization, int, int], tuple[StageTraffic, ...]] = {}
+        self._fits: dict[tuple[str, Quantization, int, int], MemoryFit] = {}
+        self._sizings: dict[tuple[str, Quantization, int, int, int, int], Sizing] = {}
+        self._preferred: dict[tuple[str, Quantization, int], tuple[MemoryFit, int] | tuple[()]] = {}
         self._placements: dict[tuple[int, int, int], tuple[Layout, int, int]] = {}
-        self._thresholds: dict[tuple[WeightFormat, int, int, int], int | None] = {}
-        self._searches: dict[tuple[str, WeightFormat, int], PipelineSearch] = {}
-        self._needs: dict[tuple[WeightFormat, int], int] = {}
+        self._thresholds: dict[tuple[Quantization, int, int, int], int | None] = {}
+        self._searches: dict[tuple[str, Quantization, int], PipelineSearch] = {}
+        self._needs: dict[tuple[Quantization, int], int] = {}
         self._overheads: dict[tuple[int, int], int] = {}
         self._bandwidths: dict[tuple[str, bool], Bandwidth] = {}
         self._batched: dict[str, int] = {}
@@ -118,7 +119,7 @@ class Sizer:
     def windowed(self) -> tuple[int, ...]:
         return windowed_prefix(self.arch)
 
-    def weights(self, weight_format: WeightFormat, tp: int) -> WeightTable:
+    def weights(self, weight_format: Quantization, tp: int) -> WeightTable:
         """Bytes one of `tp` ranks holds per layer, as vLLM shards them (planning/sharding.py)."""
         key = (weight_format, tp)
         table = self._tables.get(key)
@@ -139,7 +140,7 @@ class Sizer:
     def _attended(self, stages: list[range], tp: int, length: int) -> tuple[int, ...]:
         return stages_attended_kv_bytes(self.arch, stages, self.kv_dtype_bytes, tp, length, self.windowed)
 
-    def split(self, weight_format: WeightFormat, tp: int, pp: int, batched: int) -> StageSplit:
+    def split(self, weight_format: Quantization, tp: int, pp: int, batched: int) -> StageSplit:
         key = (weight_format, tp, pp, batched)
         split = self._splits.get(key)
         if split is None:
@@ -156,7 +157,7 @@ class Sizer:
             )
         return split
 
-    def traffic(self, weight_format: WeightFormat, tp: int, pp: int) -> tuple[StageTraffic, ...]:
+    def traffic(self, weight_format: Quantization, tp: int, pp: int) -> tuple[StageTraffic, ...]:
         """Bytes a decode step reads per stage: active weights, and the KV cache at the average context."""
         key = (weight_format, tp, pp)
         if key not in self._traffic:
@@ -178,7 +179,7 @@ class Sizer:
     def budget(self, gpu: GpuSpec) -> int:
         return gpu.memory_bytes * self.spec.gpu_memory_utilization // 100
 
-    def memory_fit(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pp: int) -> MemoryFit:
+    def memory_fit(self, gpu: GpuSpec, weight_format: Quantization, tp: int, pp: int) -> MemoryFit:
         """The stage with the fewest KV tokens binds the replica; the decode roofline only for a fit."""
         weight_format = byte_format(weight_format)
         key = (gpu.id, weight_format, tp, pp)
@@ -222,7 +223,7 @@ class Sizer:
             for weights, layout in zip(split.weight_bytes_per_gpu, split.kv_layouts, strict=True)
         ]
 
-    def threshold(self, weight_format: WeightFormat, tp: int, pp: int, batched: int) -> int | None:
+    def threshold(self, weight_format: Quantization, tp: int, pp: int, batched: int) -> int | None:
         """The smallest per-GPU budget in which every stage of (format, TP, PP) fits; None if no budget does.
 
         A stage fits iff its KV tokens ≥ required, i.e. (available // B) × L // N ≥ R with B bytes per block,
@@ -245,13 +246,13 @@ class Sizer:
         self._thresholds[key] = threshold
         return threshold
 
-    def _stages_fit(self, budget: int, weight_format: WeightFormat, tp: int, pp: int, batched: int) -> bool:
+    def _stages_fit(self, budget: int, weight_format: Quantization, tp: int, pp: int, batched: int) -> bool:
         """`memory_fit(...).fits` without building the fit: the PP search tries shapes no candidate uses."""
         threshold = self.threshold(weight_format, tp, pp, batched)
         return threshold is not None and budget >= threshold
 
     def sizing(
-        self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, gpus_per_node: int, nodes: int, free_gpus: int
+        self, gpu: GpuSpec, weight_format: Quantization, tp: int, gpus_per_node: int, nodes: int, free_gpus: int
     ) -> Sizing:
         """The pinned PP, or the smallest PP that fits memory and the pool; shared by every pool of this kind.
 
@@ -293,7 +294,7 @@ class Sizer:
             self._sizings[key] = sizing
         return sizing
 
-    def _prefer(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int) -> tuple[MemoryFit, int] | tuple[()]:
+    def _prefer(self, gpu: GpuSpec, weight_format: Quantization, tp: int) -> tuple[MemoryFit, int] | tuple[()]:
         """The fit at the pin or at the smallest PP that fits memory on this GPU, whatever the pool; () if none."""
         pp = self.pinned_pp or self._search(gpu, weight_format, tp).smallest
         if pp is None:
@@ -308,7 +309,7 @@ class Sizer:
         replicas = self.replicas
         return shape, tp * pp * replicas, nodes_needed(shape, gpus_per_node, replicas)
 
-    def _pinned(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pool: PoolShape) -> Sizing:
+    def _pinned(self, gpu: GpuSpec, weight_format: Quantization, tp: int, pool: PoolShape) -> Sizing:
         pp = self.pinned_pp
         assert pp is not None
         shape = layout(tp, pp, pool.gpus_per_node)
@@ -328,7 +329,7 @@ class Sizer:
             and nodes_needed(shape, pool.gpus_per_node, replicas) <= pool.nodes
         )
 
-    def _search_pool(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int, pool: PoolShape) -> Sizing:
+    def _search_pool(self, gpu: GpuSpec, weight_format: Quantization, tp: int, pool: PoolShape) -> Sizing:
         gpus_per_node = pool.gpus_per_node
         limit = min(self.largest_pp, gpus_per_node * pool.nodes // tp)
         smallest, budget, need = self._search(gpu, weight_format, tp)
@@ -368,7 +369,7 @@ class Sizer:
                 return shape
         raise AssertionError(f"TP{tp} does not fit a node of {pool.gpus_per_node} GPUs")
 
-    def _search(self, gpu: GpuSpec, weight_format: WeightFormat, tp: int) -> PipelineSearch:
+    def _search(self, gpu: GpuSpec, weight_format: Quantization, tp: int) -> PipelineSearch:
         """The smallest PP whose stages fit this GPU, of any pool: searched once per (GPU, format, TP).
 
         Overhead only takes memory away, so no PP below need / (TP × budget) passes the whole-replica bound,
@@ -402,7 +403,7 @@ class Sizer:
         """
         return tp * pp * (budget - self.overhead(tp, pp)) >= need
 
-    def _replica_need(self, weight_format: WeightFormat, tp: int) -> int:
+    def _replica_need(self, weight_format: Quantization, tp: int) -> int:
         key = (weight_format, tp)
         need = self._needs.get(key)
         if need is None:

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
+from modelplane.api.serving import Quantization
 from modelplane.catalog.architecture import Architecture
 from modelplane.planning.parameters import ParameterBreakdown
-from modelplane.planning.weights import SIXTEEN_BIT_BYTES, WeightFormat, layer_weight_bytes
+from modelplane.planning.weights import SIXTEEN_BIT_BYTES, layer_weight_bytes
 
 
 def stage_layers(num_layers: int, pipeline_parallel: int) -> list[range]:
@@ -44,7 +45,7 @@ class WeightTable:
 
     @classmethod
     def build(
-        cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: WeightFormat, tensor_parallel: int = 1
+        cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: Quantization, tensor_parallel: int = 1
     ) -> "WeightTable":
         """Per-layer bytes of `breakdown` (the checkpoint's, or one rank's from count_parameters(arch, TP))."""
         distinct = set(breakdown.layers)  # a dense model's layers are all alike, an MoE's of two kinds
@@ -93,7 +94,7 @@ class WeightTable:
 def stage_weight_bytes(
     arch: Architecture,
     breakdown: ParameterBreakdown,
-    weight_format: WeightFormat,
+    weight_format: Quantization,
     layers: range,
     stage: int,
     pipeline_parallel: int,

@@ -3,14 +3,9 @@
 from collections.abc import Callable, Sequence
 from functools import partial
 
-from modelplane.api.model_deployment import (
-    KvCacheDtype,
-    Locality,
-    ModelDeploymentSpec,
-    Placement,
-    Quantization,
-)
+from modelplane.api.model_deployment import Locality, ModelDeploymentSpec, Placement
 from modelplane.api.plan import PlanResult, ReasonCode
+from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.resolve import ResolvedModel
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
 from modelplane.planning.planner import Evaluation, Outcome, plan_core

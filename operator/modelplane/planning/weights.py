@@ -5,12 +5,12 @@ scales (one per matrix, or one per block for block-quantized checkpoints such as
 awq/gptq store linear weights in 4 bits plus, per group of `group_size` input weights, an fp16
 scale and a packed 4-bit zero point (2.5 bytes). mxfp4 (gpt-oss) stores MoE expert weights in
 4 bits plus one 8-bit shared exponent per 32 weights; everything else stays 16-bit.
+A weight format here is a `Quantization` other than `auto`, which the planner resolves before sizing.
 Embeddings, the LM head, norms, biases and routers stay 16-bit in every format, as both runtimes
 keep them.
 """
 
-from enum import StrEnum
-
+from modelplane.api.serving import Quantization
 from modelplane.catalog.architecture import Architecture
 from modelplane.planning.parameters import LayerParameters
 
@@ -21,20 +21,10 @@ GROUP_METADATA_HALF_BYTES = 5  # fp16 scale (4 half-bytes) + packed 4-bit zero p
 MXFP4_BLOCK = 32
 
 
-class WeightFormat(StrEnum):
-    BF16 = "bf16"
-    FP16 = "fp16"
-    FP8 = "fp8"
-    INT8 = "int8"
-    AWQ = "awq"
-    GPTQ = "gptq"
-    MXFP4 = "mxfp4"
+SAME_BYTES = {Quantization.FP16: Quantization.BF16, Quantization.INT8: Quantization.FP8}
 
 
-SAME_BYTES = {WeightFormat.FP16: WeightFormat.BF16, WeightFormat.INT8: WeightFormat.FP8}
-
-
-def byte_format(weight_format: WeightFormat) -> WeightFormat:
+def byte_format(weight_format: Quantization) -> Quantization:
     """The format whose weights take exactly the bytes of this one's, so sizing can share its arithmetic."""
     return SAME_BYTES.get(weight_format, weight_format)
 
@@ -43,18 +33,18 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-def layer_weight_bytes(layer: LayerParameters, weight_format: WeightFormat, arch: Architecture) -> int:
+def layer_weight_bytes(layer: LayerParameters, weight_format: Quantization, arch: Architecture) -> int:
     """Bytes one decoder layer occupies in this format."""
     other = SIXTEEN_BIT_BYTES * layer.other
-    if weight_format in (WeightFormat.BF16, WeightFormat.FP16):
+    if weight_format in (Quantization.BF16, Quantization.FP16):
         return SIXTEEN_BIT_BYTES * layer.linear + other
-    if weight_format in (WeightFormat.FP8, WeightFormat.INT8):
+    if weight_format in (Quantization.FP8, Quantization.INT8):
         if arch.quant_block_elements:
             scales = FP32_SCALE_BYTES * _ceil_div(layer.linear, arch.quant_block_elements)
         else:
             scales = FP32_SCALE_BYTES * layer.linear_matrices
         return layer.linear + scales + other
-    if weight_format is WeightFormat.MXFP4:
+    if weight_format is Quantization.MXFP4:
         dense = layer.linear - layer.expert_linear
         padded = layer.mxfp4_expert_linear
         experts = _ceil_div(padded, 2) + _ceil_div(padded, MXFP4_BLOCK)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from modelplane.api.model_deployment import ModelDeploymentSpec
 from modelplane.api.plan import MemoryBreakdown, Plan
+from modelplane.api.serving import KvCacheDtype, Quantization, Runtime
 from modelplane.catalog.runtimes import RuntimeSpec
 from modelplane.render.errors import RenderError
 
@@ -53,12 +54,12 @@ def _vllm_flags(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec) -> 
         "--max-model-len", str(plan.max_model_len),
         "--gpu-memory-utilization", gpu_memory_fraction(plan.gpu_memory_utilization),
     ]  # fmt: skip
-    if plan.quantization == "fp8" and not plan.pre_quantized:
+    if plan.quantization is Quantization.FP8 and not plan.pre_quantized:
         # vLLM quantizes to fp8 on load; every other format comes from the checkpoint's own config.
         flags += ["--quantization", "fp8"]
-    if plan.quantization == "fp16":
+    if plan.quantization is Quantization.FP16:
         flags += ["--dtype", "float16"]
-    if plan.kv_cache_dtype == "fp8":
+    if plan.kv_cache_dtype is KvCacheDtype.FP8:
         flags += ["--kv-cache-dtype", "fp8"]
     if plan.nodes_per_replica > 1:
         flags += ["--distributed-executor-backend", "ray"]
@@ -108,7 +109,7 @@ def server_command(spec: ModelDeploymentSpec, plan: Plan, runtime: RuntimeSpec,
     fetches spec.model.name from the Hub itself, at spec.model.revision when pinned.
     """
     model = model_path or spec.model.name
-    if plan.runtime == "tensorrt-llm":
+    if plan.runtime is Runtime.TENSORRT_LLM:
         flags = _trtllm_flags(spec, plan, runtime)
         check_extra_args(spec.extra_args, flags, plan.runtime, runtime)
         if spec.model.revision and model_path is None:

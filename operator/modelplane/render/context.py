@@ -313,14 +313,14 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
     spec = deployment.spec
     name = deployment.metadata.name
     namespace = deployment.metadata.namespace or "default"
-    runtime = runtime_spec(plan.runtime)
+    runtime = runtime_spec(plan.runtime.value)
     gpu = get_gpu(plan.gpu)
     multi_node = plan.nodes_per_replica > 1
     digest = plan_hash(plan)
     selector = {DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": "server"}
     labels = {
         **_user_labels(deployment),
-        "app.kubernetes.io/name": plan.runtime,
+        "app.kubernetes.io/name": plan.runtime.value,
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/component": "server",
         MANAGED_BY_LABEL: MANAGED_BY,
@@ -344,7 +344,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
     server_env, worker_env = _env(deployment, multi_node, cache_path, _api_key_env(deployment, runtime), loaded.env,
                                   reads_hub=loaded.model_path is None)  # fmt: skip
     server = _container(
-        plan.runtime,
+        plan.runtime.value,
         server_command(spec, plan, runtime, loaded.model_path),
         deployment,
         plan,
@@ -376,7 +376,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
     return RenderContext(
         name=name,
         namespace=namespace,
-        runtime=plan.runtime,
+        runtime=plan.runtime.value,
         image=image,
         replicas=plan.replicas,
         multi_node=multi_node,
