@@ -69,3 +69,27 @@ def test_the_operator_refuses_it_as_invalid_spec() -> None:
     assert result.stdout.startswith("InvalidSpec ")
     assert _refusal(5 * 10**6) in result.stdout
     assert elapsed < 20
+
+
+LARGEST = {"model_type": "llama", "num_hidden_layers": 1024, "hidden_size": 131072, "num_attention_heads": 4096,
+           "num_key_value_heads": 4096, "intermediate_size": 1048576, "vocab_size": 16777216}  # fmt: skip
+LARGEST_MOE = {**LARGEST, "model_type": "mixtral", "num_local_experts": 65536, "num_experts_per_tok": 8}
+
+
+@pytest.mark.parametrize("architecture", [LARGEST, LARGEST_MOE], ids=["dense", "moe"])
+def test_the_largest_admitted_architecture_is_planned_within_the_limit(
+    tmp_path: Path, architecture: dict[str, object]
+) -> None:
+    """Every number at its bound is admitted, so planning it must stay within the chart's limit: the bounds are
+    the per-plan budget. It fits no GPU, and both the CLI and the operator say so rather than run out."""
+    body = _deployment(1)
+    body["spec"]["model"]["architecture"] = architecture  # type: ignore[index]
+    path = tmp_path / "largest.yaml"
+    path.write_text(json.dumps(body))
+    cli, cli_seconds = _run([sys.executable, "-m", "modelplane", "plan", str(path)])
+    assert cli.returncode == 2, cli.stderr  # infeasible: exit 2, with the table of why
+    assert "infeasible" in cli.stdout
+    decided, decide_seconds = _run([sys.executable, "-c", DECIDE, json.dumps(body)])
+    assert decided.returncode == 0, decided.stderr
+    assert decided.stdout.startswith("InsufficientMemory "), decided.stdout
+    assert max(cli_seconds, decide_seconds) < 20
