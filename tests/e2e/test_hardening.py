@@ -1,6 +1,7 @@
 """What one object must never do to the operator or to objects it does not own, on the real control plane."""
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,3 +171,53 @@ def test_cordoned_nodes_are_no_free_capacity(kube: Cluster, namespace: str, oper
     wait_for(lambda: pool_free() == 0, 30, "l4-cloud to report no free GPUs while cordoned")
     kube.create_md(model_deployment("waits", namespace, placement={"pools": ["l4-cloud"]}))
     _planned(kube, namespace, "waits", "InsufficientCapacity")
+
+
+@pytest.fixture
+def unreachable_webhook(local_cluster: LocalCluster, namespace: str) -> Iterator[str]:
+    """A validating webhook for Services in one namespace whose server is down: the API server answers 500."""
+    name = f"down-{namespace}"
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "down.modelplane.test",
+            "clientConfig": {"url": "https://127.0.0.1:1/validate"},  # nothing listens on port 1
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                       "resources": ["services"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 2,
+        }],
+    }  # fmt: skip
+    kubectl(local_cluster, "apply", "-f", "-", input=json.dumps(webhook))
+    yield name
+    kubectl(local_cluster, "delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+
+
+def _reconcile_errors(operator: OperatorProcess) -> float:
+    return sum(float(value) for value in re.findall(r"^modelplane_reconcile_errors_total\{[^}]*\} (\S+)$",
+                                                   operator.metrics(), re.M))  # fmt: skip
+
+
+def test_a_child_apply_that_fails_for_now_is_reported_retried_and_then_served(
+    kube: Cluster, local_cluster: LocalCluster, namespace: str, operator: OperatorProcess, unreachable_webhook: str
+) -> None:
+    """A 5xx on a child's apply (here a webhook that is down) is transient: status says so and that it is
+    retrying, the reconcile is counted as an error and requeued with backoff, and once the API server answers
+    again the deployment is served without anyone touching it."""
+    errors_before = _reconcile_errors(operator)
+    kube.create_md(model_deployment("later", namespace))
+    condition = _planned(kube, namespace, "later", "ChildApplyFailed")
+    assert "retrying" in condition["message"], condition
+    assert "failed calling webhook" in condition["message"], condition
+    assert kube.condition(namespace, "later", "Ready")["status"] == "False"
+    wait_for(
+        lambda: _reconcile_errors(operator) >= errors_before + 2, 60, "the failed passes to be counted and retried"
+    )
+    kubectl(local_cluster, "delete", "validatingwebhookconfiguration", unreachable_webhook)
+    kube.wait_condition(namespace, "later", "Ready", "True", timeout=120)
+    assert kube.condition(namespace, "later", "Planned")["status"] == "True"
