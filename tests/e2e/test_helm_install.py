@@ -277,6 +277,21 @@ def test_service_monitor_with_its_crd(release: Release, kube: Cluster, service_m
     assert monitor["spec"]["endpoints"][0]["port"] == service.spec.ports[0].name
 
 
+def test_service_monitor_in_namespace_scoped_mode(
+    release: Release, local_cluster: LocalCluster, kube: Cluster, watched: list[str], service_monitor_crd: None
+) -> None:
+    """The last combination of the chart's values: both replicas, watched namespaces and a ServiceMonitor."""
+    installed(release.install("metrics.serviceMonitor.enabled=true", "replicas=2",
+                              f"watchNamespaces={{{','.join(watched)}}}"))  # fmt: skip
+    monitor = kube.custom.get_namespaced_custom_object("monitoring.coreos.com", "v1", RELEASE_NAMESPACE,
+                                                       "servicemonitors", FULLNAME)  # fmt: skip
+    service = kube.core.read_namespaced_service(f"{FULLNAME}-metrics", RELEASE_NAMESPACE)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= (service.metadata.labels or {}).items()
+    for namespace in watched:
+        assert kube.exists(lambda: peering(kube, namespace))  # noqa: B023 (called at once)
+    assert not can_i(local_cluster, "list", "modeldeployments.modelplane.dev", None)
+
+
 def test_admission_policy_limits_model_deployment_authors(release: Release, local_cluster: LocalCluster,
                                                           kube: Cluster, namespace: str) -> None:  # fmt: skip
     installed(release.install("admissionPolicy.enabled=true", "admissionPolicy.maxReplicas=2"))
