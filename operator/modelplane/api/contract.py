@@ -20,6 +20,15 @@ REPLAN_ANNOTATION: Final = f"{DOMAIN}/replan"
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "modelplane"
 """The value of MANAGED_BY_LABEL on every child: the selector the operator watches its children by."""
+CACHE_LABEL: Final = f"{DOMAIN}/model-cache"
+"""On a managed model cache's PVC and download Job: the cache's name."""
+# On a managed model cache's PVC: what it holds and how it goes, read back by whoever finds the PVC.
+MODEL_ANNOTATION: Final = f"{DOMAIN}/model"
+REVISION_ANNOTATION: Final = f"{DOMAIN}/revision"
+POOL_ANNOTATION: Final = POOL_LABEL
+"""The pool whose nodes the cache serves: POOL_LABEL's key, as an annotation."""
+DELETION_POLICY_ANNOTATION: Final = f"{DOMAIN}/deletion-policy"
+CHECKPOINT_BYTES_ANNOTATION: Final = f"{DOMAIN}/checkpoint-bytes"
 RESERVED_LABEL_PREFIXES: Final = ("app.kubernetes.io/", f"{DOMAIN}/")
 """Label prefixes a user's pod labels cannot set: the selectors of our children rely on them."""
 

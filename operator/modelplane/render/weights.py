@@ -14,6 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from modelplane.api.contract import (
+    CACHE_LABEL,
+    CHECKPOINT_BYTES_ANNOTATION,
+    DELETION_POLICY_ANNOTATION,
+    MODEL_ANNOTATION,
+    POOL_ANNOTATION,
+    REVISION_ANNOTATION,
+)
 from modelplane.api.model_deployment import CacheAccessMode, ModelDeployment
 from modelplane.api.plan import Plan
 from modelplane.catalog.weights import weights_constants
@@ -22,12 +30,6 @@ from modelplane.render.errors import RenderError
 GIB = 1024**3
 WEIGHTS_VOLUME = "weights"
 WEIGHTS_PATH = "/weights"
-CACHE_LABEL = "modelplane.dev/model-cache"
-MODEL_ANNOTATION = "modelplane.dev/model"
-REVISION_ANNOTATION = "modelplane.dev/revision"
-POOL_ANNOTATION = "modelplane.dev/pool"
-DELETION_POLICY_ANNOTATION = "modelplane.dev/deletion-policy"
-CHECKPOINT_BYTES_ANNOTATION = "modelplane.dev/checkpoint-bytes"
 DOWNLOAD_CONTAINER = "download"
 DOWNLOAD_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
 """The downloaders stream files to disk: a core and a few GiB of page-cache headroom, whatever the model."""
