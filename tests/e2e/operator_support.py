@@ -47,16 +47,21 @@ def chart_rbac() -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
 
 
-DENIAL = re.compile(r'cannot (\w+) resource "([^"]+)" in API group "([^"]*)"')
+DENIAL = re.compile(r'cannot (\w+) resource "([^"]+)" in API group "([^"]*)"(?: in the namespace "([^"]+)")?')
 
 
-def denied_by_the_chart(log_line: str, rules: list[dict[str, Any]]) -> bool:
-    """Whether a logged 403 is one the chart's ClusterRole really does not grant. An API server that restarts
-    refuses allowed requests for a moment (its RBAC caches are unsynced); those are not the chart's fault."""
+def denied_by_the_chart(log_line: str) -> bool:
+    """Whether a logged 403 is one the chart's RBAC really does not grant: its ClusterRole, and its Roles in the
+    namespace the request named. An API server that restarts refuses allowed requests for a moment (its RBAC
+    caches are unsynced); those are not the chart's fault."""
     match = DENIAL.search(log_line)
     if match is None:
         return "forbidden: User" in log_line
-    verb, resource, group = match.groups()
+    verb, resource, group, namespace = match.groups()
+    rules = [rule for document in chart_rbac()
+             if document["kind"] == "ClusterRole"
+             or (document["kind"] == "Role" and document["metadata"].get("namespace") == namespace)
+             for rule in document["rules"]]  # fmt: skip
     return not any(group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]
                    for rule in rules)  # fmt: skip
 
@@ -196,7 +201,10 @@ class Cluster:
         return {}
 
     def wait_condition(self, namespace: str, name: str, kind: str, status: str, timeout: float = 60,
-                       reason: str | None = None) -> dict[str, Any]:  # fmt: skip
+                       reason: str | None = None, describe: Callable[[], object] | None = None,
+                       ) -> dict[str, Any]:  # fmt: skip
+        """Wait for a condition of the current generation; a timeout shows the status and what `describe` adds."""
+
         def check() -> dict[str, Any] | None:
             md = self.md(namespace, name)
             for condition in (md.get("status") or {}).get("conditions") or []:
@@ -209,11 +217,12 @@ class Cluster:
                     return md
             return None
 
-        def describe() -> object:
+        def state() -> object:
             md = self.md(namespace, name)
-            return {"generation": md["metadata"]["generation"], **(md.get("status") or {})}
+            seen = {"generation": md["metadata"]["generation"], **(md.get("status") or {})}
+            return seen if describe is None else {**seen, "waitingOn": describe()}
 
-        return wait_for(check, timeout, f"{namespace}/{name} {kind}={status} {reason or ''}", describe)
+        return wait_for(check, timeout, f"{namespace}/{name} {kind}={status} {reason or ''}", state)
 
     def deployment(self, namespace: str, name: str) -> Any:
         return self.apps.read_namespaced_deployment(name, namespace)

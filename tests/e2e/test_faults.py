@@ -73,6 +73,29 @@ def test_operator_survives_an_api_server_and_etcd_restart(kube: Cluster, namespa
     env = {**os.environ, "MODELPLANE_CLUSTER_DIR": str(Path(local_cluster.kubeconfig).parent)}
     subprocess.run([str(CLUSTER_SCRIPT), "restart-control-plane"], check=True, env=env, capture_output=True)
     kube.create_md(model_deployment("after-restart", namespace))
-    kube.wait_condition(namespace, "after-restart", "Ready", "True", timeout=180)
+    # The operator's part: it plans and applies the children as soon as the API server is back.
+    kube.wait_condition(namespace, "after-restart", "Planned", "True", timeout=120)
+    # Ready then waits on the rest of the control plane, which recovers on its own clock: client-go's informers
+    # retry their watches with a backoff of up to 30 s (times a jitter of up to 2), and simulated nodes whose
+    # leases lapsed during the outage are tainted not-ready until kwok renews them. On this machine the
+    # controller-manager took up to 98 s to create the ReplicaSet of a Deployment made right after the restart.
+    kube.wait_condition(namespace, "after-restart", "Ready", "True", timeout=360,
+                        describe=lambda: _serving_state(kube, namespace, "after-restart"))  # fmt: skip
     assert operator.process.poll() is None, "the operator exited instead of reconnecting"
     assert operator.pid == pid
+
+
+def _serving_state(kube: Cluster, namespace: str, name: str) -> dict[str, object]:
+    """What a Ready that never came waited on: the Deployment's status, its pods, the nodes not Ready."""
+    deployment = kube.apps.read_namespaced_deployment(name, namespace)
+    pods = kube.core.list_namespaced_pod(namespace).items
+    nodes = kube.core.list_node().items
+    return {
+        "deployment": deployment.status.to_dict() if deployment.status else None,
+        "pods": {pod.metadata.name: (pod.status.phase, pod.spec.node_name) for pod in pods},
+        "nodesNotReady": [
+            node.metadata.name
+            for node in nodes
+            if not any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        ],
+    }

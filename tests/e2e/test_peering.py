@@ -12,7 +12,6 @@ from tests.e2e.operator_support import (
     CHART,
     Cluster,
     OperatorProcess,
-    chart_rbac,
     denied_by_the_chart,
     free_port,
     model_deployment,
@@ -64,9 +63,8 @@ def test_only_one_of_two_replicas_acts(local_cluster: LocalCluster, kube: Cluste
             assert handled(logs[0], namespace, "taken-over")
     finally:
         operator.start()
-    rules = next(d for d in chart_rbac() if d["kind"] == "ClusterRole")["rules"]
     denied = [line for log in logs for line in log.read_text().splitlines()
-              if "forbidden: User" in line and denied_by_the_chart(line, rules)]  # fmt: skip
+              if "forbidden: User" in line and denied_by_the_chart(line)]  # fmt: skip
     assert not denied, f"the chart's RBAC denied a peered replica: {denied[:3]}"
 
 

@@ -11,12 +11,13 @@ from modelplane.kube.objects import request
 REPORTING_COMPONENT = "modelplane"
 
 
-def patch_status(api: client.ApiClient, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch the status subresource (only the keys given)."""
+def patch_status(api: client.ApiClient, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> str:
+    """Merge-patch the status subresource (only the keys given); returns the object's new resourceVersion."""
     scope = f"/namespaces/{namespace}" if namespace else ""
     path = f"/apis/{API_GROUP}/{API_VERSION}{scope}/{plural}/{name}/status"
-    request(api, f"patch status of {plural} {namespace or ''}/{name}", "PATCH", path,
-            headers={"Content-Type": "application/merge-patch+json"}, body={"status": status})  # fmt: skip
+    stored = request(api, f"patch status of {plural} {namespace or ''}/{name}", "PATCH", path,
+                     headers={"Content-Type": "application/merge-patch+json"}, body={"status": status})  # fmt: skip
+    return str(stored["metadata"]["resourceVersion"])
 
 
 def post_event(api: client.ApiClient, involved: dict[str, Any], event_type: str, reason: str, message: str) -> None:

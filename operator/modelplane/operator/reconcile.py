@@ -80,6 +80,14 @@ class ChildConflictError(Exception):
 
 
 @dataclass(frozen=True)
+class StoredStatus:
+    """The status a pass left stored, and the resourceVersion its write made (None when it wrote nothing)."""
+
+    status: dict[str, Any]
+    resource_version: str | None
+
+
+@dataclass(frozen=True)
 class Blocked:
     """Why the rendered children could not be applied: shown as Planned=False with this reason."""
 
@@ -206,7 +214,7 @@ def reconcile(
     decisions: Decisions,
     reuse: bool = False,
     resolver: ModelResolver = PACKAGED,
-) -> dict[str, Any]:
+) -> StoredStatus:
     """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored.
 
     With `reuse`, a kept decision for the same pinned plan stands in for planning and rendering again.
@@ -236,18 +244,18 @@ def reconcile(
         workload = None
     replicas = int((body.get("spec") or {}).get("replicas", 1))
     conditions = status_conditions(decision.conditions, workload, replicas, decision.plan_only)
-    stored, changed = _write_status(api, body, decision.status, conditions)
-    if changed:
+    stored = _write_status(api, body, decision.status, conditions)
+    if stored.resource_version is not None:
         _post_transitions(api, body, body.get("status") or {}, decision)
     return stored
 
 
 def _write_status(
     api: client.ApiClient, body: dict[str, Any], status: ModelDeploymentStatus, conditions: dict[str, ConditionState]
-) -> tuple[dict[str, Any], bool]:
+) -> StoredStatus:
     """Merge-patch the fields `status` sets and the conditions into status unless they are there already.
 
-    Returns the status now stored and whether a write was made.
+    Returns the status now stored, with the resourceVersion the write made (None when nothing was written).
     """
     current = body.get("status") or {}
     generation = int(body["metadata"].get("generation") or 0)
@@ -255,15 +263,15 @@ def _write_status(
     wanted = {**status.written_fields(), "conditions": merged}
     patch = merge_patch(wanted, current)
     if patch == wanted and not _status_changed(current, wanted):
-        return current, False
+        return StoredStatus(current, None)
     metadata = body["metadata"]
-    patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], patch)
-    return {**current, **wanted}, True
+    version = patch_status(api, "modeldeployments", metadata["namespace"], metadata["name"], patch)
+    return StoredStatus({**current, **wanted}, version)
 
 
 def _record_blocked(
     api: client.ApiClient, body: dict[str, Any], reservations: Reservations, key: str, blocked: Blocked
-) -> dict[str, Any]:
+) -> StoredStatus:
     """Children could not be applied: say why in status, and hold only the GPUs of servers that still run.
 
     No new plan is pinned: the stored one (if any) still describes what runs.
@@ -274,9 +282,9 @@ def _record_blocked(
     decided = {PLANNED: ConditionState("False", blocked.reason, blocked.message[:MAX_MESSAGE])}
     generation = int(body["metadata"].get("generation") or 0)
     before = _planned_reason(body.get("status") or {})
-    stored, changed = _write_status(api, body, ModelDeploymentStatus(observed_generation=generation),
-                                    status_conditions(decided, workload, replicas))  # fmt: skip
-    if changed and before != blocked.reason:
+    stored = _write_status(api, body, ModelDeploymentStatus(observed_generation=generation),
+                           status_conditions(decided, workload, replicas))  # fmt: skip
+    if stored.resource_version is not None and before != blocked.reason:
         post_event(api, body, "Warning", blocked.reason, blocked.message)
     return stored
 

@@ -81,6 +81,33 @@ def _values(index: kopf.Index[str, Any]) -> list[Any]:
     return [value for key in index for value in index[key]]
 
 
+@dataclass(frozen=True)
+class WrittenStatus:
+    """The status this operator last stored for a deployment, and the resourceVersions the index may still hold
+    that do not show it yet: the body it reconciled and each of its own status writes since, oldest first.
+
+    kopf's index lags behind our writes. Were only the reconciled body's version kept, the late event of our
+    own earlier write (a version newer than that body) would read as someone else's status, and the status
+    already written would be written again. A version not listed is someone else's write (or a spec change)
+    and is read as it is.
+    """
+
+    versions: tuple[str, ...]
+    status: dict[str, Any]
+
+    def covers(self, version: str) -> bool:
+        """Whether a body at `version` predates (or is) our last write, so our stored status is newer."""
+        return version in self.versions
+
+    def after(self, version: str, written: str | None, status: dict[str, Any]) -> "WrittenStatus":
+        """The record once a pass on a body at `version` stored `status`, its write (if any) making `written`.
+
+        Versions older than `version` are dropped: the index moves forward, never back to them.
+        """
+        known = self.versions[self.versions.index(version) :] if self.covers(version) else (version,)
+        return WrittenStatus(known if written is None else (*known, written), status)
+
+
 @dataclass
 class Operator:
     """Everything the operator keeps between reconciles: one instance per process, in kopf's memo.
@@ -95,9 +122,8 @@ class Operator:
     queue: WorkQueue = field(default_factory=WorkQueue)
     reservations: Reservations = field(default_factory=Reservations)
     decisions: Decisions = field(default_factory=Decisions)
-    written: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    """Per deployment, the resourceVersion of the body we reconciled and the status we then stored: while the
-    index still holds that very version, our write is newer than it."""
+    written: dict[str, WrittenStatus] = field(default_factory=dict)
+    """Per deployment, the status we last stored and the versions of the body that predate it."""
     fresh: set[str] = field(default_factory=set)
     """Deployments to decide afresh on their next pass; others (a child changed) may reuse a kept decision."""
     pool_generations: dict[str, int] = field(default_factory=dict)

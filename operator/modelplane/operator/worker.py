@@ -12,12 +12,20 @@ from modelplane.operator import metrics
 from modelplane.operator.pool_status import write_pool_status
 from modelplane.operator.pools import offers_for_deployment
 from modelplane.operator.reconcile import reconcile
-from modelplane.operator.state import DEBOUNCE_SECONDS, POOL_STATUS_KEY, REEVALUATE_KEY, Operator, Snapshot
+from modelplane.operator.state import (
+    DEBOUNCE_SECONDS,
+    POOL_STATUS_KEY,
+    REEVALUATE_KEY,
+    Operator,
+    Snapshot,
+    WrittenStatus,
+)
 from modelplane.planning.inventory import PoolOffer
 
 LOGGER = logging.getLogger("modelplane.operator")
 WORKERS = 4
 INDEXES_PENDING_SECONDS = 1.0
+NOTHING_WRITTEN = WrittenStatus((), {})
 
 
 async def work(operator: Operator) -> None:
@@ -98,16 +106,15 @@ def reconcile_key(operator: Operator, key: str, snapshot: Snapshot, fresh: bool)
     if (body.get("metadata") or {}).get("deletionTimestamp"):
         return False
     version = str(body["metadata"].get("resourceVersion"))
-    written = operator.written.get(key)
-    if written is not None and written[0] == version:
-        # The index has not seen our last status write yet. Any newer version (ours, or a status someone else
-        # wrote) is read as it is.
-        body = {**body, "status": {**(body.get("status") or {}), **written[1]}}
+    written = operator.written.get(key, NOTHING_WRITTEN)
+    if written.covers(version):
+        # The index has not seen our last status write yet; someone else's newer status is read as it is.
+        body = {**body, "status": {**(body.get("status") or {}), **written.status}}
 
     def offers() -> list[PoolOffer]:
         return offers_for_deployment(snapshot.pool_states, operator.reservations.snapshot(), key)
 
     stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions, reuse=not fresh,
                        resolver=operator.resolver)  # fmt: skip
-    operator.written[key] = (version, stored)
+    operator.written[key] = written.after(version, stored.resource_version, stored.status)
     return False
