@@ -1,7 +1,7 @@
 """Jinja environment and the render entry point shared by the CLI and the operator.
 
 Templates see one RenderContext and pass every value through `tojson`; the output is parsed back
-with yaml.safe_load_all and checked against the plan before anyone can apply or print it.
+with YAML's safe loader and checked against the plan before anyone can apply or print it.
 """
 
 import json
@@ -66,11 +66,17 @@ def template_names(context: RenderContext) -> list[str]:
     return [f"{context.runtime}/{name}.yaml.j2" for name in names]
 
 
+# libyaml's parser under PyYAML's safe constructor and resolver: the same objects as yaml.SafeLoader, and
+# parsing was 30 % of the operator's CPU with the pure-Python one (BENCHMARKS.md, operator at scale). PyYAML
+# built without libyaml has no CSafeLoader; then the pure-Python loader does the same work, slower.
+SAFE_LOADER = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
 def render_context(context: RenderContext) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     for name in template_names(context):
         text = environment().get_template(name).render(ctx=context)
-        objects.extend(document for document in yaml.safe_load_all(text) if document is not None)
+        objects.extend(document for document in yaml.load_all(text, Loader=SAFE_LOADER) if document is not None)
     return objects
 
 
