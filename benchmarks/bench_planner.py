@@ -3,6 +3,7 @@
 Run: .venv/bin/python -m benchmarks.bench_planner   (results go to BENCHMARKS.md by hand, with this command)
 """
 
+import functools
 import platform
 import statistics
 import time
@@ -38,10 +39,13 @@ def time_call(function: object, repeats: int) -> list[float]:
 def main() -> None:
     offers = offers_for(hundred_pools())
     md = deployment(model={"name": "meta-llama/Llama-3.1-70B-Instruct"}, maxModelLen=32768, maxConcurrency=8)
-    samples = time_call(lambda: plan_deployment(md, offers), REPEATS)
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print(f"1 ModelDeployment × 100 pools: median {statistics.median(samples) * 1e3:.2f} ms, "
-          f"p95 {sorted(samples)[int(0.95 * len(samples))] * 1e3:.2f} ms over {REPEATS} runs")  # fmt: skip
+    # `modelplane plan` prints every candidate; the operator and `render` plan without those records.
+    for label, candidates in (("with candidates (plan)", True), ("without (operator, render)", False)):
+        samples = time_call(functools.partial(plan_deployment, md, offers, candidates=candidates), REPEATS)
+        print(f"1 ModelDeployment × 100 pools, {label}: median {statistics.median(samples) * 1e3:.2f} ms, "
+              f"min {min(samples) * 1e3:.2f} ms, p95 {sorted(samples)[int(0.95 * len(samples))] * 1e3:.2f} ms "
+              f"over {REPEATS} runs")  # fmt: skip
     what_if = offers_for([])
     cases = [(entry.name, quantization) for entry in model_catalog().values()
              for quantization in ("auto", "bf16", "fp8")]  # fmt: skip

@@ -128,7 +128,15 @@ class PlanResult(WireModel):
     plan: Plan | None
     reasons: list[Reason] = Field(default_factory=list, description="Why nothing fits, when infeasible.")
     suggestions: list[str] = Field(default_factory=list, description="What would make it fit.")
-    candidates: list[Candidate]
+    candidates: list[Candidate] = Field(
+        default_factory=list, description="Every pool × format × TP tried; built only for a caller that prints them."
+    )
+    rejected_pools: dict[str, list[str]] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="The why-not list: every pool where no shape is feasible, with its candidates' reason codes, "
+        "sorted. Always filled, whether or not candidates were built; not part of the printed JSON.",
+    )
 
     def to_wire(self) -> dict[str, Any]:
         """The `plan -o json` contract: every documented key present, null when there is no value.
@@ -145,15 +153,6 @@ class PlanResult(WireModel):
             if "estimates" in candidate:
                 _null_costs(candidate["estimates"])
         return wire
-
-    def rejected_pools(self) -> dict[str, list[str]]:
-        """The why-not list: every pool where no shape is feasible, with its candidates' reason codes, sorted."""
-        feasible = {candidate.pool for candidate in self.candidates if candidate.feasible}
-        codes: dict[str, set[str]] = {}
-        for candidate in self.candidates:
-            if candidate.pool not in feasible:
-                codes.setdefault(candidate.pool, set()).update(reason.code.value for reason in candidate.reasons)
-        return {pool: sorted(found) for pool, found in sorted(codes.items())}
 
 
 def _null_costs(estimates: dict[str, Any]) -> None:

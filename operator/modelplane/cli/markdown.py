@@ -42,7 +42,7 @@ def plan_markdown(results: Sequence[PlanResult]) -> str:
             lines.append(f"- ✗ **{reason.code.value}**: {reason.message}")
         for suggestion in result.suggestions:
             lines.append(f"- → {suggestion}")
-        rejected = result.rejected_pools()
+        rejected = result.rejected_pools
         if rejected:
             lines += ["", "<details><summary>Rejected pools</summary>", ""]
             lines += [f"- `{pool}`: {', '.join(codes)}" for pool, codes in rejected.items()]

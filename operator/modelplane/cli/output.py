@@ -123,6 +123,6 @@ def print_table(results: Sequence[PlanResult], console: Console) -> None:
             console.print(f"  [red]✗[/red] {reason.code.value}: {reason.message}", highlight=False)
         for suggestion in result.suggestions:
             console.print(f"  [cyan]→[/cyan] {suggestion}", highlight=False)
-        lines = [f"{pool}: {', '.join(codes)}" for pool, codes in result.rejected_pools().items()]
+        lines = [f"{pool}: {', '.join(codes)}" for pool, codes in result.rejected_pools.items()]
         if lines:
             console.print("  why not: " + "; ".join(lines), highlight=False)

@@ -95,7 +95,7 @@ def render_files(files: Sequence[Path], pools: Sequence[Path], output: str, reso
                 named = f"{deployment.metadata.namespace}/{deployment.metadata.name}"
                 typer.echo(f"modelplane: {named}: mode PlanOnly, nothing rendered", err=True)
                 continue
-            pairs.append((deployment, plan_deployment(deployment, offers, resolver)))
+            pairs.append((deployment, plan_deployment(deployment, offers, resolver, candidates=False)))
     results = [result for _, result in pairs]
     if not all(result.feasible for result in results):
         report_infeasible(results)

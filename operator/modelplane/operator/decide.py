@@ -80,7 +80,7 @@ def _describe(plan: Plan) -> str:
 def rejected_pools(result: PlanResult) -> list[RejectedPool]:
     """The compact why-not list of the status: each rejected pool with its reason codes."""
     return [RejectedPool(pool=pool, codes=[ReasonCode(code) for code in codes])
-            for pool, codes in result.rejected_pools().items()]  # fmt: skip
+            for pool, codes in result.rejected_pools.items()]  # fmt: skip
 
 
 def _infeasible_message(result: PlanResult) -> str:
@@ -163,7 +163,7 @@ def decide(
         assert isinstance(parsed, ModelDeployment)
         deployment = parsed
         available = offers()
-        result = plan_deployment(deployment, available, resolver)
+        result = plan_deployment(deployment, available, resolver, candidates=False)
     except (InvalidObjectError, CatalogError) as error:
         message = str(error).replace(f"cluster: {where}: ", "")
         reason = _refusal_reason(error) if isinstance(error, CatalogError) else INVALID_SPEC

@@ -502,11 +502,14 @@ def plan_core(
     spec: ModelDeploymentSpec,
     offers: Sequence[PoolOffer],
     model: ResolvedModel | None = None,
+    *,
+    candidates: bool = True,
 ) -> Outcome:
     """Plan one deployment without suggestions. Raises CatalogError for an unknown model or bad config.
 
     `model` is the spec's model as catalog.resolve found it; without it, only the spec and the packaged catalog
-    are asked.
+    are asked. `candidates=False` leaves out the printed record of every candidate (`PlanResult.candidates`),
+    which only `modelplane plan` shows: a plan against 100 pools builds about 480 of them.
     """
     resolved = model if model is not None else resolve_model(name, namespace, spec)
     planner = _Planner(name, namespace, spec, resolved.architecture, resolved.entry)
@@ -523,6 +526,20 @@ def plan_core(
         feasible=best is not None,
         plan=_plan(planner, best) if best is not None else None,
         reasons=reasons,
-        candidates=[evaluation.candidate() for evaluation in evaluations],
+        candidates=[evaluation.candidate() for evaluation in evaluations] if candidates else [],
+        rejected_pools=rejected_pools(evaluations),
     )
     return Outcome(result, tuple(evaluations))
+
+
+def rejected_pools(evaluations: Sequence[Evaluation]) -> dict[str, list[str]]:
+    """The why-not list: every pool where no shape is feasible, with its candidates' reason codes, sorted."""
+    feasible: set[str] = set()
+    codes: dict[str, set[str]] = {}
+    for evaluation in evaluations:
+        pool = evaluation.offer.name
+        if evaluation.reasons:
+            codes.setdefault(pool, set()).update(reason.code.value for reason in evaluation.reasons)
+        else:
+            feasible.add(pool)
+    return {pool: sorted(found) for pool, found in sorted(codes.items()) if pool not in feasible}

@@ -43,17 +43,22 @@ def collector_paused() -> Iterator[None]:
 
 
 def plan_deployment(
-    deployment: ModelDeployment, offers: Sequence[PoolOffer], resolver: ModelResolver = PACKAGED
+    deployment: ModelDeployment,
+    offers: Sequence[PoolOffer],
+    resolver: ModelResolver = PACKAGED,
+    *,
+    candidates: bool = True,
 ) -> PlanResult:
     """Plan one deployment; an infeasible one also gets suggestions of what would make it fit.
 
-    The model is resolved once, before planning (catalog.resolve); planning itself reads nothing.
+    The model is resolved once, before planning (catalog.resolve); planning itself reads nothing. Callers that
+    do not print every candidate (the operator, `render`) pass `candidates=False` (see `plan_core`).
     """
     name = deployment.metadata.name
     namespace = deployment.metadata.namespace or "default"
     spec = deployment.spec
     model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
-    outcome = plan_core(name, namespace, spec, offers, model)
+    outcome = plan_core(name, namespace, spec, offers, model, candidates=candidates)
     if outcome.result.feasible:
         return outcome.result
     hints = suggest(name, namespace, spec, offers, outcome, model)
@@ -78,7 +83,7 @@ def plan_for_shape(
     whole_pool = replace(offer, free_gpus=offer.total_gpus)
     name, namespace = deployment.metadata.name, deployment.metadata.namespace or "default"
     model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
-    return plan_core(name, namespace, pinned, [whole_pool], model).result.plan
+    return plan_core(name, namespace, pinned, [whole_pool], model, candidates=False).result.plan
 
 
 def checkpoint_bytes(deployment: ModelDeployment, resolver: ModelResolver = PACKAGED) -> int:

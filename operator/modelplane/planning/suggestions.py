@@ -50,7 +50,7 @@ def suggest(
     limit = model.architecture.max_position_embeddings
     if limit is not None and spec.max_model_len > limit:
         shorter = spec.model_copy(update={"max_model_len": limit})
-        result = plan_core(name, namespace, shorter, offers, model).result
+        result = plan_core(name, namespace, shorter, offers, model, candidates=False).result
         fits = f", which fits on {_describe(result)}" if result.feasible else ""
         suggestions.append(f"maxModelLen {limit} (the model's max_position_embeddings) or less{fits}")
     longest = _longest_fitting_len(spec, outcome.evaluations)
@@ -79,12 +79,12 @@ def suggest(
             )
         )
     for label, variant, variant_offers in variants:
-        result = plan_core(name, namespace, variant(), variant_offers, model).result
+        result = plan_core(name, namespace, variant(), variant_offers, model, candidates=False).result
         if result.feasible:
             suggestions.append(f"{label} would fit on {_describe(result)}")
     what_if = [offer_from_pool(pool) for pool in what_if_pools()]
     relaxed = spec.model_copy(update={"placement": Placement(strategy=spec.placement.strategy), "replicas": 1})
-    result = plan_core(name, namespace, relaxed, what_if, model).result
+    result = plan_core(name, namespace, relaxed, what_if, model, candidates=False).result
     if result.feasible and result.plan is not None:
         plan = result.plan
         suggestions.append(
