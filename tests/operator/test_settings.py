@@ -53,3 +53,17 @@ def test_a_malformed_catalog_configmap_is_left_out_and_the_others_kept() -> None
     good = catalog_configmap(ModelEntry(name="acme/tiny", config_source="test", config=tiny))
     bad = {"metadata": {"name": "broken"}, "data": {"model.yaml": "name: acme/broken\nconfig: [not, a, mapping]"}}
     assert [entry.name for entry in catalog_from([bad, good], "ns")] == ["acme/tiny"]
+
+
+def test_no_handler_needs_the_diff_base_the_operator_does_not_build() -> None:
+    """NoDiffBase gives kopf an empty essence; that is only right while no change handler or daemon exists."""
+    import modelplane.operator.handlers  # noqa: F401 - registers the operator's handlers
+
+    registry = kopf.get_default_registry()
+    assert registry._changing.get_all_handlers() == []
+    assert registry._spawning.get_all_handlers() == []
+    assert registry._watching.get_all_handlers(), "the registry read is not the operator's"
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    body = kopf.Body({"metadata": {"name": "x", "annotations": {"a": "b"}}, "spec": {"replicas": 1}})
+    assert settings.persistence.diffbase_storage.build(body=body) == {}
