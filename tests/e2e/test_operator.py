@@ -51,6 +51,18 @@ def test_create_plans_applies_and_becomes_ready(kube: Cluster, namespace: str, o
     assert all(pod.spec.node_selector == plan.get("nodeSelector") or pod.spec.node_selector for pod in pods)
 
 
+def test_a_child_kind_no_longer_rendered_is_deleted(kube: Cluster, namespace: str, operator: Any) -> None:
+    """Dropping podDisruptionBudget from the spec deletes the PDB: the operator finds it through its index of
+    existing children, not a GET per kind on every pass."""
+    kube.create_md(model_deployment("budget", namespace, replicas=0, podDisruptionBudget={"maxUnavailable": 1}))
+    kube.wait_condition(namespace, "budget", "Ready", "True", timeout=120)
+    assert kube.exists(lambda: kube.policy.read_namespaced_pod_disruption_budget("budget", namespace))
+    kube.patch_md(namespace, "budget", {"spec": {"podDisruptionBudget": None}})
+    wait_for(lambda: not kube.exists(lambda: kube.policy.read_namespaced_pod_disruption_budget("budget", namespace)),
+             60, "the PodDisruptionBudget no longer rendered to be deleted")  # fmt: skip
+    assert kube.exists(lambda: kube.deployment(namespace, "budget")), "only the kind no longer rendered goes"
+
+
 def test_status_plan_matches_the_cli(kube: Cluster, namespace: str, operator: Any, pools_file: Path,
                                      local_cluster: Any) -> None:  # fmt: skip
     body = model_deployment("same", namespace, model={"name": "Qwen/Qwen2.5-7B-Instruct"}, maxModelLen=8192,

@@ -111,16 +111,26 @@ def churn(indexers: list[OperatorIndexer], stop: threading.Event) -> Callable[[]
     return loop_task
 
 
+def indexes_of(indexers: list[OperatorIndexer]) -> Indexes:
+    """The operator's indexes over five indexers: four by name, the fifth one index of existing children."""
+    deployments, pools, nodes, pods, children = (indexer.index for indexer in indexers)
+    return Indexes(deployments, pools, nodes, pods, (children,))
+
+
+def every_index(indexes: Indexes) -> list[Any]:
+    return [indexes.deployments, indexes.gpu_pools, indexes.gpu_nodes, indexes.gpu_pods, *indexes.children]
+
+
 def reads_under_churn(read: Callable[[Indexes], Callable[[], object]], seconds: float) -> list[BaseException]:
     """Read the indexes from worker threads for `seconds` while the event loop keeps changing them.
 
     `read` runs on the loop and returns what a worker thread then runs; returns the errors the threads hit.
     """
-    indexers = [OperatorIndexer() for _ in range(4)]
+    indexers = [OperatorIndexer() for _ in range(5)]
     for n in range(2000):
         for indexer in indexers:
             indexer.replace(key(f"seed-{n}"), {f"ns/seed-{n}": {"n": n}})
-    indexes = Indexes(*(indexer.index for indexer in indexers))
+    indexes = indexes_of(indexers)
     errors: list[BaseException] = []
 
     async def scenario() -> None:
@@ -144,7 +154,7 @@ def reads_under_churn(read: Callable[[Indexes], Callable[[], object]], seconds: 
 
 def test_reading_kopf_indexes_from_a_thread_while_the_loop_updates_them_fails() -> None:
     """The bug: a worker thread iterating a kopf.Index that kopf's event loop is updating."""
-    errors = reads_under_churn(lambda indexes: lambda: [_values(index) for index in vars(indexes).values()], 20)
+    errors = reads_under_churn(lambda indexes: lambda: [_values(index) for index in every_index(indexes)], 20)
     assert errors, "the unsafe read never overlapped an update in 20 s"
     assert "changed size during iteration" in str(errors[0])
 
@@ -159,10 +169,11 @@ def test_snapshots_taken_on_the_loop_are_safe_to_read_from_threads() -> None:
 
 @pytest.mark.parametrize("count", [0, 1, 3])
 def test_a_snapshot_has_every_indexed_value(count: int) -> None:
-    indexers = [OperatorIndexer() for _ in range(4)]
+    indexers = [OperatorIndexer() for _ in range(5)]
     for n in range(count):
         for indexer in indexers:
             indexer.replace(key(f"d{n}"), {f"ns/d{n}": {"n": n}})
-    snapshot = Indexes(*(indexer.index for indexer in indexers)).snapshot()
+    snapshot = indexes_of(indexers).snapshot()
     assert snapshot.deployments == {f"ns/d{n}": {"n": n} for n in range(count)}
     assert list(map(dict, cast(list[Any], snapshot.gpu_pods))) == [{"n": n} for n in range(count)]
+    assert snapshot.children == {f"ns/d{n}" for n in range(count)}, "the keys of the existing children"

@@ -113,6 +113,11 @@ def request(api: client.ApiClient, action: str, method: str, path: str,
     return json.loads(data) if data else None
 
 
+def child_key(kind: str, namespace: str, name: str) -> str:
+    """How the operator's index of existing children names one."""
+    return f"{kind}/{namespace}/{name}"
+
+
 def get_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The live child, or None when it does not exist."""
     try:

@@ -8,7 +8,7 @@ queues a key (a ModelDeployment's `namespace/name`, or one of the operator-wide 
 import asyncio
 import functools
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +19,21 @@ from modelplane.api.base import API_GROUP, API_VERSION
 from modelplane.api.contract import DEPLOYMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from modelplane.catalog.resolve import HubCache, ModelResolver
 from modelplane.kube.client import make_api_client
+from modelplane.kube.objects import CHILD_KINDS, child_key
 from modelplane.operator import metrics
 from modelplane.operator.catalog_watch import start_catalog_watch
 from modelplane.operator.peering import PeeringGate, PeeringScope, read_blocking_peers
 from modelplane.operator.pools import NodeRecord, PodRecord, node_record, pod_record, requests_gpus
 from modelplane.operator.settings import configure, model_sources, watched_namespaces
-from modelplane.operator.state import DEBOUNCE_SECONDS, POOL_STATUS_KEY, REEVALUATE_KEY, Indexes, Operator, operator_of
+from modelplane.operator.state import (
+    DEBOUNCE_SECONDS,
+    POOL_STATUS_KEY,
+    REEVALUATE_KEY,
+    Indexes,
+    Operator,
+    child_index_name,
+    operator_of,
+)
 from modelplane.operator.worker import WORKERS, work
 
 CHILD_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}
@@ -151,11 +160,18 @@ async def child_event(namespace: str | None, labels: Mapping[str, str], memo: ko
     operator.queue.add(f"{namespace}/{owner}")
 
 
-for _group, _version, _plural in (
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-):
-    kopf.on.event(_group, _version, _plural, labels=CHILD_SELECTOR, id=f"child-{_plural}")(child_event)
+def child_names(kind: str) -> Callable[..., Awaitable[dict[str, bool]]]:
+    """The index of which children of `kind` exist: a reconcile looks for a kind it no longer renders only
+    where one exists, instead of a GET per kind on every pass."""
+
+    async def index(namespace: str | None, name: str, **_: Any) -> dict[str, bool]:
+        return {child_key(kind, namespace or "", name): True}
+
+    return index
+
+
+for _kind, _child in CHILD_KINDS.items():
+    kopf.on.event(_child.group, _child.version, _child.plural, labels=CHILD_SELECTOR,
+                  id=f"child-{_child.plural}")(child_event)  # fmt: skip
+    kopf.index(_child.group, _child.version, _child.plural, labels=CHILD_SELECTOR,
+               id=child_index_name(_kind))(child_names(_kind))  # fmt: skip

@@ -2,7 +2,7 @@
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from modelplane.kube.custom import patch_status, post_event
 from modelplane.kube.errors import InvalidError, TransientKubeError
 from modelplane.kube.objects import (
     CHILD_KINDS,
+    child_key,
     delete_child,
     ensure_child,
     get_child,
@@ -96,13 +97,15 @@ class Blocked:
 
 
 def _converge_children(
-    api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]]
+    api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]], existing: Container[str]
 ) -> dict[str, Any] | None:
     """Apply what differs, delete kinds no longer rendered; returns the live workload.
 
     Ownership is checked for every child before anything is written: applying onto an object someone else
     created would take its fields over (a Service's selector) and, with our owner reference, let the garbage
-    collector delete it with the ModelDeployment.
+    collector delete it with the ModelDeployment. A kind no longer rendered is looked for only where
+    `existing` (the index of our labelled children) has one: should the index lag behind a child just
+    created, that child's own event queues this deployment again, and the next pass deletes it.
     """
     metadata = body["metadata"]
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
@@ -125,7 +128,7 @@ def _converge_children(
         if kind in WORKLOAD_KINDS:
             workload = live
     for kind in CHILD_KINDS:
-        if kind in lives:
+        if kind in lives or child_key(kind, namespace, name) not in existing:
             continue
         live = get_child(api, kind, namespace, name)
         if live is not None and _owned_by(live, uid):
@@ -212,12 +215,14 @@ def reconcile(
     reservations: Reservations,
     key: str,
     decisions: Decisions,
+    children: Container[str],
     reuse: bool = False,
     resolver: ModelResolver = PACKAGED,
 ) -> StoredStatus:
     """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored.
 
-    With `reuse`, a kept decision for the same pinned plan stands in for planning and rendering again.
+    With `reuse`, a kept decision for the same pinned plan stands in for planning and rendering again;
+    `children` names the children that exist (`kube.objects.child_key`), from the operator's index.
     """
     decision = decisions.get(key, pinned_fingerprint(body)) if reuse else None
     if decision is None:
@@ -228,7 +233,7 @@ def reconcile(
     blocked: Blocked | None = None
     if decision.objects:
         try:
-            workload = _converge_children(api, body, decision.objects)
+            workload = _converge_children(api, body, decision.objects, children)
         except ChildConflictError as error:
             blocked = Blocked(CHILD_CONFLICT, str(error))
         except InvalidError as error:

@@ -22,6 +22,7 @@ from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.catalog.errors import CatalogError
 from modelplane.catalog.models import ModelEntry
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
+from modelplane.kube.objects import CHILD_KINDS
 from modelplane.operator.peering import PeeringGate
 from modelplane.operator.pools import NodeRecord, PodRecord, PoolState, pool_states
 from modelplane.operator.reconcile import Decisions, Reservations
@@ -44,6 +45,8 @@ class Snapshot:
     gpu_pools: list[dict[str, Any]]
     gpu_nodes: list[NodeRecord]
     gpu_pods: list[PodRecord]
+    children: frozenset[str] = frozenset()
+    """The children that exist, as `kube.objects.child_key` names them."""
 
     @cached_property
     def pool_states(self) -> dict[str, PoolState]:
@@ -66,15 +69,24 @@ class Indexes:
     gpu_pools: kopf.Index[str, Any]
     gpu_nodes: kopf.Index[str, Any]
     gpu_pods: kopf.Index[str, Any]
+    children: tuple[kopf.Index[str, Any], ...] = ()
 
     @classmethod
     def of(cls, kwargs: Mapping[str, Any]) -> "Indexes":
-        return cls(kwargs["deployments"], kwargs["gpu_pools"], kwargs["gpu_nodes"], kwargs["gpu_pods"])
+        children = tuple(kwargs[child_index_name(kind)] for kind in CHILD_KINDS)
+        return cls(kwargs["deployments"], kwargs["gpu_pools"], kwargs["gpu_nodes"], kwargs["gpu_pods"], children)
 
     def snapshot(self) -> Snapshot:
         """Copied without awaiting: no index changes while the copy is made."""
         deployments = {key: value for key in self.deployments for value in self.deployments[key]}
-        return Snapshot(deployments, _values(self.gpu_pools), _values(self.gpu_nodes), _values(self.gpu_pods))
+        children = frozenset(key for index in self.children for key in index)
+        return Snapshot(deployments, _values(self.gpu_pools), _values(self.gpu_nodes), _values(self.gpu_pods),
+                        children)  # fmt: skip
+
+
+def child_index_name(kind: str) -> str:
+    """The kopf index of which children of `kind` exist (an identifier: kopf passes indexes as keywords)."""
+    return f"children_{CHILD_KINDS[kind].plural}"
 
 
 def _values(index: kopf.Index[str, Any]) -> list[Any]:

@@ -114,7 +114,7 @@ def reconcile_key(operator: Operator, key: str, snapshot: Snapshot, fresh: bool)
     def offers() -> list[PoolOffer]:
         return offers_for_deployment(snapshot.pool_states, operator.reservations.snapshot(), key)
 
-    stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions, reuse=not fresh,
-                       resolver=operator.resolver)  # fmt: skip
+    stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions,
+                       snapshot.children, reuse=not fresh, resolver=operator.resolver)  # fmt: skip
     operator.written[key] = written.after(version, stored.resource_version, stored.status)
     return False
