@@ -37,6 +37,7 @@ from modelplane.operator.state import (
 from modelplane.operator.worker import WORKERS, work
 
 CHILD_SELECTOR = {MANAGED_BY_LABEL: MANAGED_BY}
+CHILD_DEBOUNCE_SECONDS = 0.5
 
 
 @kopf.on.startup()
@@ -141,11 +142,18 @@ async def gpu_node_pool_event(type: str, body: kopf.Body, memo: kopf.Memo, **kwa
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "modeldeployments")
-async def model_deployment_event(namespace: str | None, name: str, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Every event of a ModelDeployment (the initial listing and its deletion included) is one fresh pass."""
+async def model_deployment_event(type: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
+                                 **kwargs: Any) -> None:  # fmt: skip
+    """Every event of a ModelDeployment (the initial listing and its deletion included) is one fresh pass,
+    except the event of a version this operator has reconciled already: its own status write, or a body it
+    read in a pass. Such an event brings nothing new; a child's or the inventory's change queues its own pass.
+    """
     operator = operator_of(memo)
     operator.indexes = Indexes.of(kwargs)
     key = f"{namespace}/{name}"
+    written = operator.written.get(key)
+    if type != "DELETED" and written is not None and written.covers(str(body.metadata.get("resourceVersion"))):
+        return
     operator.fresh.add(key)
     operator.queue.add(key)
 
@@ -157,7 +165,8 @@ async def child_event(namespace: str | None, labels: Mapping[str, str], memo: ko
         return
     operator = operator_of(memo)
     operator.indexes = Indexes.of(kwargs)
-    operator.queue.add(f"{namespace}/{owner}")
+    # A rollout changes a Deployment's status several times a second: one pass after the burst, not one each.
+    operator.queue.add_after(f"{namespace}/{owner}", CHILD_DEBOUNCE_SECONDS)
 
 
 def child_names(kind: str) -> Callable[..., Awaitable[dict[str, bool]]]:

@@ -125,7 +125,8 @@ class Operator:
     """Everything the operator keeps between reconciles: one instance per process, in kopf's memo.
 
     The queue, `fresh`, `pool_generations` and `indexes` are touched only on the event loop; `reservations` and
-    `decisions` are thread-safe; `written` is keyed by deployment, which the queue gives to one worker at a time.
+    `decisions` are thread-safe; `written` is keyed by deployment, which the queue gives to one worker at a time,
+    and the event handler only reads it (one dict lookup; an entry not stored yet only costs a redundant pass).
     """
 
     api: client.ApiClient
