@@ -96,8 +96,9 @@ def wait_for(
     timeout: float = 60,
     message: str = "condition",
     describe: Callable[[], object] | None = None,
+    interval: float = 0.25,
 ) -> T:
-    """Poll until `check` returns something truthy; fail with the last value seen."""
+    """Poll every `interval` seconds until `check` returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
@@ -109,7 +110,7 @@ def wait_for(
             last = None
         if last:
             return last
-        time.sleep(0.25)
+        time.sleep(interval)
     state = f"; state: {describe()!r}" if describe else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {message}; last: {last!r}{state}")
 
