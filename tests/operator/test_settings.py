@@ -22,6 +22,7 @@ def test_prefixes_and_timeouts_are_ours_and_explicit() -> None:
     assert settings.networking.connect_timeout is not None
     assert settings.networking.request_timeout is not None
     assert settings.posting.enabled is False
+    assert settings.watching.chunk_size is not None, "the initial listing in pages, not one response per resource"
 
 
 def test_peering_asked_for_stays_mandatory_and_replicas_draw_distinct_priorities() -> None:

@@ -16,6 +16,7 @@ from modelplane.api.base import API_GROUP
 from modelplane.catalog.resolve import DEFAULT_CACHE_MODELS, HubSettings
 
 WATCH_SERVER_TIMEOUT_SECONDS = 300
+LIST_CHUNK_SIZE = 200
 WATCH_CLIENT_TIMEOUT_SECONDS = 330
 CONNECT_TIMEOUT_SECONDS = 10
 REQUEST_TIMEOUT_SECONDS = 30
@@ -54,6 +55,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()
+    # kopf's initial listing in pages, not one response per resource: parsing a list of every pod, Deployment and
+    # ModelDeployment at once is the memory peak a freshly started operator keeps (BENCHMARKS.md, RSS).
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT_SECONDS
     settings.watching.connect_timeout = CONNECT_TIMEOUT_SECONDS
