@@ -70,7 +70,6 @@ POLL_SECONDS = 2.0
 """How often the phases are checked: each check lists 1,000 ModelDeployments and 1,000 Deployments (about 1.3 s of
 API server and client time here), which every 0.25 s took a core from the 2 being measured; 2 s is a 1 % resolution
 on phases of minutes."""
-CHILDREN_PER_DEPLOYMENT = 2  # a Deployment and a Service (single-node plans, no PDB at 1 replica)
 GOAL_RATIO = 1.0
 GOAL_RSS_BYTES = 300_000_000
 GOAL_GROWTH_PERCENT = 5.0
@@ -237,12 +236,14 @@ def timed(check: Any, timeout: float, message: str, started: float, unsettled: A
 def missed_goals(results: dict[str, Any]) -> list[str]:
     """Every goal of the benchmark the results miss, in words."""
     ratio, writes = results["ratioReady"], results["writesPerDeployment"]
+    # The children of one deployment, as `modelplane render` made them for the baseline (NetworkPolicy, Service,
+    # Deployment today): counted, not assumed, so a new child kind moves the budget with it.
+    children = results["baselineObjects"] / results["deployments"]
     burst, fresh = results["rssAfterConvergenceBytes"], results["rssSoakBytes"][0]
     growth, limit = results["rssGrowthPercent"], GOAL_RSS_BYTES / 1e6
     checks = [
         (ratio <= GOAL_RATIO, f"operator/baseline all Ready {ratio:.2f} > {GOAL_RATIO}"),
-        (writes <= CHILDREN_PER_DEPLOYMENT + 2,
-         f"{writes:.2f} writes per deployment > children ({CHILDREN_PER_DEPLOYMENT}) + 2"),
+        (writes <= children + 2, f"{writes:.2f} writes per deployment > children ({children:g}) + 2"),
         (results["writesAfterRestart"] == 0, f"{results['writesAfterRestart']} writes after a restart"),
         (results["soakWrites"] == 0, f"{results['soakWrites']} writes during the soak"),
         (burst <= GOAL_RSS_BYTES, f"RSS after the burst {burst / 1e6:.0f} MB > {limit:.0f} MB"),
