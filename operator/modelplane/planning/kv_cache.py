@@ -93,6 +93,10 @@ def stage_kv_layouts(
     layouts = []
     for layers in stages:
         sliding = counts[layers.stop] - counts[layers.start]
+        if not sliding:
+            # Full attention only (every layer of a dense model): one bucket, one group holding every layer.
+            layouts.append(KvLayout(len(layers) * page, full_blocks) if len(layers) else KvLayout(0, 0))
+            continue
         buckets = [(count, blocks) for count, blocks in ((len(layers) - sliding, full_blocks),
                                                          (sliding, sliding_blocks)) if count]  # fmt: skip
         if not buckets:

@@ -48,12 +48,20 @@ class WeightTable:
         cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: Quantization, tensor_parallel: int = 1
     ) -> "WeightTable":
         """Per-layer bytes of `breakdown` (the checkpoint's, or one rank's from count_parameters(arch, TP))."""
-        distinct = set(breakdown.layers)  # a dense model's layers are all alike, an MoE's of two kinds
-        full = {layer: layer_weight_bytes(layer, weight_format, arch) for layer in distinct}
-        active = {layer: layer_weight_bytes(layer.active_view(), weight_format, arch) for layer in distinct}
+        # A dense model's layers are all alike, an MoE's of two kinds, and count_parameters repeats one object
+        # per kind: bytes once per object, found by identity (hashing a layer's breakdown costs more than
+        # sizing it twice would, should two equal layers ever be distinct objects).
+        sized: dict[int, tuple[int, int]] = {}
+        per_layer = []
+        for layer in breakdown.layers:
+            pair = sized.get(id(layer))
+            if pair is None:
+                pair = sized[id(layer)] = (layer_weight_bytes(layer, weight_format, arch),
+                                           layer_weight_bytes(layer.active_view(), weight_format, arch))  # fmt: skip
+            per_layer.append(pair)
         return cls(
-            prefix=tuple(accumulate((full[layer] for layer in breakdown.layers), initial=0)),
-            active_prefix=tuple(accumulate((active[layer] for layer in breakdown.layers), initial=0)),
+            prefix=tuple(accumulate((full for full, _ in per_layer), initial=0)),
+            active_prefix=tuple(accumulate((active for _, active in per_layer), initial=0)),
             embedding_bytes=SIXTEEN_BIT_BYTES * breakdown.embedding,
             head_bytes=SIXTEEN_BIT_BYTES * (breakdown.lm_head + breakdown.final_norm),
             tied=breakdown.lm_head == 0,
