@@ -128,10 +128,10 @@ def get_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> di
     return live
 
 
-def apply_child(api: client.ApiClient, desired: dict[str, Any]) -> None:
-    """Server-side apply with our field manager, forcing ownership of the fields we set."""
+def apply_child(api: client.ApiClient, desired: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply with our field manager, forcing ownership of the fields we set; returns the child stored."""
     kind, metadata = desired["kind"], desired["metadata"]
-    request(
+    stored: dict[str, Any] = request(
         api,
         f"apply {kind} {metadata['namespace']}/{metadata['name']}",
         "PATCH",
@@ -140,20 +140,21 @@ def apply_child(api: client.ApiClient, desired: dict[str, Any]) -> None:
         headers={"Content-Type": "application/apply-patch+yaml"},
         body=desired,
     )
+    return stored
 
 
-def ensure_child(api: client.ApiClient, desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
-    """Make the live child what we render; True when a write was made.
+def ensure_child(api: client.ApiClient, desired: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    """Make the live child what we render; returns the child as stored now.
 
-    Applied unless it already matches; replaced when others added spec fields we do not render.
+    Applied unless it already matches; replaced when others added spec fields we do not render. After a write
+    the child is the write's response, so a workload just created reads as not yet rolled out, whatever its
+    controllers did since: its status then comes from the events that follow, never from a race with them.
     """
     if live is not None and added_fields(live, desired):
-        replace_child(api, desired, live)
-        return True
+        return replace_child(api, desired, live)
     if live is not None and is_subset(desired, live):
-        return False
-    apply_child(api, desired)
-    return True
+        return live
+    return apply_child(api, desired)
 
 
 def _added_paths(fields: Mapping[str, Any], desired: Any, live: Any, path: str) -> Iterator[str]:
@@ -233,8 +234,8 @@ def added_fields(live: Mapping[str, Any], desired: Mapping[str, Any]) -> list[st
     return added
 
 
-def replace_child(api: client.ApiClient, desired: dict[str, Any], live: Mapping[str, Any]) -> None:
-    """PUT `desired` over the live child, dropping fields others added to its spec.
+def replace_child(api: client.ApiClient, desired: dict[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """PUT `desired` over the live child, dropping fields others added to its spec; returns the child stored.
 
     Labels, annotations and finalizers others set on the metadata stay (controllers annotate what they manage);
     the resourceVersion makes a concurrent write fail with a conflict, retried, instead of being overwritten.
@@ -249,9 +250,10 @@ def replace_child(api: client.ApiClient, desired: dict[str, Any], live: Mapping[
         "finalizers": current.get("finalizers") or [],
         "resourceVersion": current.get("resourceVersion"),
     }}  # fmt: skip
-    request(api, f"replace {kind} {metadata['namespace']}/{metadata['name']}", "PUT",
-            CHILD_KINDS[kind].path(metadata["namespace"], metadata["name"]),
-            query=[("fieldManager", REPLACE_MANAGER)], body=body)  # fmt: skip
+    stored: dict[str, Any] = request(api, f"replace {kind} {metadata['namespace']}/{metadata['name']}", "PUT",
+                                     CHILD_KINDS[kind].path(metadata["namespace"], metadata["name"]),
+                                     query=[("fieldManager", REPLACE_MANAGER)], body=body)  # fmt: skip
+    return stored
 
 
 def delete_child(api: client.ApiClient, kind: str, namespace: str, name: str) -> None:

@@ -122,11 +122,9 @@ def _converge_children(
     for desired in objects:
         desired["metadata"]["ownerReferences"] = [owner]
         kind = desired["kind"]
-        live = lives[kind]
-        if ensure_child(api, desired, live):
-            live = get_child(api, kind, namespace, name) if kind in WORKLOAD_KINDS else live
+        stored = ensure_child(api, desired, lives[kind])
         if kind in WORKLOAD_KINDS:
-            workload = live
+            workload = stored
     for kind in CHILD_KINDS:
         if kind in lives or child_key(kind, namespace, name) not in existing:
             continue
