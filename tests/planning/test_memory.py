@@ -111,3 +111,37 @@ def test_pipeline_stages_hold_embedding_first_and_head_last() -> None:
     last = stage_weight_bytes(LLAMA, breakdown, Quantization.BF16, stages[1], 1, 2)
     assert first + last == 2 * breakdown.total
     assert last - first == 2 * breakdown.final_norm
+
+
+GEMMA3_1B = {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 1152,
+             "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4, "num_key_value_heads": 1,
+             "head_dim": 256, "vocab_size": 262144, "max_position_embeddings": 32768, "sliding_window": 512,
+             "sliding_window_pattern": 6}  # fmt: skip
+
+
+def test_gemma3_counts_qk_norms_four_layer_norms_and_a_tied_head() -> None:
+    # Per layer: q 1152×1024, k and v 1152×256, o 1024×1152; gate/up/down 3 × 1152 × 6912; four 1152 norms and
+    # the q/k norms of one 256-wide head each. The embedding (262144 × 1152) is the LM head: config.json leaves
+    # tie_word_embeddings out and Gemma3TextConfig defaults it to true (vLLM asserts it).
+    per_layer = 1152 * 1024 + 2 * 1152 * 256 + 1024 * 1152 + 3 * 1152 * 6912 + 4 * 1152 + 2 * 256
+    arch = parse_architecture(GEMMA3_1B, "test")
+    assert arch.tie_word_embeddings
+    assert count_parameters(arch).total == 262144 * 1152 + 26 * per_layer + 1152
+
+
+def test_gemma3_attends_locally_except_every_sixth_layer() -> None:
+    arch = parse_architecture(GEMMA3_1B, "test")
+    assert (arch.sliding_window, arch.sliding_window_layers) == (512, tuple(i for i in range(26) if i % 6 != 5))
+    listed = {**GEMMA3_1B, "layer_types": ["full_attention" if i in (0, 1) else "sliding_attention" for i in range(26)]}
+    assert parse_architecture(listed, "test").sliding_window_layers == tuple(range(2, 26))
+
+
+def test_a_multimodal_gemma3_text_config_takes_what_it_omits_from_gemma3_text_config_defaults() -> None:
+    # mlx-community/gemma-3-4b-it-4bit's text_config names neither vocab_size nor sliding_window_pattern.
+    config = {"model_type": "gemma3", "text_config": {
+        "hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+        "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024}}  # fmt: skip
+    arch = parse_architecture(config, "test")
+    assert (arch.vocab_size, arch.num_attention_heads, arch.num_kv_heads, arch.head_dim) == (262208, 8, 4, 256)
+    assert (arch.tie_word_embeddings, arch.max_position_embeddings, arch.multimodal) == (True, 131072, True)
+    assert arch.sliding_window_layers == tuple(i for i in range(34) if i % 6 != 5)

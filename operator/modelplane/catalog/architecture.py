@@ -99,6 +99,7 @@ class ModelTypes(BaseModel):
 
     schema_version: int
     modelled: dict[str, str]
+    config_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
     missing: dict[str, str]
 
 
@@ -268,6 +269,9 @@ def _sliding_layers(config: Mapping[str, Any], model_type: str, num_layers: int,
         return tuple(i for i, kind in enumerate(layer_types) if kind == "sliding_attention")
     if model_type == "gemma2":
         return tuple(range(0, num_layers, 2))
+    if "sliding_window_pattern" in config:
+        pattern = _int(config, "sliding_window_pattern", source)
+        return tuple(i for i in range(num_layers) if (i + 1) % pattern)
     return tuple(range(num_layers))
 
 
@@ -377,9 +381,10 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     config, multimodal = text_config(config, source)
     if multimodal:
         source = f"{source} (text_config)"
+    declared = config.get("model_type")
+    config = {**model_types().config_defaults.get(str(declared), {}), **config}
     for key in REQUIRED_KEYS:
         _int(config, key, source)
-    declared = config.get("model_type")
     model_type = _check_modelled(config, str(declared) if declared else None, source)
     hidden = _int(config, "hidden_size", source)
     layers = _int(config, "num_hidden_layers", source)
@@ -413,8 +418,8 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         qkv_bias=qwen2_family or attention_bias or bool(config.get("qkv_bias", False)),
         o_bias=attention_bias and not qwen2_family,
         mlp_bias=bool(config.get("mlp_bias", False)),
-        qk_norm=model_type in {"qwen3", "qwen3_moe", "gemma3"},
-        norms_per_layer=4 if model_type in {"gemma2", "gemma3"} else 2,
+        qk_norm=model_type in {"qwen3", "qwen3_moe", "gemma3_text"},
+        norms_per_layer=4 if model_type in {"gemma2", "gemma3_text"} else 2,
         attention_sinks=model_type == "gpt_oss",
         sliding_window_layers=sliding_layers,
         sliding_window=_int(config, "sliding_window", source) if sliding_layers else None,
