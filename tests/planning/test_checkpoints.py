@@ -103,13 +103,20 @@ def test_compressed_tensors_checkpoint_is_planned_in_its_format() -> None:
     assert (int8.plan.quantization, int8.plan.pre_quantized) == ("int8", True)
 
 
+MXFP4_DENSE = compressed_tensors(
+    {"num_bits": 4, "type": "float", "symmetric": True, "strategy": "group", "group_size": 32},
+    {"num_bits": 4, "type": "float", "symmetric": True, "strategy": "group", "group_size": 32},
+    "mxfp4-pack-quantized",
+)
+
+
 def test_a_compressed_tensors_scheme_modelplane_cannot_size_is_refused() -> None:
-    md = deployment(model={"name": "example/Llama-3.1-8B-Instruct-NVFP4", "architecture": NVFP4})
+    md = deployment(model={"name": "example/Llama-3.1-8B-Instruct-MXFP4", "architecture": MXFP4_DENSE})
     result = plan_deployment(md, offers_for(POOLS))
     assert not result.feasible
     [reason] = result.reasons
     assert reason.code is ReasonCode.UNSUPPORTED_QUANTIZATION
-    assert "4-bit weight scheme" in reason.message
+    assert "4-bit weight scheme is not int8, fp8, 4-bit int or nvfp4" in reason.message
 
 
 def test_bad_quantization_config_numbers_name_the_field() -> None:
@@ -145,7 +152,7 @@ def test_prequantized_mismatch_suggests_auto_or_the_checkpoint_format_and_both_p
 
 def test_estimate_refuses_to_count_an_unsized_checkpoint_as_16_bit() -> None:
     with pytest.raises(CatalogError, match="is a compressed-tensors checkpoint whose 4-bit weight scheme"):
-        _estimate(NVFP4)
+        _estimate(MXFP4_DENSE)
     # Asked for a format explicitly, it is a what-if and still answers.
-    what_if = estimate_model("example/nvfp4", NVFP4, Quantization.FP8, KvCacheDtype.AUTO, "test")
+    what_if = estimate_model("example/mxfp4", MXFP4_DENSE, Quantization.FP8, KvCacheDtype.AUTO, "test")
     assert what_if.weight_format == "fp8"

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 
 class Quantization(StrEnum):
-    """Weight precision: auto lets the planner choose; awq, gptq and mxfp4 name a checkpoint already in 4 bits."""
+    """Weight precision: auto lets the planner choose; awq, gptq, mxfp4 and nvfp4 name a 4-bit checkpoint."""
 
     # The one enum of weight formats, for what a spec asks for and what a plan serves: a plan never holds auto,
     # which the planner resolves to a format before sizing.
@@ -17,6 +17,7 @@ class Quantization(StrEnum):
     AWQ = "awq"
     GPTQ = "gptq"
     MXFP4 = "mxfp4"
+    NVFP4 = "nvfp4"
 
 
 class KvCacheDtype(StrEnum):

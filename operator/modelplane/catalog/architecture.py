@@ -74,7 +74,10 @@ class Architecture:
     quant_group_size: int | None
     quant_block_elements: int | None
     quant_weight_format: str | None = None
-    """The weight format a `compressed-tensors` checkpoint stores (fp8, int8, gptq), from its config_groups."""
+    """The format a pre-quantized checkpoint stores (fp8, int8, awq, gptq, mxfp4, nvfp4): from quant_method, the
+    config_groups of compressed-tensors or ModelOpt's quant_algo; None for a scheme modelplane cannot size."""
+    quant_scheme: str | None = None
+    """What such an unsizable scheme is, for the refusal (e.g. "quant_algo MXFP8", "8-bit weights")."""
     multimodal: bool = False
     """Read from a multimodal config's `text_config`: the vision tower's weights come on top (from headers)."""
     vision_weight_bytes: int = 0
@@ -294,6 +297,8 @@ class QuantConfig(NamedTuple):
     group_size: int | None
     block_elements: int | None
     weight_format: str | None
+    scheme: str | None = None
+    """What a checkpoint stores that modelplane cannot size (for the refusal), when weight_format is None."""
 
 
 def _compressed_tensors_weights(quant: Mapping[str, Any], source: str) -> QuantConfig:
@@ -336,6 +341,9 @@ def _compressed_tensors_weights(quant: Mapping[str, Any], source: str) -> QuantC
             weight_format = "fp8" if kind == "float" else "int8" if kind == "int" else None
         elif bits == 4 and kind == "int":
             weight_format = "gptq"
+        elif bits == 4 and kind == "float" and group_size == NVFP4_GROUP:
+            # nvfp4-pack-quantized: vllm compressed_tensors.py _is_fp4a4_nvfp4 / _is_fp4a16_nvfp4 (group_size 16)
+            weight_format = "nvfp4"
         candidate = QuantConfig(COMPRESSED_TENSORS, bits, group_size, _block_elements(weights.get("block_structure")),
                                 weight_format)  # fmt: skip
         if best is None or _weight_rank(candidate) > _weight_rank(best):
@@ -348,16 +356,79 @@ def _weight_rank(config: QuantConfig) -> tuple[bool, int]:
     return config.weight_format is not None, config.bits or 0
 
 
+MODELOPT = "modelopt"
+NVFP4_GROUP = 16
+MODELOPT_FORMATS = {
+    "FP8": "fp8", "FP8_PER_CHANNEL_PER_TOKEN": "fp8", "FP8_PB_WO": "fp8",
+    "NVFP4": "nvfp4", "W4A16_NVFP4": "nvfp4", "NVFP4_AWQ": "nvfp4",
+}  # fmt: skip
+"""ModelOpt quant_algo values and the format whose bytes they store (vllm/model_executor/layers/quantization/
+modelopt.py QUANT_ALGOS; MXFP8 is left out: modelplane has no byte model for it yet, so it is refused)."""
+FORMAT_BITS = {"fp8": 8, "nvfp4": 4}
+FOUR_BIT_INT = {"awq": "awq", "gptq": "gptq", "auto-round": "gptq", "auto_round": "gptq"}
+"""4-bit integer checkpoints and the format whose bytes they store: AutoRound packs as GPTQ or AWQ does
+(vllm/model_executor/layers/quantization/auto_round.py serves it through the GPTQ/AWQ Marlin kernels)."""
+
+
+def _modelopt(quant: Mapping[str, Any], source: str) -> QuantConfig:
+    """A ModelOpt checkpoint, from hf_quant_config.json (`{"quantization": {"quant_algo": ...}}`) or from config.json
+    (`{"quant_method": "modelopt", "quant_algo": ...}`), as ModelOptQuantConfigBase.from_config reads both.
+
+    MIXED_PRECISION names an algorithm per layer (`quantized_layers`, ModelOptMixedPrecisionConfig); it is sized
+    in the algorithm with the most bits among them, an upper bound (exact bytes come from the headers).
+    """
+    nested = quant.get("quantization")
+    fields = nested if isinstance(nested, Mapping) else quant
+    algo = str(fields.get("quant_algo") or "").upper()
+    group_size = _quant_int(fields, "group_size", "quantization_config", source)
+    if algo == "MIXED_PRECISION":
+        layers = fields.get("quantized_layers")
+        if not isinstance(layers, Mapping) or not layers:
+            raise CatalogError(f"{source}: a ModelOpt MIXED_PRECISION config needs quantized_layers (an object)")
+        algos = {str(layer.get("quant_algo") or "").upper() for layer in layers.values() if isinstance(layer, Mapping)}
+        formats = {MODELOPT_FORMATS.get(name) for name in algos}
+        if None in formats or not formats:
+            unknown = sorted(name for name in algos if name not in MODELOPT_FORMATS)
+            return QuantConfig(MODELOPT, None, None, None, None, f"MIXED_PRECISION with {', '.join(unknown)}")
+        widest = max((name for name in formats if name), key=FORMAT_BITS.__getitem__)
+        return QuantConfig(MODELOPT, FORMAT_BITS[widest], NVFP4_GROUP if widest == "nvfp4" else None, None, widest)
+    weight_format = MODELOPT_FORMATS.get(algo)
+    if weight_format is None:
+        return QuantConfig(MODELOPT, None, None, None, None, f"quant_algo {algo or '(none)'}")
+    return QuantConfig(MODELOPT, FORMAT_BITS[weight_format], group_size or (NVFP4_GROUP if weight_format == "nvfp4"
+                       else None), None, weight_format)  # fmt: skip
+
+
+def _is_modelopt(quant: Mapping[str, Any], method: str | None) -> bool:
+    """config.json's quant_method modelopt (or modelopt_fp4), or hf_quant_config.json, which names no method."""
+    if method is not None:
+        return method.startswith(MODELOPT)
+    producer = quant.get("producer")
+    return isinstance(quant.get("quantization"), Mapping) or (isinstance(producer, Mapping)
+                                                              and producer.get("name") == MODELOPT)  # fmt: skip
+
+
 def _quant_config(quant: Mapping[str, Any], source: str) -> QuantConfig:
     method = str(quant["quant_method"]).lower() if quant.get("quant_method") else None
     if method == COMPRESSED_TENSORS:
         return _compressed_tensors_weights(quant, source)
+    if quant and _is_modelopt(quant, method):
+        return _modelopt(quant, source)
+    bits = _quant_int(quant, "bits", "quantization_config", source)
+    weight_format: str | None = None
+    scheme = None
+    if method in FOUR_BIT_INT:
+        weight_format = FOUR_BIT_INT[method] if bits in (None, 4) else None
+        scheme = f"{bits}-bit weights" if weight_format is None else None
+    elif method in ("fp8", "mxfp4"):
+        weight_format = method
     return QuantConfig(
         method,
-        _quant_int(quant, "bits", "quantization_config", source),
+        bits,
         _quant_int(quant, "group_size", "quantization_config", source),
         _block_elements(quant.get("weight_block_size")),
-        None,
+        weight_format,
+        scheme,
     )
 
 
@@ -430,5 +501,6 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         quant_group_size=quantized.group_size,
         quant_block_elements=quantized.block_elements,
         quant_weight_format=quantized.weight_format,
+        quant_scheme=quantized.scheme,
         multimodal=multimodal,
     )

@@ -41,11 +41,12 @@ PRE_QUANTIZED = {
     "fp8": Quantization.FP8,
     "int8": Quantization.INT8,
     "mxfp4": Quantization.MXFP4,
+    "nvfp4": Quantization.NVFP4,
 }
 FP8_KV_FEATURE = "fp8-kv-cache"
 SIZED_CHECKPOINTS = (
-    "modelplane sizes awq, gptq, fp8, int8 and mxfp4 checkpoints (compressed-tensors: 8-bit int or float, "
-    "4-bit int weights)"
+    "modelplane sizes awq, gptq, auto-round (4-bit), fp8, int8, nvfp4 and mxfp4 checkpoints (ModelOpt FP8, NVFP4 and"
+    " MIXED_PRECISION of those; compressed-tensors: 8-bit int or float, 4-bit int, NVFP4)"
 )
 
 
@@ -100,7 +101,7 @@ def checkpoint_format(arch: Architecture, entry: ModelEntry | None) -> Quantizat
     A `compressed-tensors` checkpoint names no format in `quant_method`; its config groups do, and
     `Architecture.quant_weight_format` reads them (see `catalog.architecture._compressed_tensors_weights`).
     """
-    declared = (entry.pre_quantized if entry else None) or arch.quant_weight_format or arch.quant_method
+    declared = (entry.pre_quantized if entry else None) or arch.quant_weight_format
     if declared is None:
         return None
     return PRE_QUANTIZED.get(declared.lower())
@@ -117,8 +118,9 @@ def unsized_checkpoint(arch: Architecture, entry: ModelEntry | None) -> str | No
         return None
     if arch.quant_method == COMPRESSED_TENSORS:
         bits = f"{arch.quant_bits}-bit " if arch.quant_bits else ""
-        return f"a compressed-tensors checkpoint whose {bits}weight scheme is not int8, fp8 or 4-bit int"
-    return f"a checkpoint with quant_method {arch.quant_method}"
+        return f"a compressed-tensors checkpoint whose {bits}weight scheme is not int8, fp8, 4-bit int or nvfp4"
+    scheme = f" ({arch.quant_scheme})" if arch.quant_scheme else ""
+    return f"a checkpoint with quant_method {arch.quant_method}{scheme}"
 
 
 class _Planner:
@@ -360,6 +362,7 @@ PRECISION_RANK = {
     Quantization.FP8: 1,
     Quantization.INT8: 2,
     Quantization.MXFP4: 3,
+    Quantization.NVFP4: 3,
     Quantization.AWQ: 3,
     Quantization.GPTQ: 3,
 }

@@ -4,14 +4,18 @@
 scales (one per matrix, or one per block for block-quantized checkpoints such as DeepSeek-V3).
 awq/gptq store linear weights in 4 bits plus, per group of `group_size` input weights, an fp16
 scale and a packed 4-bit zero point (2.5 bytes). mxfp4 (gpt-oss) stores MoE expert weights in
-4 bits plus one 8-bit shared exponent per 32 weights; everything else stays 16-bit.
+4 bits plus one 8-bit shared exponent per 32 weights; everything else stays 16-bit. nvfp4 (ModelOpt and
+compressed-tensors NVFP4) stores every linear weight in 4 bits (two E2M1 values per byte), one FP8 E4M3 scale
+per 16 weights, and per matrix an fp32 global scale (`weight_scale_2`) and an fp32 activation scale
+(`input_scale`); vllm/model_executor/layers/quantization/modelopt.py ModelOptNvFp4LinearMethod.create_weights
+creates exactly these four tensors.
 A weight format here is a `Quantization` other than `auto`, which the planner resolves before sizing.
 Embeddings, the LM head, norms, biases and routers stay 16-bit in every format, as both runtimes
 keep them.
 """
 
 from modelplane.api.serving import Quantization
-from modelplane.catalog.architecture import Architecture
+from modelplane.catalog.architecture import NVFP4_GROUP, Architecture
 from modelplane.planning.parameters import LayerParameters
 
 SIXTEEN_BIT_BYTES = 2
@@ -19,6 +23,7 @@ FP32_SCALE_BYTES = 4
 DEFAULT_GROUP_SIZE = 128
 GROUP_METADATA_HALF_BYTES = 5  # fp16 scale (4 half-bytes) + packed 4-bit zero point (1 half-byte)
 MXFP4_BLOCK = 32
+NVFP4_MATRIX_SCALES_BYTES = 8  # weight_scale_2 and input_scale, one fp32 each
 
 
 SAME_BYTES = {Quantization.FP16: Quantization.BF16, Quantization.INT8: Quantization.FP8}
@@ -44,6 +49,9 @@ def layer_weight_bytes(layer: LayerParameters, weight_format: Quantization, arch
         else:
             scales = FP32_SCALE_BYTES * layer.linear_matrices
         return layer.linear + scales + other
+    if weight_format is Quantization.NVFP4:
+        scales = _ceil_div(layer.linear, NVFP4_GROUP) + NVFP4_MATRIX_SCALES_BYTES * layer.linear_matrices
+        return _ceil_div(layer.linear, 2) + scales + other
     if weight_format is Quantization.MXFP4:
         dense = layer.linear - layer.expert_linear
         padded = layer.mxfp4_expert_linear
