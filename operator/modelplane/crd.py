@@ -112,7 +112,7 @@ def _root(spec: dict[str, Any], status: dict[str, Any], rules: list[dict[str, An
 
 
 def _crd(kind: str, plural: str, short: str, scope: str, schema: dict[str, Any],
-         columns: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+         columns: list[dict[str, Any]], subresources: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -133,7 +133,7 @@ def _crd(kind: str, plural: str, short: str, scope: str, schema: dict[str, Any],
                     "name": API_VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": subresources or {"status": {}},
                     "additionalPrinterColumns": columns,
                     "schema": {"openAPIV3Schema": schema},
                 }
@@ -150,6 +150,12 @@ def _column(name: str, path: str, kind: str = "string", priority: int = 0) -> di
 
 
 AGE = _column("Age", ".metadata.creationTimestamp", "date")
+SCALE_SUBRESOURCES = {
+    "status": {},
+    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+              "labelSelectorPath": ".status.selector"},
+}  # fmt: skip
+"""`kubectl scale md/NAME`, HPA and KEDA drive spec.replicas; the operator reports replicas and the pods' selector."""
 
 
 def model_deployment_crd() -> dict[str, Any]:
@@ -161,6 +167,8 @@ def model_deployment_crd() -> dict[str, Any]:
         _column("TP", ".status.plan.tensorParallel", "integer"),
         _column("PP", ".status.plan.pipelineParallel", "integer"),
         _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+        _column("Desired", ".spec.replicas", "integer"),
+        _column("Available", ".status.readyReplicas", "integer"),
         _column("Reason", '.status.conditions[?(@.type=="Planned")].reason', priority=1),
         AGE,
     ]
@@ -168,7 +176,7 @@ def model_deployment_crd() -> dict[str, Any]:
     # No admission rule on model names: catalog ConfigMaps and the Hub make any name resolvable later, and
     # the operator reports one it cannot resolve as Planned=False ModelUnknown.
     schema = _root(spec, structural_schema(ModelDeploymentStatus), [NAME_RULE])
-    return _crd("ModelDeployment", "modeldeployments", "md", "Namespaced", schema, columns)
+    return _crd("ModelDeployment", "modeldeployments", "md", "Namespaced", schema, columns, SCALE_SUBRESOURCES)
 
 
 def gpu_node_pool_crd() -> dict[str, Any]:

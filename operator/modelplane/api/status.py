@@ -38,7 +38,13 @@ class ModelDeploymentStatus(WireModel):
     plan_hash: str | None = None
     replan_token: str | None = Field(default=None, description="The last modelplane.dev/replan value acted on.")
     rejected: list[RejectedPool] = Field(default_factory=list)
+    replicas: int | None = Field(
+        default=None, description="Serving replicas the workload has now: the scale subresource's status.replicas."
+    )
     ready_replicas: int | None = None
+    selector: str | None = Field(
+        default=None, description="Label selector of the serving pods: the scale subresource's, read by HPA."
+    )
 
     def written_fields(self) -> dict[str, Any]:
         """The fields this status was given, in wire form: what the operator merge-patches into status.

@@ -13,6 +13,7 @@ from modelplane.api.contract import (
     AVAILABLE,
     CONDITION_ORDER,
     DEGRADED,
+    DEPLOYMENT_LABEL,
     LEADER_WORKER_SET,
     NOT_PLANNED,
     PLAN_ONLY,
@@ -82,6 +83,18 @@ def _generation_seen(workload: dict[str, Any]) -> bool:
     if "observedGeneration" in status or workload.get("kind") != LEADER_WORKER_SET:
         return int(status.get("observedGeneration") or 0) >= int(workload["metadata"].get("generation") or 0)
     return _condition(workload, "UpdateInProgress").get("status") != "True"
+
+
+def scale_status(name: str, workload: dict[str, Any] | None) -> dict[str, Any]:
+    """What the scale subresource reads: the workload's replicas and ready replicas, and the serving pods' selector.
+
+    A Deployment and a LeaderWorkerSet both report `replicas` and `readyReplicas` (for a LeaderWorkerSet, groups
+    of pods); with no workload (not planned yet, PlanOnly) nothing serves. Every serving pod, leader or worker,
+    carries the deployment label, so HPA's pod metrics see them all.
+    """
+    status = (workload or {}).get("status") or {}
+    return {"replicas": int(status.get("replicas") or 0), "ready_replicas": int(status.get("readyReplicas") or 0),
+            "selector": f"{DEPLOYMENT_LABEL}={name}"}  # fmt: skip
 
 
 def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[str, ConditionState]:

@@ -38,6 +38,7 @@ from modelplane.operator.conditions import (
     ConditionState,
     merge_conditions,
     now_rfc3339,
+    scale_status,
     status_conditions,
 )
 from modelplane.operator.decide import MAX_MESSAGE, Decision, decide, pinned_fingerprint
@@ -247,7 +248,8 @@ def reconcile(
         workload = None
     replicas = int((body.get("spec") or {}).get("replicas", 1))
     conditions = status_conditions(decision.conditions, workload, replicas, decision.plan_only)
-    stored = _write_status(api, body, decision.status, conditions)
+    status = decision.status.model_copy(update=scale_status(body["metadata"]["name"], workload))
+    stored = _write_status(api, body, status, conditions)
     if stored.resource_version is not None:
         _post_transitions(api, body, body.get("status") or {}, decision)
     return stored
