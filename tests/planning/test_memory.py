@@ -145,3 +145,21 @@ def test_a_multimodal_gemma3_text_config_takes_what_it_omits_from_gemma3_text_co
     assert (arch.vocab_size, arch.num_attention_heads, arch.num_kv_heads, arch.head_dim) == (262208, 8, 4, 256)
     assert (arch.tie_word_embeddings, arch.max_position_embeddings, arch.multimodal) == (True, 131072, True)
     assert arch.sliding_window_layers == tuple(i for i in range(34) if i % 6 != 5)
+
+
+def test_granite_and_gemma_1_have_llamas_layers_and_gemma_ties_its_head_by_default() -> None:
+    # vLLM's granite.py and gemma.py build Llama's layers (fused qkv, gate/up, down, two norms); Granite's
+    # multipliers are scalars, not weights. GemmaConfig defaults tie_word_embeddings to true.
+    granite = {"model_type": "granite", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 40,
+               "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 49155, "tie_word_embeddings": True,
+               "embedding_multiplier": 12.0, "residual_multiplier": 0.22, "attention_multiplier": 0.015625}  # fmt: skip
+    as_llama = {**granite, "model_type": "llama"}
+    assert count_parameters(parse_architecture(granite, "t")).total == count_parameters(
+        parse_architecture(as_llama, "t")).total  # fmt: skip
+    gemma_7b = {"model_type": "gemma", "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
+                "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 256,
+                "vocab_size": 256000}  # fmt: skip
+    arch = parse_architecture(gemma_7b, "t")
+    assert arch.tie_word_embeddings
+    per_layer = 4 * 3072 * 4096 + 3 * 3072 * 24576 + 2 * 3072
+    assert count_parameters(arch).total == 256000 * 3072 + 28 * per_layer + 3072  # 8.54B, as Google publishes
