@@ -71,7 +71,8 @@ def test_printer_columns_short_names_and_category(local_cluster: LocalCluster, k
     md = kube.wait_condition(namespace, "cols", "Ready", "True", timeout=120)
     plan = md["status"]["plan"]
     table = kubectl(local_cluster, "get", "md", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "MODEL", "QUANT", "POOL", "GPUS", "TP", "PP", "READY", "AGE"]
+    assert table[0].split() == ["NAME", "MODEL", "QUANT", "POOL", "GPUS", "TP", "PP", "READY", "DESIRED",
+                                "AVAILABLE", "AGE"]  # fmt: skip
     row = table[1].split()
     assert row[:8] == ["cols", "meta-llama/Llama-3.1-8B-Instruct", plan["quantization"], plan["pool"],
                        str(plan["gpusPerReplica"]), str(plan["tensorParallel"]), str(plan["pipelineParallel"]),

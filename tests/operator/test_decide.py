@@ -173,6 +173,9 @@ def test_leaderworkerset_readiness_without_observed_generation() -> None:
     assert (ready[READY].status, ready[PROGRESSING].reason) == ("True", "Complete")
     rolling = workload_conditions(lws({**available, "status": "False"}, updating), 2)
     assert (rolling[READY].status, rolling[PROGRESSING].status) == ("False", "True")
+    # The response of the write that changed its spec still carries the controller's report on the old one.
+    just_written = workload_conditions(lws(available), 2, spec_written=True)
+    assert (just_written[PROGRESSING].status, just_written[PROGRESSING].reason) == ("True", "RollingOut")
 
 
 def test_invalid_spec_is_reported_not_raised() -> None:

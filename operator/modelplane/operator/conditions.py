@@ -97,8 +97,15 @@ def scale_status(name: str, workload: dict[str, Any] | None) -> dict[str, Any]:
             "selector": f"{DEPLOYMENT_LABEL}={name}"}  # fmt: skip
 
 
-def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[str, ConditionState]:
-    """Ready / Progressing / Degraded of a ModelDeployment from its Deployment or LeaderWorkerSet."""
+def workload_conditions(
+    workload: dict[str, Any] | None, replicas: int, spec_written: bool = False
+) -> dict[str, ConditionState]:
+    """Ready / Progressing / Degraded of a ModelDeployment from its Deployment or LeaderWorkerSet.
+
+    With `spec_written`, the workload is the response of a write that gave it a new spec: its status is its
+    controller's report on the previous one, so the rollout has not been seen yet (a LeaderWorkerSet has no
+    observedGeneration to say so itself). The workload's next event brings the controller's own report.
+    """
     waiting = ConditionState("False", REPLICAS_NOT_READY, f"waiting for {replicas} replica(s) to become ready")
     rolling_out = ConditionState("True", ROLLING_OUT, "rolling out the serving workload")
     if workload is None:
@@ -106,7 +113,7 @@ def workload_conditions(workload: dict[str, Any] | None, replicas: int) -> dict[
     status = workload.get("status") or {}
     ready_replicas = int(status.get("readyReplicas") or 0)
     updated = int(status.get("updatedReplicas") or 0)
-    generation_seen = _generation_seen(workload)
+    generation_seen = not spec_written and _generation_seen(workload)
     progress = _condition(workload, "Progressing")
     failure = _condition(workload, "ReplicaFailure")
     stalled = progress.get("reason") == "ProgressDeadlineExceeded" or failure.get("status") == "True"
@@ -143,7 +150,11 @@ def _kstatus(conditions: dict[str, ConditionState]) -> dict[str, ConditionState]
 
 
 def status_conditions(
-    decided: dict[str, ConditionState], workload: dict[str, Any] | None, replicas: int, plan_only: bool = False
+    decided: dict[str, ConditionState],
+    workload: dict[str, Any] | None,
+    replicas: int,
+    plan_only: bool = False,
+    spec_written: bool = False,
 ) -> dict[str, ConditionState]:
     """Every condition of a ModelDeployment: the decision's, its workload's, and the kstatus summary of both.
 
@@ -160,6 +171,6 @@ def status_conditions(
             idle = ConditionState("False", NOT_PLANNED, "nothing is serving: no plan yet, see the Planned condition")
             serving = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", AS_EXPECTED)}
         else:
-            serving = workload_conditions(workload, replicas)
+            serving = workload_conditions(workload, replicas, spec_written)
         conditions = {**serving, **conditions}
     return {**conditions, **_kstatus(conditions)}

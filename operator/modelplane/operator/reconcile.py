@@ -4,7 +4,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes import client
 
@@ -97,10 +97,17 @@ class Blocked:
     message: str
 
 
+class Converged(NamedTuple):
+    workload: dict[str, Any] | None
+    """The serving workload as stored after this pass."""
+    spec_written: bool
+    """This pass gave the workload a new generation: its controller cannot have acted on that yet."""
+
+
 def _converge_children(
     api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]], existing: Container[str]
-) -> dict[str, Any] | None:
-    """Apply what differs, delete kinds no longer rendered; returns the live workload.
+) -> Converged:
+    """Apply what differs, delete kinds no longer rendered; returns the workload as stored now.
 
     Ownership is checked for every child before anything is written: applying onto an object someone else
     created would take its fields over (a Service's selector) and, with our owner reference, let the garbage
@@ -119,20 +126,26 @@ def _converge_children(
             f"{names} already exists and is not owned by this ModelDeployment; modelplane never adopts or"
             " overwrites it: delete or rename that object, or give the ModelDeployment another name"
         )
-    workload = None
+    workload, spec_written = None, False
     for desired in objects:
         desired["metadata"]["ownerReferences"] = [owner]
         kind = desired["kind"]
-        stored = ensure_child(api, desired, lives[kind])
+        live = lives[kind]
+        stored = ensure_child(api, desired, live)
         if kind in WORKLOAD_KINDS:
             workload = stored
+            spec_written = live is not None and _generation(stored) > _generation(live)
     for kind in CHILD_KINDS:
         if kind in lives or child_key(kind, namespace, name) not in existing:
             continue
         live = get_child(api, kind, namespace, name)
         if live is not None and _owned_by(live, uid):
             delete_child(api, kind, namespace, name)
-    return workload
+    return Converged(workload, spec_written)
+
+
+def _generation(obj: dict[str, Any]) -> int:
+    return int((obj.get("metadata") or {}).get("generation") or 0)
 
 
 def _held_reservation(body: dict[str, Any], workload: dict[str, Any] | None) -> tuple[str, int] | None:
@@ -230,9 +243,10 @@ def reconcile(
         pinned = {**body, "status": {**(body.get("status") or {}), **decision.status.written_fields()}}
         decisions.put(key, pinned_fingerprint(pinned), decision)
     blocked: Blocked | None = None
+    spec_written = False
     if decision.objects:
         try:
-            workload = _converge_children(api, body, decision.objects, children)
+            workload, spec_written = _converge_children(api, body, decision.objects, children)
         except ChildConflictError as error:
             blocked = Blocked(CHILD_CONFLICT, str(error))
         except InvalidError as error:
@@ -247,7 +261,7 @@ def reconcile(
     else:
         workload = None
     replicas = int((body.get("spec") or {}).get("replicas", 1))
-    conditions = status_conditions(decision.conditions, workload, replicas, decision.plan_only)
+    conditions = status_conditions(decision.conditions, workload, replicas, decision.plan_only, spec_written)
     status = decision.status.model_copy(update=scale_status(body["metadata"]["name"], workload))
     stored = _write_status(api, body, status, conditions)
     if stored.resource_version is not None:
