@@ -60,7 +60,7 @@ GPU_NUMERIC = (
     "gpusPerServer",
 )
 GPU_NULLABLE = {"fp8DenseTflops", "int8DenseTops", "pcieGeneration"}
-ARCHITECTURES = {"hopper", "ampere", "ada-lovelace", "blackwell", "volta", "turing", "cdna3"}
+ARCHITECTURES = {"hopper", "ampere", "ada-lovelace", "blackwell", "volta", "turing", "cdna3", "cdna4"}
 PRECISIONS = {"fp32", "tf32", "fp16", "bf16", "fp8", "fp6", "fp4", "int8", "int4"}
 
 MODEL_KEYS = {"name", "aliases", "configSource", "officialParameters", "parametersSource", "preQuantized", "config"}
