@@ -5,6 +5,8 @@ overestimate of vLLM's KV capacity above 5% (vLLM would refuse to start or preem
 cannot check says which comparison and why (`notComparable`, `explanation`); the table in BENCHMARKS.md shows all.
 """
 
+import pytest
+
 from tests.validation.harness import (
     COMPARISONS,
     KV_TARGET,
