@@ -48,8 +48,11 @@ def test_weights_per_gpu_within_target() -> None:
     assert all(abs(error) <= WEIGHTS_TARGET for error in errors.values()), errors
 
 
-@pytest.mark.xfail(strict=True, reason="the overhead model over-reserves on small budgets (16-48 GB GPUs, low "
-                   "gpuMemoryUtilization): 34 of 40 held-out records within 10 %, all six misses conservative")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the overhead model over-reserves on small budgets (16-48 GB GPUs, low "
+    "gpuMemoryUtilization): 34 of 40 held-out records within 10 %, all six misses conservative",
+)
 def test_kv_tokens_end_to_end_within_target_for_nine_in_ten() -> None:
     errors = [row.kv_error for row in RESULTS if row.kv_error is not None]
     assert errors
