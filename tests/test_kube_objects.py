@@ -29,6 +29,10 @@ from modelplane.kube.objects import REPLACE_MANAGER, added_fields, is_subset, me
         ({"items": [1, 2]}, {"items": [1, 2, 3]}, False),
         ({"items": [{"a": 1}]}, {"items": [{"a": 1, "b": 2}]}, True),
         ({"flag": True}, {"flag": 1}, False),
+        # The API server stores a float that is a whole number as an integer (status maxConcurrency 288.0).
+        ({"maxConcurrency": 288.0}, {"maxConcurrency": 288}, True),
+        ({"maxConcurrency": 288.5}, {"maxConcurrency": 288}, False),
+        ({"count": 1}, {"count": 1.0}, True),
     ],
 )
 def test_is_subset(desired: object, live: object, same: bool) -> None:

@@ -68,7 +68,14 @@ def is_subset(desired: Any, live: Any) -> bool:
                 and all(is_subset(d, item) for d, item in zip(desired, live, strict=True)))  # fmt: skip
     if isinstance(desired, str) and isinstance(live, int) and not isinstance(live, bool):
         return desired == str(live)
+    if _is_number(desired) and _is_number(live):
+        # JSON has one number type: the API server stores our 288.0 as 288, and reads it back as an int.
+        return bool(desired == live)
     return type(desired) is type(live) and bool(desired == live)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def merge_patch(wanted: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
