@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from modelplane.api.documents import load_documents
-from tests.e2e.operator_support import Cluster, model_deployment, wait_for
+from tests.e2e.operator_support import GROUP, VERSION, Cluster, model_deployment, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,9 +136,18 @@ def _cheapest_pool(pools_file: Path) -> tuple[str, int]:
     return cheapest.metadata.name, cheapest.spec.nodes * cheapest.spec.gpus_per_node
 
 
+def _pool_free(kube: Cluster, pool: str) -> int:
+    body = kube.custom.get_cluster_custom_object(GROUP, VERSION, "gpunodepools", pool)
+    return int((body.get("status") or {}).get("freeGpus", -1))
+
+
 def test_plan_is_pinned_and_outdated_is_reported_until_replan(kube: Cluster, namespace: str, operator: Any,
                                                                pools_file: Path) -> None:  # fmt: skip
     cheapest, gpus = _cheapest_pool(pools_file)
+    # An earlier test's servers may still be terminating on that pool (their namespace is deleted, not gone).
+    wait_for(lambda: _pool_free(kube, cheapest) == gpus, 120, f"every GPU of pool {cheapest} free",
+             lambda: (kube.custom.get_cluster_custom_object(GROUP, VERSION, "gpunodepools", cheapest)
+                      .get("status")))  # fmt: skip
     # Fill the cheapest pool, so the next deployment lands elsewhere.
     kube.create_md(model_deployment("filler", namespace, replicas=gpus, placement={"pools": [cheapest]}))
     kube.wait_condition(namespace, "filler", "Planned", "True")
