@@ -6,6 +6,7 @@ The CLI runs as a subprocess wherever huggingface_hub's environment variables ma
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.architecture import parse_architecture
 from modelplane.catalog.checkpoint import TensorHeader, summarize
-from modelplane.catalog.errors import UnknownModelError, UnsupportedArchitectureError
+from modelplane.catalog.errors import CatalogError, UnknownModelError, UnsupportedArchitectureError
 from modelplane.catalog.models import ModelEntry, find_model
 from modelplane.catalog.resolve import (
     HubCache,
@@ -210,15 +211,18 @@ def test_the_hub_cache_is_bounded_least_recently_used_first() -> None:
     assert (len(cache), cache.get("b"), cache.get("a"), cache.get("c")) == (2, None, entries[0], entries[2])
 
 
-HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 8192, "num_hidden_layers": 118,
-                "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 131072,
-                "intermediate_size": 32768, "hybrid_override_pattern": "M-M-M-M*-" * 13}  # fmt: skip
+HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 1024, "num_hidden_layers": 8,
+                "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 4096, "intermediate_size": 2048,
+                "mamba_num_heads": 16, "mamba_head_dim": 64, "ssm_state_size": 128, "n_groups": 1, "conv_kernel": 4,
+                "hybrid_override_pattern": "M-M*ME-M"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        (HYBRID_MAMBA, "model_type 'nemotron_h' cannot be sized exactly: modelplane lacks hybrid Mamba-2 layers"),
+        ({**TINY_LLAMA, "model_type": "jamba"}, "model_type 'jamba' cannot be sized exactly: modelplane lacks hybrid"
+                                                " Mamba layers"),
+        (HYBRID_MAMBA, "model_type 'nemotron_h' has layers 'E' in hybrid_override_pattern; E is mixture-of-experts"),
         ({**TINY_LLAMA, "model_type": "phi"}, "model_type 'phi' cannot be sized exactly: modelplane lacks a plain"),
         ({**TINY_LLAMA, "model_type": "acme_new"}, "model_type 'acme_new' cannot be sized exactly: modelplane lacks"
                                                    " its layer structure"),
@@ -226,12 +230,29 @@ HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 8192, "num_hidden_lay
         ({**TINY_LLAMA, "model_type": "qwen3", "layer_types": ["linear_attention", "full_attention"]},
          "model_type 'qwen3' has layer_types linear_attention, which modelplane does not model"),
     ],
-    ids=["hybrid-mamba", "phi-2", "unknown-type", "no-model-type", "linear-attention-layers"],
+    ids=["jamba", "nemotron-h-moe-layers", "phi-2", "unknown-type", "no-model-type", "linear-attention-layers"],
 )  # fmt: skip
 def test_an_architecture_the_planner_does_not_model_is_refused_never_guessed(
     config: dict[str, Any], expected: str
 ) -> None:
     with pytest.raises(UnsupportedArchitectureError, match="^md.yaml: " + expected.replace("(", r"\(")):
+        parse_architecture(config, "md.yaml")
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*"}, "'hybrid_override_pattern' must be a string of one"
+                                                              " character per layer (8), got 'M-M*'"),
+        ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*MM-M", "ssm_state_size": 0}, "'ssm_state_size' must be a"
+                                                                                       " positive integer, got 0"),
+        ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*MM-M", "mamba_ssm_cache_dtype": "fp8"},
+         "'mamba_ssm_cache_dtype' must be one of float32, bfloat16, float16, got 'fp8'"),
+    ],
+    ids=["pattern-length", "no-state", "state-dtype"],
+)  # fmt: skip
+def test_a_hybrid_config_with_a_bad_field_names_it(config: dict[str, Any], expected: str) -> None:
+    with pytest.raises(CatalogError, match=re.escape(f"md.yaml: config field {expected}")):
         parse_architecture(config, "md.yaml")
 
 

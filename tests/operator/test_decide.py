@@ -255,7 +255,7 @@ def test_a_model_from_a_catalog_entry_is_planned_and_an_unmodelled_one_refused_b
     resolver = ModelResolver([ModelEntry(name="acme/tiny", config_source="test", config=tiny)])
     decision = decide(body(model={"name": "acme/tiny"}), lambda: offers_for(POOLS), resolver)
     assert decision.conditions[PLANNED].reason == "Planned"
-    hybrid = {**tiny, "model_type": "nemotron_h"}
+    hybrid = {**tiny, "model_type": "jamba"}
     refused = decide(body(model={"name": "acme/h", "architecture": hybrid}), lambda: offers_for(POOLS), resolver)
     assert refused.conditions[PLANNED].reason == "ArchitectureUnsupported"
-    assert "model_type 'nemotron_h' cannot be sized exactly" in refused.conditions[PLANNED].message
+    assert "model_type 'jamba' cannot be sized exactly" in refused.conditions[PLANNED].message

@@ -47,6 +47,8 @@ def raw_layers(config: dict[str, Any]) -> list[RawLayer] | None:
     """
     if config.get("kv_lora_rank") or config.get("first_k_dense_replace") or config.get("mlp_only_layers"):
         return None
+    if config.get("hybrid_override_pattern") or config.get("full_attention_interval"):
+        return None  # hybrids: their recurrent layers are checked in test_hybrid.py
     if int(config.get("decoder_sparse_step") or 1) != 1 or config.get("shared_expert_intermediate_size"):
         return None
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
@@ -92,8 +94,16 @@ def expected_weight_bytes(entry: ModelEntry, weight_format: str, total: int) -> 
 
 
 def expected_kv_bytes_per_token(config: dict[str, Any], dtype_bytes: int) -> int:
-    """2 (K and V) × layers × KV heads × head_dim × bytes; MLA caches kv_lora_rank + rope dims per layer."""
+    """2 (K and V) × layers × KV heads × head_dim × bytes; MLA caches kv_lora_rank + rope dims per layer.
+
+    A hybrid caches keys and values in its attention layers only: the "*" of Nemotron-H's pattern, every
+    full_attention_interval-th layer of Qwen3-Next.
+    """
     layers = int(config["num_hidden_layers"])
+    if config.get("hybrid_override_pattern"):
+        layers = str(config["hybrid_override_pattern"]).count("*")
+    elif config.get("full_attention_interval"):
+        layers //= int(config["full_attention_interval"])
     if config.get("kv_lora_rank"):
         return layers * (int(config["kv_lora_rank"]) + int(config["qk_rope_head_dim"])) * dtype_bytes
     heads = int(config["num_attention_heads"])
@@ -158,9 +168,11 @@ def test_weight_bytes_follow_the_byte_model(entry: ModelEntry, quantization: str
 
 def test_the_table_covers_the_catalog() -> None:
     covered = {entry.name for entry, _ in CASES}
-    # Only DeepSeek's MLA models fall outside the raw formulas (their totals are checked against the card).
+    # Only DeepSeek's MLA models and the hybrids fall outside the raw formulas (their totals are checked against
+    # the card, the hybrids' recurrent layers in test_hybrid.py).
     assert {entry.name for entry in CATALOG} - covered == {
-        "deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V2-Lite-Chat", "deepseek-ai/DeepSeek-V3"}  # fmt: skip
+        "deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V2-Lite-Chat", "deepseek-ai/DeepSeek-V3",
+        "Qwen/Qwen3-Next-80B-A3B-Instruct", "nvidia/Nemotron-H-56B-Base-8K"}  # fmt: skip
     assert {quantization for _, quantization in CASES} == {*QUANTIZATIONS, "auto"}
 
 

@@ -175,3 +175,7 @@ class ModelEstimate(WireModel):
     kv_heads: int
     head_dim: int
     max_position_embeddings: int | None
+    attention_layers: int = Field(description="Layers holding a KV cache: all but a hybrid's recurrent and MLP ones.")
+    recurrent_state_bytes_per_sequence: int = Field(
+        0, description="A hybrid's linear-attention state, all layers, one sequence, no parallelism (0: none)."
+    )

@@ -48,6 +48,37 @@ class MlaShape:
 
 
 @dataclass(frozen=True)
+class RecurrentShape:
+    """A linear-attention mixer that keeps a fixed state per sequence instead of a KV cache per token.
+
+    Two kinds, named as vLLM's MambaStateShapeCalculator (vllm/model_executor/layers/mamba/mamba_utils.py) sizes
+    them: `gated_delta_net` (Qwen3-Next, Qwen3.5) with `groups` key heads of `state_dim` and `heads` value heads
+    of `head_dim`; `mamba2` (Nemotron-H, Granite-4.0-H) with `heads` heads of `head_dim`, `groups` B/C groups and
+    an SSM state of `state_dim` per head dimension.
+    """
+
+    kind: str
+    groups: int
+    heads: int
+    head_dim: int
+    state_dim: int
+    conv_kernel: int
+    conv_bias: bool
+    proj_bias: bool
+    ssm_state_bytes: int
+    """Bytes per element of the temporal (SSM) state: 4 where vLLM keeps it in fp32 (mamba_ssm_cache_dtype)."""
+
+    @property
+    def inner_size(self) -> int:
+        """Width of the mixer's value path: value heads × head_dim (d_inner of Mamba-2)."""
+        return self.heads * self.head_dim
+
+    def groups_with_replicas(self, tensor_parallel: int) -> int:
+        """Mamba-2 groups once vLLM replicates a single group to every rank (extra_groups_for_head_shards)."""
+        return self.groups if self.groups % tensor_parallel == 0 else tensor_parallel
+
+
+@dataclass(frozen=True)
 class Architecture:
     model_type: str
     hidden_size: int
@@ -82,6 +113,22 @@ class Architecture:
     """Read from a multimodal config's `text_config`: the vision tower's weights come on top (from headers)."""
     vision_weight_bytes: int = 0
     """A multimodal model's vision tower and projector, summed from its safetensors headers (catalog.resolve)."""
+    recurrent: RecurrentShape | None = None
+    """The linear-attention mixer of a hybrid model; its layers are `recurrent_layers`."""
+    recurrent_layers: tuple[int, ...] = ()
+    mixerless_layers: tuple[int, ...] = ()
+    """Layers with neither attention nor a recurrent mixer (Nemotron-H's MLP-only layers): no cache at all."""
+    ffn_less_layers: tuple[int, ...] = ()
+    """Layers with no feed-forward block (Nemotron-H's Mamba and attention layers)."""
+    gated_mlp: bool = True
+    """gate/up/down (SwiGLU) MLPs; False for a plain up/down MLP (Nemotron-H's squared-ReLU MLP)."""
+    attention_output_gate: bool = False
+    """q_proj also yields a per-head output gate (Qwen3-Next, Qwen3.5: attn_output_gate), doubling its width."""
+
+    @property
+    def attention_layers(self) -> int:
+        """Decoder layers that hold a KV cache."""
+        return self.num_layers - len(self.recurrent_layers) - len(self.mixerless_layers)
 
 
 class ArchitectureBounds(BaseModel):
@@ -113,6 +160,22 @@ def model_types() -> ModelTypes:
 
 
 MODELLED_LAYER_TYPES = frozenset({"full_attention", "sliding_attention"})
+GATED_DELTANET_TYPES = frozenset({"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"})
+"""Qwen3-Next and Qwen3.5's language models: Gated DeltaNet layers (layer_types linear_attention) between full
+attention layers (vllm/model_executor/models/qwen3_next.py, qwen3_5.py)."""
+HYBRID_LAYER_TYPES = {
+    **{model_type: frozenset({"linear_attention"}) for model_type in GATED_DELTANET_TYPES},
+    "granitemoehybrid": frozenset({"mamba", "attention"}),
+}
+"""The layer_types a hybrid model type may name besides full and sliding attention."""
+NEMOTRON_H_LAYERS = {"M": "mamba", "*": "attention", "-": "mlp"}
+"""hybrid_override_pattern characters vLLM's NemotronH builds (nemotron_h.py ALL_DECODER_LAYER_TYPES); "E" (MoE,
+Nemotron 3) is not modelled yet."""
+FP32_STATE_BYTES = 4
+QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text", *GATED_DELTANET_TYPES})
+SHARED_EXPERT_GATE_TYPES = frozenset({"qwen2_moe", "qwen3_next", "qwen3_5_moe_text"})
+"""MoE blocks whose shared expert is scaled by a sigmoid gate (Qwen2MoeSparseMoeBlock, Qwen3NextSparseMoeBlock)."""
+SIXTEEN_BIT_STATE_BYTES = 2
 
 
 def _check_modelled(config: Mapping[str, Any], model_type: str | None, source: str) -> str:
@@ -132,11 +195,12 @@ def _check_modelled(config: Mapping[str, Any], model_type: str | None, source: s
         )
     layer_types = config.get("layer_types")
     if isinstance(layer_types, list):
-        other = sorted({str(kind) for kind in layer_types} - MODELLED_LAYER_TYPES)
+        allowed = MODELLED_LAYER_TYPES | HYBRID_LAYER_TYPES.get(model_type, frozenset())
+        other = sorted({str(kind) for kind in layer_types} - allowed)
         if other:
             raise UnsupportedArchitectureError(
                 f"{source}: model_type {model_type!r} has layer_types {', '.join(other)}, which modelplane does"
-                " not model (it sizes full_attention and sliding_attention layers); refused rather than guessed"
+                f" not model for it (it sizes {', '.join(sorted(allowed))} layers); refused rather than guessed"
             )
     return model_type
 
@@ -241,7 +305,7 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
         experts_per_token=experts_per_token,
         expert_intermediate_size=expert_size,
         shared_intermediate_size=shared,
-        shared_expert_gate=model_type == "qwen2_moe",
+        shared_expert_gate=model_type in SHARED_EXPERT_GATE_TYPES,
         router_bias=model_type == "gpt_oss",
         expert_bias=model_type == "gpt_oss",
         routed_scaling_bias=config.get("topk_method") == "noaux_tc",
@@ -276,6 +340,142 @@ def _sliding_layers(config: Mapping[str, Any], model_type: str, num_layers: int,
         pattern = _int(config, "sliding_window_pattern", source)
         return tuple(i for i in range(num_layers) if (i + 1) % pattern)
     return tuple(range(num_layers))
+
+
+class Hybrid(NamedTuple):
+    """Where a hybrid model's recurrent mixers are, and how its layers differ from a transformer's."""
+
+    recurrent: RecurrentShape
+    recurrent_layers: tuple[int, ...]
+    mixerless_layers: tuple[int, ...] = ()
+    ffn_less_layers: tuple[int, ...] = ()
+    gated_mlp: bool = True
+    norms_per_layer: int = 2
+
+
+def _state_bytes(dtype: Any, default: int, field: str, source: str) -> int:
+    """Bytes of an SSM state element from a config's dtype name (None: `default`)."""
+    if dtype is None:
+        return default
+    sizes = {"float32": FP32_STATE_BYTES, "bfloat16": SIXTEEN_BIT_STATE_BYTES, "float16": SIXTEEN_BIT_STATE_BYTES}
+    if dtype not in sizes:
+        raise CatalogError(f"{source}: config field {field!r} must be one of {', '.join(sizes)}, got {_shown(dtype)}")
+    return sizes[dtype]
+
+
+def _gated_deltanet(config: Mapping[str, Any], num_layers: int, source: str) -> Hybrid:
+    """Qwen3-Next / Qwen3.5: a layer attends fully where layer_types says so (or every full_attention_interval-th)."""
+    layer_types = config.get("layer_types")
+    if layer_types is None:
+        interval = _int(config, "full_attention_interval", source)
+        layer_types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(num_layers)]
+    kinds = _layer_list(layer_types, "layer_types", source)
+    if len(kinds) != num_layers:
+        raise CatalogError(f"{source}: config field 'layer_types' has {len(kinds)} entries for {num_layers} layers")
+    shape = RecurrentShape(
+        kind="gated_delta_net",
+        groups=_int(config, "linear_num_key_heads", source),
+        heads=_int(config, "linear_num_value_heads", source),
+        head_dim=_int(config, "linear_value_head_dim", source),
+        state_dim=_int(config, "linear_key_head_dim", source),
+        conv_kernel=_int(config, "linear_conv_kernel_dim", source),
+        conv_bias=False,
+        proj_bias=False,
+        # vllm/model_executor/models/config.py Qwen3_5ForConditionalGenerationConfig: the config's mamba_ssm_dtype
+        ssm_state_bytes=_state_bytes(config.get("mamba_ssm_dtype"), SIXTEEN_BIT_STATE_BYTES, "mamba_ssm_dtype", source),
+    )
+    return Hybrid(shape, tuple(i for i, kind in enumerate(kinds) if kind == "linear_attention"))
+
+
+MAMBA2_FIELDS = {
+    "granitemoehybrid": {"heads": "mamba_n_heads", "head_dim": "mamba_d_head", "state": "mamba_d_state",
+                         "groups": "mamba_n_groups", "conv": "mamba_d_conv", "conv_bias": "mamba_conv_bias",
+                         "proj_bias": "mamba_proj_bias"},
+    "nemotron_h": {"heads": "mamba_num_heads", "head_dim": "mamba_head_dim", "state": "ssm_state_size",
+                   "groups": "n_groups", "conv": "conv_kernel", "conv_bias": "use_conv_bias", "proj_bias": "use_bias"},
+}  # fmt: skip
+"""Each family's config.json names for a Mamba-2 mixer's fields (GraniteMoeHybridConfig, NemotronHConfig)."""
+
+
+def _mamba2(config: Mapping[str, Any], model_type: str, source: str, ssm_state_bytes: int) -> RecurrentShape:
+    """A Mamba-2 mixer, from the family's own field names (MAMBA2_FIELDS)."""
+    names = MAMBA2_FIELDS[model_type]
+    return RecurrentShape(
+        kind="mamba2",
+        groups=_int(config, names["groups"], source),
+        heads=_int(config, names["heads"], source),
+        head_dim=_int(config, names["head_dim"], source),
+        state_dim=_int(config, names["state"], source),
+        conv_kernel=_int(config, names["conv"], source),
+        conv_bias=bool(config.get(names["conv_bias"], True)),
+        proj_bias=bool(config.get(names["proj_bias"], False)),
+        ssm_state_bytes=ssm_state_bytes,
+    )
+
+
+def _nemotron_h(config: Mapping[str, Any], num_layers: int, source: str) -> Hybrid:
+    """Nemotron-H: one mixer or one MLP per layer, as hybrid_override_pattern spells them (M, *, -)."""
+    pattern = config.get("hybrid_override_pattern")
+    if not isinstance(pattern, str) or len(pattern) != num_layers:
+        raise CatalogError(f"{source}: config field 'hybrid_override_pattern' must be a string of one character per"
+                           f" layer ({num_layers}), got {_shown(pattern)}")  # fmt: skip
+    unknown = sorted(set(pattern) - set(NEMOTRON_H_LAYERS))
+    if unknown:
+        raise UnsupportedArchitectureError(
+            f"{source}: model_type 'nemotron_h' has layers {', '.join(map(repr, unknown))} in hybrid_override_pattern"
+            "; E is mixture-of-experts (Nemotron 3), which modelplane does not model yet; it sizes M (Mamba-2),"
+            " * (attention) and - (MLP) layers; refused rather than guessed"
+        )
+    # vllm/model_executor/models/config.py NemotronHForCausalLMConfig: the SSM state is fp32 unless the config says.
+    state = _state_bytes(config.get("mamba_ssm_cache_dtype"), FP32_STATE_BYTES, "mamba_ssm_cache_dtype", source)
+    return Hybrid(
+        _mamba2(config, "nemotron_h", source, state),
+        recurrent_layers=tuple(i for i, kind in enumerate(pattern) if kind == "M"),
+        mixerless_layers=tuple(i for i, kind in enumerate(pattern) if kind == "-"),
+        ffn_less_layers=tuple(i for i, kind in enumerate(pattern) if kind != "-"),
+        gated_mlp=False,
+        norms_per_layer=1,
+    )
+
+
+def _granite_hybrid(config: Mapping[str, Any], num_layers: int, source: str) -> Hybrid:
+    """Granite-4.0-H: every layer a Mamba-2 or attention mixer (layer_types), then its MoE and shared MLP."""
+    kinds = _layer_list(config.get("layer_types"), "layer_types", source)
+    if len(kinds) != num_layers:
+        raise CatalogError(f"{source}: config field 'layer_types' has {len(kinds)} entries for {num_layers} layers")
+    shape = _mamba2(config, "granitemoehybrid", source, SIXTEEN_BIT_STATE_BYTES)
+    expand = _int(config, "mamba_expand", source)
+    if expand * _int(config, "hidden_size", source) != shape.inner_size:
+        raise CatalogError(f"{source}: mamba_expand × hidden_size must equal mamba_n_heads × mamba_d_head, as"
+                           " vLLM's MambaMixer2 requires")  # fmt: skip
+    return Hybrid(shape, tuple(i for i, kind in enumerate(kinds) if kind == "mamba"))
+
+
+def _hybrid(config: Mapping[str, Any], model_type: str, num_layers: int, source: str) -> Hybrid | None:
+    if model_type in GATED_DELTANET_TYPES:
+        return _gated_deltanet(config, num_layers, source)
+    if model_type == "nemotron_h":
+        return _nemotron_h(config, num_layers, source)
+    if model_type == "granitemoehybrid":
+        return _granite_hybrid(config, num_layers, source)
+    return None
+
+
+def _family_fields(config: Mapping[str, Any], model_type: str) -> Mapping[str, Any]:
+    """Config fields a family names its own way, under the names the parser reads.
+
+    Granite-4.0-H calls its shared expert `shared_intermediate_size`, and a dense one (no local experts) has only
+    that shared MLP; Nemotron-H may name its head size `attention_head_dim`.
+    """
+    if model_type == "granitemoehybrid" and "shared_intermediate_size" in config:
+        shared = config["shared_intermediate_size"]
+        renamed = {"shared_expert_intermediate_size": shared}
+        if not config.get("num_local_experts"):
+            renamed["intermediate_size"] = shared
+        return {**config, **renamed}
+    if model_type == "nemotron_h" and config.get("head_dim") is None and "attention_head_dim" in config:
+        return {**config, "head_dim": config["attention_head_dim"]}
+    return config
 
 
 def _block_elements(block: Any) -> int | None:
@@ -457,6 +657,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     for key in REQUIRED_KEYS:
         _int(config, key, source)
     model_type = _check_modelled(config, str(declared) if declared else None, source)
+    config = _family_fields(config, model_type)
     hidden = _int(config, "hidden_size", source)
     layers = _int(config, "num_hidden_layers", source)
     heads = _int(config, "num_attention_heads", source)
@@ -475,6 +676,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     qwen2_family = model_type in {"qwen2", "qwen2_moe"}
     attention_bias = bool(config.get("attention_bias", False))
     sliding_layers = _sliding_layers(config, model_type, layers, source)
+    hybrid = _hybrid(config, model_type, layers, source)
     return Architecture(
         model_type=model_type,
         hidden_size=hidden,
@@ -489,8 +691,8 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         qkv_bias=qwen2_family or attention_bias or bool(config.get("qkv_bias", False)),
         o_bias=attention_bias and not qwen2_family,
         mlp_bias=bool(config.get("mlp_bias", False)),
-        qk_norm=model_type in {"qwen3", "qwen3_moe", "gemma3_text"},
-        norms_per_layer=4 if model_type in {"gemma2", "gemma3_text"} else 2,
+        qk_norm=model_type in QK_NORM_TYPES,
+        norms_per_layer=hybrid.norms_per_layer if hybrid else 4 if model_type in {"gemma2", "gemma3_text"} else 2,
         attention_sinks=model_type == "gpt_oss",
         sliding_window_layers=sliding_layers,
         sliding_window=_int(config, "sliding_window", source) if sliding_layers else None,
@@ -503,4 +705,11 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         quant_weight_format=quantized.weight_format,
         quant_scheme=quantized.scheme,
         multimodal=multimodal,
+        recurrent=hybrid.recurrent if hybrid else None,
+        recurrent_layers=hybrid.recurrent_layers if hybrid else (),
+        mixerless_layers=hybrid.mixerless_layers if hybrid else (),
+        ffn_less_layers=hybrid.ffn_less_layers if hybrid else (),
+        gated_mlp=hybrid.gated_mlp if hybrid else True,
+        # qwen3_next.py Qwen3NextAttention: attn_output_gate defaults to true; Qwen3.5 configs set it
+        attention_output_gate=model_type in GATED_DELTANET_TYPES and bool(config.get("attn_output_gate", True)),
     )

@@ -7,7 +7,7 @@ from modelplane.api.plan import ModelEstimate
 from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.errors import CatalogError
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
-from modelplane.planning.kv_cache import kv_cache_bytes_per_token
+from modelplane.planning.kv_cache import kv_cache_bytes_per_token, recurrent_state_bytes
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.planner import SIZED_CHECKPOINTS, checkpoint_format, unsized_checkpoint
 from modelplane.planning.stages import stage_weight_bytes
@@ -44,4 +44,8 @@ def estimate_model(
         kv_heads=arch.num_kv_heads,
         head_dim=arch.head_dim,
         max_position_embeddings=arch.max_position_embeddings,
+        attention_layers=arch.attention_layers,
+        recurrent_state_bytes_per_sequence=len(arch.recurrent_layers) * recurrent_state_bytes(arch.recurrent, 1)
+        if arch.recurrent
+        else 0,
     )

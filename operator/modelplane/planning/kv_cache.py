@@ -18,6 +18,13 @@ vLLM 0.33.0 (vllm-0.33.0 wheel) pages the cache in blocks of `block_size` (16) t
   ceil(min(window − 1 + in-flight tokens, max_model_len) / block_size) + 1 (SlidingWindowSpec); chunked
   local attention ceil(min(chunk + in-flight tokens, max_model_len) / block_size) (ChunkedLocalAttentionSpec).
   In-flight tokens are `VllmConfig.max_in_flight_tokens` = concurrent batches × max_num_batched_tokens.
+- Hybrid models (vllm/platforms/interface.py `_align_hybrid_block_size`): a linear-attention layer keeps one
+  recurrent state per request (MambaSpec: conv and temporal state, `recurrent_state_bytes`) in a page of the
+  same pool, so vLLM raises the attention block to the fewest tokens, a multiple of the kernel alignment,
+  whose page holds that state, and pads the state's page to it (`block_tokens`). Generative models run with
+  prefix caching, so mamba_cache_mode is "align" (vllm/model_executor/models/config.py MambaModelConfig) and a
+  request holds 2 state blocks plus one prefill checkpoint (MambaSpec.max_memory_usage_bytes; both
+  MambaMixer2 and the Gated DeltaNet layer export checkpoints).
 - vllm/v1/core/kv_cache_utils.py `get_max_concurrency_for_kv_cache_config`: maximum concurrency =
   num_blocks / Σ over groups of the blocks one max_model_len request takes; `get_kv_cache_capacity` logs
   "GPU KV cache size: int(maximum concurrency × max_model_len) tokens".
@@ -27,7 +34,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 from typing import NamedTuple
 
-from modelplane.catalog.architecture import Architecture
+from modelplane.catalog.architecture import Architecture, RecurrentShape
 
 BLOCK_SIZE = 16
 """vllm/config/cache.py CacheConfig.block_size default on CUDA and ROCm (vllm-0.33.0 wheel)."""
@@ -55,23 +62,88 @@ def kv_bytes_per_token_per_layer(arch: Architecture, dtype_bytes: int, tensor_pa
 
 
 def kv_cache_bytes_per_token(arch: Architecture, dtype_bytes: int) -> int:
-    """The whole model's KV bytes for one token, with no parallelism and no window cap."""
-    return arch.num_layers * kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel=1)
+    """The whole model's KV bytes for one token, with no parallelism and no window cap (attention layers only)."""
+    return arch.attention_layers * kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel=1)
 
 
-def windowed_prefix(arch: Architecture) -> tuple[int, ...]:
-    """Prefix counts of sliding-window layers, so a stage's windowed layers are counted in O(1)."""
-    windowed = set(arch.sliding_window_layers)
-    return tuple(accumulate((int(layer in windowed) for layer in range(arch.num_layers)), initial=0))
+CONV_STATE_BYTES = 2
+"""The conv state is in the model's dtype (mamba_cache_dtype auto), bf16 for every model modelplane sizes."""
+STATE_ALIGNMENT = {"mamba2": 16, "gated_delta_net": 64}
+"""Tokens the hybrid block size is a multiple of: the attention kernel's smallest block (16), and for Gated
+DeltaNet with FlashInfer's prefill (Hopper and newer) the checkpoint alignment, lcm(16, 64) (gdn_attn.py
+FLASHINFER_GDN_CHECKPOINT_ALIGNMENT): the larger block, so the conservative one where the backend is unknown."""
+STATE_BLOCKS_PER_REQUEST = 3
+"""mamba_cache_mode "align": 2 state blocks + 1 prefill checkpoint per request (MambaSpec.max_memory_usage_bytes)."""
+
+
+def _divide(size: int, tensor_parallel: int, what: str) -> int:
+    if size % tensor_parallel:
+        raise ValueError(f"{what} ({size}) is not divisible by tensorParallel {tensor_parallel}")
+    return size // tensor_parallel
+
+
+def recurrent_state_bytes(shape: RecurrentShape, tensor_parallel: int) -> int:
+    """Bytes of one linear-attention layer's state for one sequence on one TP rank (MambaStateShapeCalculator).
+
+    Gated DeltaNet: conv state (2 × key heads × key dim + value heads × value dim) / TP × (kernel − 1), temporal
+    state value heads / TP × value dim × key dim. Mamba-2: conv state (d_inner + 2 × groups × state) / TP ×
+    (kernel − 1), with groups replicated to TP when TP does not divide them; temporal state heads / TP × head_dim
+    × state.
+    """
+    if shape.kind == "gated_delta_net":
+        conv_width = 2 * shape.groups * shape.state_dim + shape.inner_size
+    else:
+        conv_width = shape.inner_size + 2 * shape.groups_with_replicas(tensor_parallel) * shape.state_dim
+    conv = _divide(conv_width, tensor_parallel, "the conv state width") * (shape.conv_kernel - 1) * CONV_STATE_BYTES
+    heads = _divide(shape.heads, tensor_parallel, "the recurrent heads")
+    return conv + heads * shape.head_dim * shape.state_dim * shape.ssm_state_bytes
+
+
+def block_tokens(arch: Architecture, dtype_bytes: int, tensor_parallel: int) -> int:
+    """Tokens per KV block: 16, or for a hybrid the fewest (kernel-aligned) whose attention page holds a state."""
+    if arch.recurrent is None or not arch.attention_layers:
+        return BLOCK_SIZE
+    alignment = STATE_ALIGNMENT[arch.recurrent.kind]
+    token_page = kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
+    state = recurrent_state_bytes(arch.recurrent, tensor_parallel)
+    return max(BLOCK_SIZE, alignment * _ceil_div(state, alignment * token_page))
+
+
+class LayerPrefix(NamedTuple):
+    """Prefix counts of each cache kind's layers, so a stage's layers of a kind are counted in O(1)."""
+
+    sliding: tuple[int, ...]
+    recurrent: tuple[int, ...]
+    mixerless: tuple[int, ...]
+
+    def layers_in(self, layers: range) -> tuple[int, int, int]:
+        """(full attention, sliding-window, recurrent) layers of a stage."""
+        sliding = self.sliding[layers.stop] - self.sliding[layers.start]
+        recurrent = self.recurrent[layers.stop] - self.recurrent[layers.start]
+        none = self.mixerless[layers.stop] - self.mixerless[layers.start]
+        return len(layers) - sliding - recurrent - none, sliding, recurrent
+
+
+def _prefix(num_layers: int, chosen: tuple[int, ...]) -> tuple[int, ...]:
+    members = set(chosen)
+    return tuple(accumulate((int(layer in members) for layer in range(num_layers)), initial=0))
+
+
+def layer_prefix(arch: Architecture) -> LayerPrefix:
+    return LayerPrefix(
+        _prefix(arch.num_layers, arch.sliding_window_layers),
+        _prefix(arch.num_layers, arch.recurrent_layers),
+        _prefix(arch.num_layers, arch.mixerless_layers),
+    )
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-def window_blocks(window: int, in_flight_tokens: int, max_model_len: int) -> int:
+def window_blocks(window: int, in_flight_tokens: int, max_model_len: int, block: int = BLOCK_SIZE) -> int:
     """Blocks one request holds in a sliding-window layer (SlidingWindowSpec.max_admission_blocks_per_request)."""
-    return _ceil_div(min(window - 1 + in_flight_tokens, max_model_len), BLOCK_SIZE) + 1
+    return _ceil_div(min(window - 1 + in_flight_tokens, max_model_len), block) + 1
 
 
 def stage_kv_layouts(
@@ -81,27 +153,24 @@ def stage_kv_layouts(
     tensor_parallel: int,
     max_model_len: int,
     in_flight_tokens: int,
-    prefix: tuple[int, ...] | None = None,
+    prefix: LayerPrefix | None = None,
 ) -> tuple[KvLayout, ...]:
     """The KV layout of one GPU of every stage: the planner sizes hundreds of splits per plan."""
-    page = BLOCK_SIZE * kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
-    counts = prefix or windowed_prefix(arch)
-    full_blocks = _ceil_div(max_model_len, BLOCK_SIZE)
-    sliding_blocks = (
-        window_blocks(arch.sliding_window, in_flight_tokens, max_model_len) if arch.sliding_window else full_blocks
-    )
+    block = block_tokens(arch, dtype_bytes, tensor_parallel)
+    page = block * kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
+    counts = prefix or layer_prefix(arch)
+    full_blocks = _ceil_div(max_model_len, block)
+    window = arch.sliding_window
+    sliding_blocks = window_blocks(window, in_flight_tokens, max_model_len, block) if window else full_blocks
     layouts = []
     for layers in stages:
-        sliding = counts[layers.stop] - counts[layers.start]
-        if not sliding:
+        full, sliding, recurrent = counts.layers_in(layers)
+        if not sliding and not recurrent:
             # Full attention only (every layer of a dense model): one bucket, one group holding every layer.
-            layouts.append(KvLayout(len(layers) * page, full_blocks) if len(layers) else KvLayout(0, 0))
+            layouts.append(KvLayout(full * page, full_blocks) if full else KvLayout(0, 0))
             continue
-        buckets = [(count, blocks) for count, blocks in ((len(layers) - sliding, full_blocks),
-                                                         (sliding, sliding_blocks)) if count]  # fmt: skip
-        if not buckets:
-            layouts.append(KvLayout(0, 0))
-            continue
+        buckets = [(count, blocks) for count, blocks in ((full, full_blocks), (sliding, sliding_blocks),
+                                                         (recurrent, STATE_BLOCKS_PER_REQUEST)) if count]  # fmt: skip
         smallest, largest = min(count for count, _ in buckets), max(count for count, _ in buckets)
         group_size = largest if largest < smallest * GROUP_SIZE_SLACK else smallest
         blocks = sum(_ceil_div(count, group_size) * per_group for count, per_group in buckets)
@@ -136,18 +205,19 @@ def stages_attended_kv_bytes(
     dtype_bytes: int,
     tensor_parallel: int,
     sequence_length: int,
-    prefix: tuple[int, ...] | None = None,
+    prefix: LayerPrefix | None = None,
 ) -> tuple[int, ...]:
-    """KV bytes one sequence of `sequence_length` tokens attends to per stage: a window layer reads only its window.
+    """Cache bytes one sequence of `sequence_length` tokens reads per stage per decode step.
 
-    What a decode step reads, and a lower bound of what vLLM reserves per request (whole blocks, padding layers
-    and in-flight tokens only add to it).
+    A window layer reads only its window, a recurrent layer its fixed state. A lower bound of what vLLM reserves
+    per request (whole blocks, padding layers and in-flight tokens only add to it).
     """
     per_layer = kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
-    counts = prefix or windowed_prefix(arch)
+    state = recurrent_state_bytes(arch.recurrent, tensor_parallel) if arch.recurrent else 0
+    counts = prefix or layer_prefix(arch)
     capped = min(sequence_length, arch.sliding_window) if arch.sliding_window is not None else sequence_length
     return tuple(
-        per_layer * ((len(layers) - windowed) * sequence_length + windowed * capped)
+        per_layer * (full * sequence_length + windowed * capped) + recurrent * state
         for layers in stages
-        for windowed in (counts[layers.stop] - counts[layers.start],)
+        for full, windowed, recurrent in (counts.layers_in(layers),)
     )

@@ -6,8 +6,9 @@ parallelism place layers exactly as vLLM does.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from modelplane.catalog.architecture import Architecture
+from modelplane.catalog.architecture import Architecture, RecurrentShape
 from modelplane.planning.sharding import mxfp4_padded_dimensions, padded_vocab
 
 
@@ -85,7 +86,9 @@ def _attention(arch: Architecture, tp: int) -> tuple[int, int, int]:
     q_width = heads * arch.head_dim
     # QKVParallelLinear: ranks beyond the KV heads hold a replica of one KV head.
     kv_width = max(1, arch.num_kv_heads // tp) * arch.head_dim
-    linear = hidden * q_width + 2 * hidden * kv_width + q_width * hidden
+    # An output gate (Qwen3-Next) doubles q_proj: it yields the query and the gate of every head.
+    gate_width = q_width if arch.attention_output_gate else 0
+    linear = hidden * (q_width + gate_width) + 2 * hidden * kv_width + q_width * hidden
     other = 0
     if arch.qkv_bias:
         other += q_width + 2 * kv_width
@@ -98,30 +101,95 @@ def _attention(arch: Architecture, tp: int) -> tuple[int, int, int]:
     return linear, other, 4
 
 
-def _gated_mlp(arch: Architecture, intermediate: int, bias: bool, tp: int) -> tuple[int, int]:
-    """(linear, bias) of a gate/up (column-parallel) and down (row-parallel) MLP on one of `tp` ranks."""
+def _recurrent(arch: Architecture, shape: RecurrentShape, tp: int) -> tuple[int, int, int]:
+    """(linear, other, matrices) of one linear-attention mixer on one of `tp` ranks.
+
+    Gated DeltaNet (vllm qwen3_next.py Qwen3NextGatedDeltaNet): in_proj_qkvz and in_proj_ba column-parallel,
+    a depthwise conv1d over the q/k/v channels, A_log and dt_bias per value head, a gated RMSNorm of one head's
+    width (replicated) and out_proj row-parallel. Mamba-2 (vllm mamba_mixer2.py MambaMixer2): in_proj yields
+    z, x, B, C and dt (B and C per group, groups replicated to cover the ranks), conv1d over x, B and C, A, D
+    and dt_bias per head, a gated RMSNorm of d_inner (split) and out_proj row-parallel. The conv weights are
+    counted 16-bit: no checkpoint modelplane sizes quantizes them.
+    """
+    hidden, inner = arch.hidden_size, shape.inner_size
+    heads = _shard(shape.heads, tp)
+    if shape.kind == "gated_delta_net":
+        key_width = shape.groups * shape.state_dim
+        in_proj = hidden * _shard(2 * key_width + 2 * inner + 2 * shape.heads, tp)
+        conv = _shard(2 * key_width + inner, tp) * shape.conv_kernel
+        out_proj = _shard(inner, tp) * hidden
+        return in_proj + out_proj, conv + 2 * heads + shape.head_dim, 3
+    groups = shape.groups_with_replicas(tp)
+    bc_width = 2 * groups * shape.state_dim
+    in_width = _shard(2 * inner + bc_width + shape.heads, tp)
+    conv_width = _shard(inner + bc_width, tp)
+    other = conv_width * shape.conv_kernel + 3 * heads + _shard(inner, tp)
+    if shape.conv_bias:
+        other += conv_width
+    if shape.proj_bias:
+        other += in_width + hidden
+    return hidden * in_width + _shard(inner, tp) * hidden, other, 2
+
+
+def _mlp(arch: Architecture, intermediate: int, bias: bool, tp: int, gated: bool = True) -> tuple[int, int]:
+    """(linear, bias) of a gate/up (column-parallel) and down (row-parallel) MLP on one of `tp` ranks.
+
+    Without a gate (Nemotron-H's squared-ReLU MLP) it is up and down only.
+    """
     shard = _shard(intermediate, tp)
-    return 3 * arch.hidden_size * shard, (2 * shard + arch.hidden_size) if bias else 0
+    matrices = 3 if gated else 2
+    return matrices * arch.hidden_size * shard, ((matrices - 1) * shard + arch.hidden_size) if bias else 0
 
 
-def _layer(arch: Architecture, is_moe: bool, tp: int, padded: bool) -> LayerParameters:
-    """A decoder layer is of one of two kinds, dense or MoE; each kind is counted once per model."""
-    attention_linear, other, matrices = _attention(arch, tp)
+class LayerKind(NamedTuple):
+    """What one decoder layer holds: its mixer (attention, recurrent, none) and its feed-forward (dense, moe, none)."""
+
+    mixer: str
+    ffn: str
+
+
+def layer_kinds(arch: Architecture) -> tuple[LayerKind, ...]:
+    """Each decoder layer's kind, in order."""
+    moe_layers = set(arch.moe.moe_layers) if arch.moe else set()
+    recurrent, mixerless, ffn_less = set(arch.recurrent_layers), set(arch.mixerless_layers), set(arch.ffn_less_layers)
+    return tuple(
+        LayerKind(
+            "recurrent" if index in recurrent else "none" if index in mixerless else "attention",
+            "none" if index in ffn_less else "moe" if index in moe_layers else "dense",
+        )
+        for index in range(arch.num_layers)
+    )
+
+
+def _mixer(arch: Architecture, mixer: str, tp: int) -> tuple[int, int, int]:
+    if mixer == "attention":
+        return _attention(arch, tp)
+    if mixer == "recurrent" and arch.recurrent is not None:
+        return _recurrent(arch, arch.recurrent, tp)
+    return 0, 0, 0
+
+
+def _layer(arch: Architecture, kind: LayerKind, tp: int, padded: bool) -> LayerParameters:
+    """A decoder layer of one kind (mixer, feed-forward); each kind is counted once per model."""
+    mixer_linear, other, matrices = _mixer(arch, kind.mixer, tp)
     other += arch.norms_per_layer * arch.hidden_size
     moe = arch.moe
-    if moe is None or not is_moe:
-        mlp_linear, mlp_bias = _gated_mlp(arch, arch.intermediate_size, arch.mlp_bias, tp)
+    if kind.ffn != "moe" or moe is None:
+        mlp_linear, mlp_bias, mlp_matrices = 0, 0, 0
+        if kind.ffn == "dense":
+            mlp_linear, mlp_bias = _mlp(arch, arch.intermediate_size, arch.mlp_bias, tp, arch.gated_mlp)
+            mlp_matrices = 3 if arch.gated_mlp else 2
         return LayerParameters(
-            linear=attention_linear + mlp_linear,
+            linear=mixer_linear + mlp_linear,
             other=other + mlp_bias,
-            active_linear=attention_linear + mlp_linear,
-            linear_matrices=matrices + 3,
+            active_linear=mixer_linear + mlp_linear,
+            linear_matrices=matrices + mlp_matrices,
             expert_linear=0,
             active_expert_linear=0,
             mxfp4_expert_linear=0,
         )
-    expert_linear, expert_bias = _gated_mlp(arch, moe.expert_intermediate_size, moe.expert_bias, tp)
-    shared_linear, _ = _gated_mlp(arch, moe.shared_intermediate_size, False, tp)
+    expert_linear, expert_bias = _mlp(arch, moe.expert_intermediate_size, moe.expert_bias, tp)
+    shared_linear, _ = _mlp(arch, moe.shared_intermediate_size, False, tp)
     # The router (gate) is a ReplicatedLinear in every MoE family; so is Qwen2-MoE's shared_expert_gate.
     other += moe.experts * expert_bias + arch.hidden_size * moe.experts
     if moe.router_bias or moe.routed_scaling_bias:
@@ -134,9 +202,9 @@ def _layer(arch: Architecture, is_moe: bool, tp: int, padded: bool) -> LayerPara
         hidden, shard = mxfp4_padded_dimensions(arch.hidden_size, _shard(moe.expert_intermediate_size, tp))
         mxfp4_routed = moe.experts * 3 * hidden * shard
     return LayerParameters(
-        linear=attention_linear + routed + shared_linear,
+        linear=mixer_linear + routed + shared_linear,
         other=other,
-        active_linear=attention_linear + moe.experts_per_token * expert_linear + shared_linear,
+        active_linear=mixer_linear + moe.experts_per_token * expert_linear + shared_linear,
         linear_matrices=matrices + 3 * moe.experts + (3 if shared_linear else 0),
         expert_linear=routed,
         active_expert_linear=moe.experts_per_token * expert_linear,
@@ -153,11 +221,11 @@ def count_parameters(arch: Architecture, tensor_parallel: int | None = None) -> 
     tp = tensor_parallel or 1
     vocab = padded_vocab(arch.vocab_size) // tp if tensor_parallel else arch.vocab_size
     embedding = vocab * arch.hidden_size
-    moe_layers = set(arch.moe.moe_layers) if arch.moe else set()
-    kinds = {is_moe: _layer(arch, is_moe, tp, tensor_parallel is not None) for is_moe in (False, True)}
+    kinds = layer_kinds(arch)
+    counted = {kind: _layer(arch, kind, tp, tensor_parallel is not None) for kind in set(kinds)}
     return ParameterBreakdown(
         embedding=embedding,
         lm_head=0 if arch.tie_word_embeddings else embedding,
         final_norm=arch.hidden_size,
-        layers=tuple(kinds[index in moe_layers] for index in range(arch.num_layers)),
+        layers=tuple(counted[kind] for kind in kinds),
     )

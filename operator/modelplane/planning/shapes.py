@@ -29,14 +29,32 @@ class Layout(NamedTuple):
         return self.gpus_per_replica // self.nodes_per_replica
 
 
+def _recurrent_heads_problem(arch: Architecture, tensor_parallel: int) -> str | None:
+    """Why this TP cannot split a hybrid's linear-attention heads, as vLLM asserts it, or None.
+
+    Gated DeltaNet divides its key and value heads (qwen_gdn_linear_attn.py `divide`); Mamba-2 its heads, and
+    its B/C groups unless there is one group, which every rank then replicates (mamba_mixer2.py).
+    """
+    shape = arch.recurrent
+    if shape is None:
+        return None
+    if shape.heads % tensor_parallel:
+        return f"tensorParallel {tensor_parallel} does not divide the {shape.heads} {shape.kind} heads"
+    if shape.kind == "gated_delta_net" and shape.groups % tensor_parallel:
+        return f"tensorParallel {tensor_parallel} does not divide the {shape.groups} gated_delta_net key heads"
+    if shape.kind == "mamba2" and shape.groups % tensor_parallel and shape.groups != 1:
+        return f"tensorParallel {tensor_parallel} does not divide the {shape.groups} mamba2 groups"
+    return None
+
+
 def heads_problem(arch: Architecture, tensor_parallel: int) -> str | None:
-    """Why this TP cannot split the attention heads, or None."""
+    """Why this TP cannot split the attention (or linear-attention) heads, or None."""
     heads, kv_heads = arch.num_attention_heads, arch.num_kv_heads
     if heads % tensor_parallel:
         return f"tensorParallel {tensor_parallel} does not divide the {heads} attention heads"
     if arch.mla is None and kv_heads % tensor_parallel and tensor_parallel % kv_heads:
         return f"tensorParallel {tensor_parallel} neither divides nor is a multiple of the {kv_heads} KV heads"
-    return None
+    return _recurrent_heads_problem(arch, tensor_parallel)
 
 
 def tensor_parallel_options(gpus_per_node: int, pinned: int | None) -> list[int]:

@@ -21,11 +21,12 @@ from modelplane.catalog.gpus import GpuSpec
 from modelplane.planning.estimates import Bandwidth, StageTraffic, Throughput, decode_bandwidth, throughput_at
 from modelplane.planning.kv_cache import (
     KvLayout,
+    LayerPrefix,
     kv_bytes_per_token_per_layer,
     kv_capacity,
+    layer_prefix,
     stage_kv_layouts,
     stages_attended_kv_bytes,
-    windowed_prefix,
 )
 from modelplane.planning.overhead import in_flight_tokens, max_num_batched_tokens, overhead_bytes_per_gpu
 from modelplane.planning.parameters import ParameterBreakdown, count_parameters
@@ -116,8 +117,8 @@ class Sizer:
         return count_parameters(self.arch)
 
     @cached_property
-    def windowed(self) -> tuple[int, ...]:
-        return windowed_prefix(self.arch)
+    def layer_counts(self) -> LayerPrefix:
+        return layer_prefix(self.arch)
 
     def weights(self, weight_format: Quantization, tp: int) -> WeightTable:
         """Bytes one of `tp` ranks holds per layer, as vLLM shards them (planning/sharding.py)."""
@@ -138,7 +139,7 @@ class Sizer:
         return batched
 
     def _attended(self, stages: list[range], tp: int, length: int) -> tuple[int, ...]:
-        return stages_attended_kv_bytes(self.arch, stages, self.kv_dtype_bytes, tp, length, self.windowed)
+        return stages_attended_kv_bytes(self.arch, stages, self.kv_dtype_bytes, tp, length, self.layer_counts)
 
     def split(self, weight_format: Quantization, tp: int, pp: int, batched: int) -> StageSplit:
         key = (weight_format, tp, pp, batched)
@@ -150,9 +151,9 @@ class Sizer:
             split = self._splits[key] = StageSplit(
                 tuple(self.weights(weight_format, tp).stages(stages)),
                 stage_kv_layouts(
-                    self.arch, stages, self.kv_dtype_bytes, tp, self.max_model_len, in_flight, self.windowed
+                    self.arch, stages, self.kv_dtype_bytes, tp, self.max_model_len, in_flight, self.layer_counts
                 ),
-                tuple(per_layer * len(layers) for layers in stages),
+                tuple(per_layer * sum(self.layer_counts.layers_in(layers)[:2]) for layers in stages),
                 self.overhead(tp, pp),
             )
         return split
