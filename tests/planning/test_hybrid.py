@@ -18,6 +18,7 @@ from modelplane.planning.parameters import count_parameters
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.planning.shapes import heads_problem
 from tests.support import deployment, pool
+from tests.validation.harness import records
 
 QWEN3_NEXT = model_catalog()["Qwen/Qwen3-Next-80B-A3B-Instruct"].architecture
 NEMOTRON_H_56B = model_catalog()["nvidia/Nemotron-H-56B-Base-8K"].architecture
@@ -76,6 +77,17 @@ def test_gated_deltanet_state_per_sequence(tp: int, state: int) -> None:
     # temporal: 32 value heads × 128 × 128 × 2 B = 1,048,576. Both split over the ranks.
     assert QWEN3_NEXT.recurrent is not None
     assert recurrent_state_bytes(QWEN3_NEXT.recurrent, tp) == state
+
+
+def test_gated_deltanet_state_matches_the_block_a_qwen36_log_printed() -> None:
+    # RedHatAI/Qwen3.6-35B-A3B-NVFP4 with fp8 KV on vLLM 0.20 (code-index 51900802258, vllm_startup_logs.yaml):
+    # "attention block size set to 2096 tokens". Its Triton GDN path aligns to 16: 2096 = 16 × (state / (16 ×
+    # 1024 B, the fp8 page of 2 KV heads × 256 × 2)), so the state is 131 × 16,384 = 2,146,304 B exactly.
+    record = next(r for r in records() if r["id"] == "codeindex-51900802258-qwen36-35b-a3b-nvfp4-unnamed-tp1")
+    arch = parse_architecture(record["architecture"], "t")
+    assert arch.recurrent is not None
+    assert recurrent_state_bytes(arch.recurrent, 1) == 2096 // 16 * 16 * 1024
+    assert block_tokens(arch, 1, 1) == 64 * -(-2096 // 64)  # 0.33's FlashInfer path rounds up to 64 tokens
 
 
 @pytest.mark.parametrize(("tp", "block"), [(1, 576), (2, 576), (4, 320)])

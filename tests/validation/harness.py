@@ -4,7 +4,10 @@ Three comparisons per record, each where the log has the numbers:
 
 - weights: the planner's weight bytes per GPU (stage 0) against "Model loading took X GiB";
 - kv math: vLLM's logged KV budget ("Available KV cache memory") turned into tokens by the planner's block
-  layout, against "GPU KV cache size" (checks KV bytes per token, blocks, groups and windows alone);
+  layout, against "GPU KV cache size" (checks KV bytes per token, blocks, groups and windows alone). A hybrid
+  (linear-attention) model is compared on "Maximum concurrency" instead: vLLM before 0.12 logged its token
+  count as blocks per group × block size (kv_cache_utils.py), which is not what a request can hold, while the
+  concurrency line (blocks / blocks per request) means the same in every version;
 - end to end: the planner's KV tokens from the GPU budget (weights and overhead subtracted) against the same
   line, which also checks the overhead model.
 
@@ -109,9 +112,12 @@ def evaluate(record: dict[str, Any]) -> Result:
     weights_error = _error(weights, logged["weightsGiB"] * GIB) if "weightsGiB" in logged else None
     logged_tokens = logged.get("kvCacheTokens")
     kv_math_error = None
-    if logged_tokens and "availableKvGiB" in logged and "kvMath" not in skipped:
-        tokens, _ = kv_capacity(int(logged["availableKvGiB"] * GIB), layout, max_model_len)
-        kv_math_error = _error(tokens, logged_tokens)
+    if "availableKvGiB" in logged and "kvMath" not in skipped:
+        tokens, concurrency = kv_capacity(int(logged["availableKvGiB"] * GIB), layout, max_model_len)
+        if arch.recurrent is not None and logged.get("maxConcurrency"):
+            kv_math_error = _error(concurrency, logged["maxConcurrency"])
+        elif logged_tokens:
+            kv_math_error = _error(tokens, logged_tokens)
     kv_error, predicted_tokens, predicted_concurrency = None, None, None
     if "weights" in skipped:
         weights_error = None
