@@ -175,6 +175,10 @@ def test_overhead_constants_are_sourced_integers() -> None:
         constants = data["model"][runtime]
         sources = constants.pop("sources")
         assert constants, runtime
+        architectures = constants.pop("stateCheckpointArchitectures", None)
+        if architectures is not None:  # GPU architectures, as gpus.yaml names them
+            assert set(architectures) <= {gpu["architecture"] for gpu in _load("gpus.yaml")["gpus"]}, runtime
+            assert sources["stateCheckpointArchitectures"].strip(), runtime
         for key, value in constants.items():
             rules = value if isinstance(value, list) else [{"value": value}]
             for rule in rules:

@@ -11,10 +11,12 @@ import pytest
 
 from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.architecture import parse_architecture
+from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.models import model_catalog
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.kv_cache import KvLayout, block_tokens, recurrent_state_bytes, stage_kv_layouts
 from modelplane.planning.parameters import count_parameters
+from modelplane.planning.planner import _Planner
 from modelplane.planning.service import offers_for, plan_deployment
 from modelplane.planning.shapes import heads_problem
 from tests.support import deployment, pool
@@ -130,6 +132,25 @@ def test_hybrid_layout_counts_attention_blocks_and_state_blocks() -> None:
     # blocks each (2 states + a prefill checkpoint, mamba_cache_mode align); a block is 12 pages of 576 × 2048 B.
     layout = stage_kv_layouts(QWEN3_NEXT, [range(48)], 2, 1, 32768, 16384)[0]
     assert layout == KvLayout(12 * 576 * 2048, 57 + 3 * 3)
+
+
+def test_without_flashinfer_gdn_the_block_aligns_to_16_and_a_request_holds_two_states() -> None:
+    # Ampere, Ada and ROCm run the Triton GDN prefill, which exports no checkpoint (overhead.yaml): 16 ×
+    # ceil(1,097,728 / (16 × 2048)) = 544 tokens, ceil(32768 / 544) = 61 attention blocks and 2 per state group.
+    assert block_tokens(QWEN3_NEXT, 2, 1, prefill_checkpoints=False) == 544
+    layout = stage_kv_layouts(QWEN3_NEXT, [range(48)], 2, 1, 32768, 16384, prefill_checkpoints=False)[0]
+    assert layout == KvLayout(12 * 544 * 2048, 61 + 3 * 2)
+    # Mamba-2 layers export checkpoints on every GPU: Nemotron's block and blocks stay as on Hopper.
+    nano = parse_architecture(NEMOTRON_NANO_9B, "t")
+    assert block_tokens(nano, 2, 1, prefill_checkpoints=False) == block_tokens(nano, 2, 1) == 1312
+
+
+def test_the_planner_takes_the_kernel_path_of_each_gpu() -> None:
+    sizer = _Planner("x", "default", deployment(model={"name": "Qwen/Qwen3-Next-80B-A3B-Instruct"}).spec,
+                     QWEN3_NEXT, None).sizer  # fmt: skip
+    assert sizer.gpu_class(get_gpu("H100-SXM-80GB")).state_checkpoints
+    assert not sizer.gpu_class(get_gpu("A100-SXM-80GB")).state_checkpoints
+    assert not sizer.gpu_class(get_gpu("MI300X-192GB")).state_checkpoints
 
 
 def test_mlp_only_layers_hold_no_cache() -> None:

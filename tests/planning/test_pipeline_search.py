@@ -20,6 +20,7 @@ from modelplane.planning.overhead import overhead_bytes_per_gpu
 from modelplane.planning.planner import _Planner, plan_core, rank_key
 from modelplane.planning.service import offers_for
 from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL
+from modelplane.planning.sizing import GpuClass
 from tests.planning.brute_force import brute_force_best
 from tests.support import deployment, pool
 
@@ -226,9 +227,12 @@ def test_threshold_is_exactly_the_stage_token_check(
     pp = min(pp, entry.architecture.num_layers)
     md = deployment(model={"name": model}, maxModelLen=max_model_len, maxConcurrency=concurrency, kvCacheDtype=kv)
     sizer = _Planner("x", "default", md.spec, entry.architecture, entry).sizer
-    for batched in (2048, 8192, 16384):  # the vLLM default max_num_batched_tokens of each GPU class
-        split = sizer.split(weight_format, tp, pp, batched)
-        threshold = sizer.threshold(weight_format, tp, pp, batched)
+    # the vLLM default max_num_batched_tokens of each GPU class, with and without recurrent-state checkpoints
+    for gpu_class in (
+        GpuClass(batched, checkpoints) for batched in (2048, 8192, 16384) for checkpoints in (True, False)
+    ):
+        split = sizer.split(weight_format, tp, pp, gpu_class)
+        threshold = sizer.threshold(weight_format, tp, pp, gpu_class)
 
         def tokens(at: int) -> int:
             return min(capacity[0] for capacity in sizer._stage_capacities(split, at))  # noqa: B023
@@ -247,6 +251,6 @@ def test_memory_fit_agrees_with_the_threshold_on_every_catalog_gpu() -> None:
     for gpu_id in GPUS:
         gpu = get_gpu(gpu_id)
         for pp in range(1, MAX_PIPELINE_PARALLEL + 1):
-            threshold = sizer.threshold(Quantization.BF16, 1, pp, sizer.batched_tokens(gpu))
+            threshold = sizer.threshold(Quantization.BF16, 1, pp, sizer.gpu_class(gpu))
             fits = threshold is not None and sizer.budget(gpu) >= threshold
             assert sizer.memory_fit(gpu, Quantization.BF16, 1, pp).fits == fits, (gpu_id, pp)

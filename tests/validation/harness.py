@@ -27,8 +27,10 @@ from modelplane.api.serving import Quantization
 from modelplane.catalog.architecture import Architecture, parse_architecture
 from modelplane.catalog.gpus import GpuSpec, gpu_catalog
 from modelplane.catalog.models import ModelEntry, find_model
+from modelplane.catalog.overhead import overhead_constants
 from modelplane.planning.kv_cache import kv_capacity
 from modelplane.planning.planner import _Planner
+from modelplane.planning.sizing import GpuClass, Sizer
 from tests.support import deployment
 
 GIB = 1024**3
@@ -73,6 +75,16 @@ def _gpu(record: dict[str, Any]) -> GpuSpec | None:
     return base.model_copy(update=update)
 
 
+def _gpu_class(record: dict[str, Any], gpu: GpuSpec | None, sizer: Sizer) -> GpuClass:
+    """The GPU's batch default and kernel path; a GPU outside the catalog at 8,192 tokens, with the kernel path of
+    the record's `gpuArchitecture` where it names one (else the conservative one)."""
+    if gpu is not None:
+        return sizer.gpu_class(gpu)
+    architecture = record.get("gpuArchitecture")
+    checkpoints = architecture is None or overhead_constants("vllm").exports_state_checkpoints(architecture)
+    return GpuClass(8192, checkpoints)
+
+
 def _error(predicted: float, logged: float) -> float:
     return predicted / logged - 1
 
@@ -104,8 +116,7 @@ def evaluate(record: dict[str, Any]) -> Result:
     sizer = _Planner("x", "default", md.spec, arch, entry).sizer
     weight_format = Quantization(record["quantization"])
     gpu = _gpu(record)
-    batched = sizer.batched_tokens(gpu) if gpu is not None else 8192
-    split = sizer.split(weight_format, tp, pp, batched)
+    split = sizer.split(weight_format, tp, pp, _gpu_class(record, gpu, sizer))
     weights, layout = split.weight_bytes_per_gpu[0], split.kv_layouts[0]
 
     skipped = set(record.get("notComparable", []))

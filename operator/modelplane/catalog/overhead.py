@@ -34,7 +34,14 @@ class OverheadConstants(BaseModel):
     activation_bytes_per_hidden: int = Field(ge=0)
     activation_bytes_per_intermediate: int = Field(ge=0)
     cuda_graph_bytes: int = Field(ge=0)
+    state_checkpoint_architectures: list[str] | None = None
+    """GPU architectures whose kernels export a hybrid's recurrent-state prefill checkpoints (planning/kv_cache.py
+    `state_path`); None: assume every one does, the conservative sizing."""
     sources: dict[str, str]
+
+    def exports_state_checkpoints(self, architecture: str) -> bool:
+        listed = self.state_checkpoint_architectures
+        return listed is None or architecture in listed
 
 
 class _OverheadFile(BaseModel):

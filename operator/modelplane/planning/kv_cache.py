@@ -23,8 +23,7 @@ vLLM 0.33.0 (vllm-0.33.0 wheel) pages the cache in blocks of `block_size` (16) t
   same pool, so vLLM raises the attention block to the fewest tokens, a multiple of the kernel alignment,
   whose page holds that state, and pads the state's page to it (`block_tokens`). Generative models run with
   prefix caching, so mamba_cache_mode is "align" (vllm/model_executor/models/config.py MambaModelConfig) and a
-  request holds 2 state blocks plus one prefill checkpoint (MambaSpec.max_memory_usage_bytes; both
-  MambaMixer2 and the Gated DeltaNet layer export checkpoints).
+  request holds 2 state blocks plus, where the layer exports one, a prefill checkpoint (`state_path`).
 - vllm/v1/core/kv_cache_utils.py `get_max_concurrency_for_kv_cache_config`: maximum concurrency =
   num_blocks / Σ over groups of the blocks one max_model_len request takes; `get_kv_cache_capacity` logs
   "GPU KV cache size: int(maximum concurrency × max_model_len) tokens".
@@ -68,12 +67,32 @@ def kv_cache_bytes_per_token(arch: Architecture, dtype_bytes: int) -> int:
 
 CONV_STATE_BYTES = 2
 """The conv state is in the model's dtype (mamba_cache_dtype auto), bf16 for every model modelplane sizes."""
-STATE_ALIGNMENT = {"mamba2": 16, "gated_delta_net": 64}
-"""Tokens the hybrid block size is a multiple of: the attention kernel's smallest block (16), and for Gated
-DeltaNet with FlashInfer's prefill (Hopper and newer) the checkpoint alignment, lcm(16, 64) (gdn_attn.py
-FLASHINFER_GDN_CHECKPOINT_ALIGNMENT): the larger block, so the conservative one where the backend is unknown."""
-STATE_BLOCKS_PER_REQUEST = 3
-"""mamba_cache_mode "align": 2 state blocks + 1 prefill checkpoint per request (MambaSpec.max_memory_usage_bytes)."""
+KERNEL_BLOCK_ALIGNMENT = 16
+"""The attention kernels' smallest block (FlashAttention, FlashInfer, Triton): the hybrid block is a multiple."""
+FLASHINFER_GDN_CHECKPOINT_ALIGNMENT = 64
+"""vllm/v1/attention/backends/gdn_attn.py: with FlashInfer's GDN prefill the block is also a multiple of 64."""
+
+
+class StatePath(NamedTuple):
+    """How a hybrid's recurrent state sits in the block pool: the block alignment and blocks per request."""
+
+    alignment: int
+    blocks_per_request: int
+
+
+def state_path(arch: Architecture, prefill_checkpoints: bool) -> StatePath:
+    """vLLM 0.33 in mamba_cache_mode "align" (prefix caching on, the default for generative models).
+
+    A request holds 2 state blocks, plus 1 prefill checkpoint where the layer exports one
+    (MambaSpec.max_memory_usage_bytes): MambaMixer2 always does; the Gated DeltaNet layer only with FlashInfer's
+    prefill kernel (qwen_gdn_linear_attn.py `_exports_checkpoints`), which also aligns blocks to 64 tokens. Which
+    GPUs take that kernel is runtime data (overhead.yaml stateCheckpointArchitectures).
+    """
+    if arch.recurrent is not None and arch.recurrent.kind == "gated_delta_net" and prefill_checkpoints:
+        return StatePath(FLASHINFER_GDN_CHECKPOINT_ALIGNMENT, 3)
+    if arch.recurrent is not None and arch.recurrent.kind == "gated_delta_net":
+        return StatePath(KERNEL_BLOCK_ALIGNMENT, 2)
+    return StatePath(KERNEL_BLOCK_ALIGNMENT, 3)
 
 
 def _divide(size: int, tensor_parallel: int, what: str) -> int:
@@ -99,11 +118,11 @@ def recurrent_state_bytes(shape: RecurrentShape, tensor_parallel: int) -> int:
     return conv + heads * shape.head_dim * shape.state_dim * shape.ssm_state_bytes
 
 
-def block_tokens(arch: Architecture, dtype_bytes: int, tensor_parallel: int) -> int:
+def block_tokens(arch: Architecture, dtype_bytes: int, tensor_parallel: int, prefill_checkpoints: bool = True) -> int:
     """Tokens per KV block: 16, or for a hybrid the fewest (kernel-aligned) whose attention page holds a state."""
     if arch.recurrent is None or not arch.attention_layers:
         return BLOCK_SIZE
-    alignment = STATE_ALIGNMENT[arch.recurrent.kind]
+    alignment = state_path(arch, prefill_checkpoints).alignment
     token_page = kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
     state = recurrent_state_bytes(arch.recurrent, tensor_parallel)
     return max(BLOCK_SIZE, alignment * _ceil_div(state, alignment * token_page))
@@ -154,9 +173,15 @@ def stage_kv_layouts(
     max_model_len: int,
     in_flight_tokens: int,
     prefix: LayerPrefix | None = None,
+    prefill_checkpoints: bool = True,
 ) -> tuple[KvLayout, ...]:
-    """The KV layout of one GPU of every stage: the planner sizes hundreds of splits per plan."""
-    block = block_tokens(arch, dtype_bytes, tensor_parallel)
+    """The KV layout of one GPU of every stage: the planner sizes hundreds of splits per plan.
+
+    `prefill_checkpoints`: whether the GPU's kernels export recurrent-state checkpoints (`state_path`); True, the
+    conservative choice, where unknown.
+    """
+    block = block_tokens(arch, dtype_bytes, tensor_parallel, prefill_checkpoints)
+    state_blocks = state_path(arch, prefill_checkpoints).blocks_per_request
     page = block * kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
     counts = prefix or layer_prefix(arch)
     full_blocks = _ceil_div(max_model_len, block)
@@ -170,7 +195,7 @@ def stage_kv_layouts(
             layouts.append(KvLayout(full * page, full_blocks) if full else KvLayout(0, 0))
             continue
         buckets = [(count, blocks) for count, blocks in ((full, full_blocks), (sliding, sliding_blocks),
-                                                         (recurrent, STATE_BLOCKS_PER_REQUEST)) if count]  # fmt: skip
+                                                         (recurrent, state_blocks)) if count]  # fmt: skip
         smallest, largest = min(count for count, _ in buckets), max(count for count, _ in buckets)
         group_size = largest if largest < smallest * GROUP_SIZE_SLACK else smallest
         blocks = sum(_ceil_div(count, group_size) * per_group for count, per_group in buckets)

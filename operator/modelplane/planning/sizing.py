@@ -18,6 +18,7 @@ from modelplane.api.plan import MemoryBreakdown, Reason, ReasonCode
 from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.gpus import GpuSpec
+from modelplane.catalog.overhead import overhead_constants
 from modelplane.planning.estimates import Bandwidth, StageTraffic, Throughput, decode_bandwidth, throughput_at
 from modelplane.planning.kv_cache import (
     KvLayout,
@@ -36,6 +37,15 @@ from modelplane.planning.stages import WeightTable, stage_layers
 from modelplane.planning.weights import SAME_BYTES, byte_format
 
 GIB = 1024**3
+
+
+class GpuClass(NamedTuple):
+    """What of a GPU model besides its memory shapes the KV layout: the runtime's default batch and kernels."""
+
+    batched_tokens: int
+    """The runtime's default max_num_batched_tokens there: the activation peak and window blocks."""
+    state_checkpoints: bool
+    """Whether its kernels export a hybrid's recurrent-state checkpoints (kv_cache.state_path)."""
 
 
 class StageSplit(NamedTuple):
@@ -99,18 +109,18 @@ class Sizer:
         self.largest_pp = min(arch.num_layers, MAX_PIPELINE_PARALLEL)
         self._tables: dict[tuple[Quantization, int], WeightTable] = {}
         self._rank_breakdowns: dict[int, ParameterBreakdown] = {}
-        self._splits: dict[tuple[Quantization, int, int, int], StageSplit] = {}
+        self._splits: dict[tuple[Quantization, int, int, GpuClass], StageSplit] = {}
         self._traffic: dict[tuple[Quantization, int, int], tuple[StageTraffic, ...]] = {}
         self._fits: dict[tuple[str, Quantization, int, int], MemoryFit] = {}
         self._sizings: dict[tuple[str, Quantization, int, int, int, int], Sizing] = {}
         self._preferred: dict[tuple[str, Quantization, int], tuple[MemoryFit, int] | tuple[()]] = {}
         self._placements: dict[tuple[int, int, int], tuple[Layout, int, int]] = {}
-        self._thresholds: dict[tuple[Quantization, int, int, int], int | None] = {}
+        self._thresholds: dict[tuple[Quantization, int, int, GpuClass], int | None] = {}
         self._searches: dict[tuple[str, Quantization, int], PipelineSearch] = {}
         self._needs: dict[tuple[Quantization, int], int] = {}
         self._overheads: dict[tuple[int, int], int] = {}
         self._bandwidths: dict[tuple[str, bool], Bandwidth] = {}
-        self._batched: dict[str, int] = {}
+        self._gpu_classes: dict[str, GpuClass] = {}
 
     @cached_property
     def breakdown(self) -> ParameterBreakdown:
@@ -131,27 +141,35 @@ class Sizer:
             table = self._tables[key] = WeightTable.build(self.arch, breakdown, weight_format, tp)
         return table
 
-    def batched_tokens(self, gpu: GpuSpec) -> int:
-        """The runtime's default max_num_batched_tokens on this GPU: it sets the activation peak and window blocks."""
-        batched = self._batched.get(gpu.id)
-        if batched is None:
-            batched = self._batched[gpu.id] = max_num_batched_tokens(self.runtime, gpu)
-        return batched
+    def gpu_class(self, gpu: GpuSpec) -> GpuClass:
+        """The runtime's default batch and kernel path on this GPU, which every fit on it shares."""
+        found = self._gpu_classes.get(gpu.id)
+        if found is None:
+            checkpoints = overhead_constants(self.runtime).exports_state_checkpoints(gpu.architecture)
+            found = self._gpu_classes[gpu.id] = GpuClass(max_num_batched_tokens(self.runtime, gpu), checkpoints)
+        return found
 
     def _attended(self, stages: list[range], tp: int, length: int) -> tuple[int, ...]:
         return stages_attended_kv_bytes(self.arch, stages, self.kv_dtype_bytes, tp, length, self.layer_counts)
 
-    def split(self, weight_format: Quantization, tp: int, pp: int, batched: int) -> StageSplit:
-        key = (weight_format, tp, pp, batched)
+    def split(self, weight_format: Quantization, tp: int, pp: int, gpu_class: GpuClass) -> StageSplit:
+        key = (weight_format, tp, pp, gpu_class)
         split = self._splits.get(key)
         if split is None:
             stages = stage_layers(self.arch.num_layers, pp)
             per_layer = kv_bytes_per_token_per_layer(self.arch, self.kv_dtype_bytes, tp)
-            in_flight = in_flight_tokens(self.runtime, batched, pp)
+            in_flight = in_flight_tokens(self.runtime, gpu_class.batched_tokens, pp)
             split = self._splits[key] = StageSplit(
                 tuple(self.weights(weight_format, tp).stages(stages)),
                 stage_kv_layouts(
-                    self.arch, stages, self.kv_dtype_bytes, tp, self.max_model_len, in_flight, self.layer_counts
+                    self.arch,
+                    stages,
+                    self.kv_dtype_bytes,
+                    tp,
+                    self.max_model_len,
+                    in_flight,
+                    self.layer_counts,
+                    gpu_class.state_checkpoints,
                 ),
                 tuple(per_layer * sum(self.layer_counts.layers_in(layers)[:2]) for layers in stages),
                 self.overhead(tp, pp),
@@ -186,7 +204,7 @@ class Sizer:
         key = (gpu.id, weight_format, tp, pp)
         fit = self._fits.get(key)
         if fit is None:
-            split, budget = self.split(weight_format, tp, pp, self.batched_tokens(gpu)), self.budget(gpu)
+            split, budget = self.split(weight_format, tp, pp, self.gpu_class(gpu)), self.budget(gpu)
             capacities = self._stage_capacities(split, budget)
             tokens, concurrency = min(capacities)
             binding = capacities.index((tokens, concurrency))
@@ -224,7 +242,7 @@ class Sizer:
             for weights, layout in zip(split.weight_bytes_per_gpu, split.kv_layouts, strict=True)
         ]
 
-    def threshold(self, weight_format: Quantization, tp: int, pp: int, batched: int) -> int | None:
+    def threshold(self, weight_format: Quantization, tp: int, pp: int, gpu_class: GpuClass) -> int | None:
         """The smallest per-GPU budget in which every stage of (format, TP, PP) fits; None if no budget does.
 
         A stage fits iff its KV tokens ≥ required, i.e. (available // B) × L // N ≥ R with B bytes per block,
@@ -233,10 +251,10 @@ class Sizer:
         overhead − weights: so the fit of every GPU of a batch class is one comparison with this number.
         A stage caching nothing per request never holds a token (`kv_capacity` gives it 0).
         """
-        key = (weight_format, tp, pp, batched)
+        key = (weight_format, tp, pp, gpu_class)
         if key in self._thresholds:
             return self._thresholds[key]
-        split = self.split(weight_format, tp, pp, batched)
+        split = self.split(weight_format, tp, pp, gpu_class)
         required, length = self.required_tokens, self.max_model_len
         threshold: int | None = None
         if all(layout.blocks_per_request for layout in split.kv_layouts):
@@ -247,9 +265,9 @@ class Sizer:
         self._thresholds[key] = threshold
         return threshold
 
-    def _stages_fit(self, budget: int, weight_format: Quantization, tp: int, pp: int, batched: int) -> bool:
+    def _stages_fit(self, budget: int, weight_format: Quantization, tp: int, pp: int, gpu_class: GpuClass) -> bool:
         """`memory_fit(...).fits` without building the fit: the PP search tries shapes no candidate uses."""
-        threshold = self.threshold(weight_format, tp, pp, batched)
+        threshold = self.threshold(weight_format, tp, pp, gpu_class)
         return threshold is not None and budget >= threshold
 
     def sizing(
@@ -334,7 +352,7 @@ class Sizer:
         gpus_per_node = pool.gpus_per_node
         limit = min(self.largest_pp, gpus_per_node * pool.nodes // tp)
         smallest, budget, need = self._search(gpu, weight_format, tp)
-        batched = self.batched_tokens(gpu)
+        gpu_class = self.gpu_class(gpu)
         unplaced: Layout | None = None  # the smallest PP that fits memory but not the pool's nodes
         short: Layout | None = None  # the smallest PP that fits memory and one replica, not every replica
         if smallest is not None and smallest <= limit:
@@ -343,7 +361,7 @@ class Sizer:
                     if not self._replica_fits_in_total(tp, pp, budget, need):
                         # Past `smallest` the whole-replica bound fails only beyond its interval, for good.
                         break
-                    if not self._stages_fit(budget, weight_format, tp, pp, batched):
+                    if not self._stages_fit(budget, weight_format, tp, pp, gpu_class):
                         continue
                 shape = layout(tp, pp, gpus_per_node)
                 assert shape is not None
@@ -381,7 +399,7 @@ class Sizer:
         search = self._searches.get(key)
         if search is None:
             budget, need = self.budget(gpu), self._replica_need(weight_format, tp)
-            batched = self.batched_tokens(gpu)
+            gpu_class = self.gpu_class(gpu)
             smallest, inside = None, False
             for pp in range(max(1, -(-need // (tp * budget))), self.largest_pp + 1):
                 if not self._replica_fits_in_total(tp, pp, budget, need):
@@ -389,7 +407,7 @@ class Sizer:
                         break
                     continue
                 inside = True
-                if self._stages_fit(budget, weight_format, tp, pp, batched):
+                if self._stages_fit(budget, weight_format, tp, pp, gpu_class):
                     smallest = pp
                     break
             search = self._searches[key] = PipelineSearch(smallest, budget, need)
