@@ -124,6 +124,9 @@ class Architecture:
     """gate/up/down (SwiGLU) MLPs; False for a plain up/down MLP (Nemotron-H's squared-ReLU MLP)."""
     attention_output_gate: bool = False
     """q_proj also yields a per-head output gate (Qwen3-Next, Qwen3.5: attn_output_gate), doubling its width."""
+    chunked_layers: tuple[int, ...] = ()
+    """Layers attending within chunks of `attention_chunk_size` tokens (Llama 4's RoPE layers)."""
+    attention_chunk_size: int | None = None
 
     @property
     def attention_layers(self) -> int:
@@ -475,7 +478,30 @@ def _family_fields(config: Mapping[str, Any], model_type: str) -> Mapping[str, A
         return {**config, **renamed}
     if model_type == "nemotron_h" and config.get("head_dim") is None and "attention_head_dim" in config:
         return {**config, "head_dim": config["attention_head_dim"]}
+    if model_type == "llama4_text":
+        # Llama4TextConfig: intermediate_size is an expert's (and the shared expert's), intermediate_size_mlp a
+        # dense layer's; a layer is MoE when (i + 1) % interleave_moe_layer_step == 0 (vllm llama4.py).
+        expert = config.get("intermediate_size")
+        return {**config, "intermediate_size": config.get("intermediate_size_mlp"), "moe_intermediate_size": expert,
+                "shared_expert_intermediate_size": expert,
+                "decoder_sparse_step": config.get("interleave_moe_layer_step")}  # fmt: skip
     return config
+
+
+NO_ROPE_LAYER_INTERVAL = 4
+"""Llama4TextConfig's default: every 4th layer has no RoPE and attends globally; the others use RoPE."""
+
+
+def _chunked_layers(config: Mapping[str, Any], model_type: str, num_layers: int, source: str) -> tuple[int, ...]:
+    """Llama 4: its RoPE layers attend within chunks of attention_chunk_size (vllm llama4.py
+    use_chunked_local_attn), its no-RoPE layers (no_rope_layers[i] == 0) to the whole sequence."""
+    if model_type != "llama4_text" or not config.get("attention_chunk_size"):
+        return ()
+    flags = config.get("no_rope_layers") or [int((i + 1) % NO_ROPE_LAYER_INTERVAL != 0) for i in range(num_layers)]
+    flags = _layer_list(flags, "no_rope_layers", source)
+    if len(flags) != num_layers:
+        raise CatalogError(f"{source}: config field 'no_rope_layers' has {len(flags)} entries for {num_layers} layers")
+    return tuple(i for i, rope in enumerate(flags) if rope)
 
 
 def _block_elements(block: Any) -> int | None:
@@ -677,6 +703,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     attention_bias = bool(config.get("attention_bias", False))
     sliding_layers = _sliding_layers(config, model_type, layers, source)
     hybrid = _hybrid(config, model_type, layers, source)
+    chunked = _chunked_layers(config, model_type, layers, source)
     return Architecture(
         model_type=model_type,
         hidden_size=hidden,
@@ -712,4 +739,6 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         gated_mlp=hybrid.gated_mlp if hybrid else True,
         # qwen3_next.py Qwen3NextAttention: attn_output_gate defaults to true; Qwen3.5 configs set it
         attention_output_gate=model_type in GATED_DELTANET_TYPES and bool(config.get("attn_output_gate", True)),
+        chunked_layers=chunked,
+        attention_chunk_size=_int(config, "attention_chunk_size", source) if chunked else None,
     )

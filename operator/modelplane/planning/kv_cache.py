@@ -128,19 +128,31 @@ def block_tokens(arch: Architecture, dtype_bytes: int, tensor_parallel: int, pre
     return max(BLOCK_SIZE, alignment * _ceil_div(state, alignment * token_page))
 
 
+class LayerCounts(NamedTuple):
+    """A stage's layers by what they cache."""
+
+    full: int
+    sliding: int
+    chunked: int
+    recurrent: int
+
+    @property
+    def attention(self) -> int:
+        """Layers caching keys and values per token."""
+        return self.full + self.sliding + self.chunked
+
+
 class LayerPrefix(NamedTuple):
     """Prefix counts of each cache kind's layers, so a stage's layers of a kind are counted in O(1)."""
 
     sliding: tuple[int, ...]
+    chunked: tuple[int, ...]
     recurrent: tuple[int, ...]
     mixerless: tuple[int, ...]
 
-    def layers_in(self, layers: range) -> tuple[int, int, int]:
-        """(full attention, sliding-window, recurrent) layers of a stage."""
-        sliding = self.sliding[layers.stop] - self.sliding[layers.start]
-        recurrent = self.recurrent[layers.stop] - self.recurrent[layers.start]
-        none = self.mixerless[layers.stop] - self.mixerless[layers.start]
-        return len(layers) - sliding - recurrent - none, sliding, recurrent
+    def layers_in(self, layers: range) -> LayerCounts:
+        sliding, chunked, recurrent, none = (prefix[layers.stop] - prefix[layers.start] for prefix in self)
+        return LayerCounts(len(layers) - sliding - chunked - recurrent - none, sliding, chunked, recurrent)
 
 
 def _prefix(num_layers: int, chosen: tuple[int, ...]) -> tuple[int, ...]:
@@ -151,6 +163,7 @@ def _prefix(num_layers: int, chosen: tuple[int, ...]) -> tuple[int, ...]:
 def layer_prefix(arch: Architecture) -> LayerPrefix:
     return LayerPrefix(
         _prefix(arch.num_layers, arch.sliding_window_layers),
+        _prefix(arch.num_layers, arch.chunked_layers),
         _prefix(arch.num_layers, arch.recurrent_layers),
         _prefix(arch.num_layers, arch.mixerless_layers),
     )
@@ -163,6 +176,11 @@ def _ceil_div(numerator: int, denominator: int) -> int:
 def window_blocks(window: int, in_flight_tokens: int, max_model_len: int, block: int = BLOCK_SIZE) -> int:
     """Blocks one request holds in a sliding-window layer (SlidingWindowSpec.max_admission_blocks_per_request)."""
     return _ceil_div(min(window - 1 + in_flight_tokens, max_model_len), block) + 1
+
+
+def chunk_blocks(chunk: int, in_flight_tokens: int, max_model_len: int, block: int = BLOCK_SIZE) -> int:
+    """Blocks one request holds in a chunked-local layer (ChunkedLocalAttentionSpec: one chunk plus in-flight)."""
+    return _ceil_div(min(chunk + in_flight_tokens, max_model_len), block)
 
 
 def stage_kv_layouts(
@@ -183,19 +201,24 @@ def stage_kv_layouts(
     block = block_tokens(arch, dtype_bytes, tensor_parallel, prefill_checkpoints)
     state_blocks = state_path(arch, prefill_checkpoints).blocks_per_request
     page = block * kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
-    counts = prefix or layer_prefix(arch)
+    prefixes = prefix or layer_prefix(arch)
     full_blocks = _ceil_div(max_model_len, block)
-    window = arch.sliding_window
+    window, chunk = arch.sliding_window, arch.attention_chunk_size
     sliding_blocks = window_blocks(window, in_flight_tokens, max_model_len, block) if window else full_blocks
+    chunked_blocks = chunk_blocks(chunk, in_flight_tokens, max_model_len, block) if chunk else full_blocks
     layouts = []
     for layers in stages:
-        full, sliding, recurrent = counts.layers_in(layers)
-        if not sliding and not recurrent:
+        counts = prefixes.layers_in(layers)
+        if counts.full == len(layers):
             # Full attention only (every layer of a dense model): one bucket, one group holding every layer.
-            layouts.append(KvLayout(full * page, full_blocks) if full else KvLayout(0, 0))
+            layouts.append(KvLayout(counts.full * page, full_blocks) if counts.full else KvLayout(0, 0))
             continue
-        buckets = [(count, blocks) for count, blocks in ((full, full_blocks), (sliding, sliding_blocks),
-                                                         (recurrent, state_blocks)) if count]  # fmt: skip
+        kinds = ((counts.full, full_blocks), (counts.sliding, sliding_blocks), (counts.chunked, chunked_blocks),
+                 (counts.recurrent, state_blocks))  # fmt: skip
+        buckets = [(count, blocks) for count, blocks in kinds if count]
+        if not buckets:
+            layouts.append(KvLayout(0, 0))
+            continue
         smallest, largest = min(count for count, _ in buckets), max(count for count, _ in buckets)
         group_size = largest if largest < smallest * GROUP_SIZE_SLACK else smallest
         blocks = sum(_ceil_div(count, group_size) * per_group for count, per_group in buckets)
@@ -234,15 +257,16 @@ def stages_attended_kv_bytes(
 ) -> tuple[int, ...]:
     """Cache bytes one sequence of `sequence_length` tokens reads per stage per decode step.
 
-    A window layer reads only its window, a recurrent layer its fixed state. A lower bound of what vLLM reserves
-    per request (whole blocks, padding layers and in-flight tokens only add to it).
+    A window layer reads only its window, a chunked one at most its chunk, a recurrent layer its fixed state. A
+    lower bound of what vLLM reserves per request (whole blocks, padding layers and in-flight tokens add to it).
     """
     per_layer = kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
     state = recurrent_state_bytes(arch.recurrent, tensor_parallel) if arch.recurrent else 0
-    counts = prefix or layer_prefix(arch)
-    capped = min(sequence_length, arch.sliding_window) if arch.sliding_window is not None else sequence_length
+    prefixes = prefix or layer_prefix(arch)
+    windowed = min(sequence_length, arch.sliding_window) if arch.sliding_window is not None else sequence_length
+    chunked = min(sequence_length, arch.attention_chunk_size or sequence_length)
     return tuple(
-        per_layer * (full * sequence_length + windowed * capped) + recurrent * state
-        for layers in stages
-        for full, windowed, recurrent in (counts.layers_in(layers),)
+        per_layer * (counts.full * sequence_length + counts.sliding * windowed + counts.chunked * chunked)
+        + counts.recurrent * state
+        for counts in (prefixes.layers_in(layers) for layers in stages)
     )

@@ -171,7 +171,7 @@ class Sizer:
                     self.layer_counts,
                     gpu_class.state_checkpoints,
                 ),
-                tuple(per_layer * sum(self.layer_counts.layers_in(layers)[:2]) for layers in stages),
+                tuple(per_layer * self.layer_counts.layers_in(layers).attention for layers in stages),
                 self.overhead(tp, pp),
             )
         return split
