@@ -29,8 +29,10 @@ from modelplane.catalog.resolve import (
 )
 from modelplane.planning.estimate import estimate_model
 from modelplane.planning.parameters import count_parameters
+from modelplane.planning.planner import _Planner
 from tests.catalog.checkpoints import TINY_LLAMA, llama_tensors, nbytes, write_model, write_safetensors
 from tests.catalog.hub_standin import COMMIT, hub_stand_in
+from tests.support import deployment
 
 MODELPLANE = str(Path(sys.executable).with_name("modelplane"))
 DEPLOYMENT = """apiVersion: modelplane.dev/v1alpha1
@@ -307,3 +309,41 @@ def test_write_safetensors_round_trips_through_the_safetensors_reader(tmp_path: 
     with safe_open(str(tmp_path / "x.safetensors"), framework="numpy") as handle:
         assert sorted(handle.keys()) == ["a.weight", "b"]
         assert handle.get_slice("a.weight").get_dtype() == "F8_E4M3"
+
+
+def _modelopt_fp8(tmp_path: Path, excluded: bool) -> ModelEntry:
+    """A ModelOpt FP8 tiny Llama whose layer 0 attention is, when `excluded`, left in BF16 (exclude_modules)."""
+    tensors = llama_tensors(TINY_LLAMA)
+    for name in list(tensors):
+        if name.endswith("proj.weight") and not (excluded and ".layers.0.self_attn." in name):
+            tensors[name] = ("float8_e4m3fn", tensors[name][1])
+            tensors[name.replace(".weight", ".weight_scale")] = ("float32", [])
+    quant = {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "FP8", "exclude_modules": [
+        "lm_head", *(["model.layers.0.self_attn*"] if excluded else [])]}}  # fmt: skip
+    return read_model_directory(write_model(tmp_path / f"fp8-{excluded}", TINY_LLAMA, tensors, quant_config=quant),
+                                "acme/tiny-fp8")  # fmt: skip
+
+
+def test_weights_are_never_below_what_the_safetensors_headers_store(tmp_path: Path) -> None:
+    """ModelOpt's exclude_modules keep layers in BF16 that the config's FP8 does not show: the headers do."""
+    plain, excluded = _modelopt_fp8(tmp_path, False), _modelopt_fp8(tmp_path, True)
+    sizes = {}
+    for entry in (plain, excluded):
+        estimate = estimate_model("acme/tiny-fp8", None, Quantization.AUTO, KvCacheDtype.AUTO, "t",
+                                  ModelResolver([entry]))  # fmt: skip
+        assert estimate.weight_format == "fp8"
+        assert entry.tensors is not None
+        sizes[entry is excluded] = (estimate.weight_bytes, entry.tensors.total_bytes)
+    # All-FP8 layers: the byte model's count (1 byte per weight and an fp32 scale per matrix) is what is stored.
+    assert sizes[False][0] == sizes[False][1]
+    # Layer 0's attention in BF16 adds a byte per weight and drops 4 scales: the estimate follows the headers.
+    attention = 2 * 64 * 64 + 2 * 64 * 32  # q, o: 64 × 64; k, v: 32 × 64 (2 KV heads of 16)
+    assert sizes[True][1] == sizes[False][1] + attention - 4 * 4
+    assert sizes[True][0] == sizes[True][1]
+    # The planner sizes the same bytes, and splits layer 0's extra over TP ranks as it splits the layer.
+    planner = _Planner(
+        "x", "default", deployment(model={"name": "acme/tiny-fp8"}).spec, excluded.architecture, excluded
+    )
+    assert planner.sizer.weights(Quantization.FP8, 1).stages([range(2)])[0] == sizes[True][1]
+    per_rank = planner.sizer.weights(Quantization.FP8, 2).stages([range(2)])[0]
+    assert sizes[True][1] // 2 <= per_rank < sizes[True][1]

@@ -124,6 +124,11 @@ class Architecture:
     """gate/up/down (SwiGLU) MLPs; False for a plain up/down MLP (Nemotron-H's squared-ReLU MLP)."""
     attention_output_gate: bool = False
     """q_proj also yields a per-head output gate (Qwen3-Next, Qwen3.5: attn_output_gate), doubling its width."""
+    checkpoint_layer_bytes: tuple[int, ...] = ()
+    """Bytes of each decoder layer as the checkpoint stores it, from its safetensors headers (catalog.models); empty
+    without headers, or when they do not hold exactly these layers."""
+    checkpoint_outside_bytes: int = 0
+    """Bytes of the language model's tensors outside its decoder layers (embedding, final norm, LM head)."""
     chunked_layers: tuple[int, ...] = ()
     """Layers attending within chunks of `attention_chunk_size` tokens (Llama 4's RoPE layers)."""
     attention_chunk_size: int | None = None

@@ -76,9 +76,11 @@ def merge_architecture(entry: ModelEntry | None, architecture: Mapping[str, Any]
     if entry is not None and entry.quant_config and "quantization_config" not in merged:
         merged["quantization_config"] = entry.quant_config
     arch = parse_architecture(merged, source)
+    tensors = entry.tensors if entry is not None else None
+    if tensors is not None:
+        arch = _with_checkpoint_bytes(arch, tensors)
     if not arch.multimodal:
         return arch
-    tensors = entry.tensors if entry is not None else None
     if tensors is None:
         raise UnsupportedArchitectureError(
             f"{source}: a multimodal model ({arch.model_type} language model): its vision tower's weights are"
@@ -86,6 +88,16 @@ def merge_architecture(entry: ModelEntry | None, architecture: Mapping[str, Any]
             " `modelplane catalog add`"
         )
     return replace(arch, vision_weight_bytes=tensors.vision_bytes())
+
+
+def _with_checkpoint_bytes(arch: Architecture, tensors: TensorSummary) -> Architecture:
+    """The headers' bytes per decoder layer, when they hold exactly the architecture's layers (an MTP layer past the
+    last is left out; headers of another layer count, as when spec.model.architecture overrides it, are ignored)."""
+    per_layer = tensors.layer_bytes()
+    if not all(layer in per_layer for layer in range(arch.num_layers)):
+        return arch
+    stored = tuple(per_layer[layer] for layer in range(arch.num_layers))
+    return replace(arch, checkpoint_layer_bytes=stored, checkpoint_outside_bytes=tensors.outside_layers_bytes())
 
 
 def unknown_model(name: str, source: str) -> UnknownModelError:

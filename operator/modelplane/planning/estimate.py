@@ -11,6 +11,7 @@ from modelplane.planning.kv_cache import kv_cache_bytes_per_token, recurrent_sta
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.planner import SIZED_CHECKPOINTS, checkpoint_format, unsized_checkpoint
 from modelplane.planning.stages import stage_weight_bytes
+from modelplane.planning.weights import byte_format
 
 
 def estimate_model(
@@ -30,7 +31,8 @@ def estimate_model(
     if quantization is Quantization.AUTO and unsized is not None:
         raise CatalogError(f"{source}: {name} is {unsized}; {SIZED_CHECKPOINTS}")
     weight_format = (checkpoint or Quantization.BF16) if quantization is Quantization.AUTO else quantization
-    weight_bytes = stage_weight_bytes(arch, breakdown, weight_format, range(arch.num_layers), 0, 1)
+    stored = breakdown if byte_format(weight_format) is byte_format(checkpoint or Quantization.BF16) else None
+    weight_bytes = stage_weight_bytes(arch, breakdown, weight_format, range(arch.num_layers), 0, 1, stored=stored)
     return ModelEstimate(
         model=name,
         model_type=arch.model_type,

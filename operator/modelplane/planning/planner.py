@@ -134,7 +134,7 @@ class _Planner:
     ) -> None:
         self.name, self.namespace, self.spec, self.arch, self.entry = name, namespace, spec, arch, entry
         self.checkpoint = checkpoint_format(arch, entry)
-        self.sizer = Sizer(spec, arch)
+        self.sizer = Sizer(spec, arch, self.checkpoint)
         self.replicas = spec.replicas
         self.single_node_only = spec.runtime is Runtime.TENSORRT_LLM
         self._gpu_formats: dict[str, list[tuple[Quantization, tuple[Reason, ...]]]] = {}

@@ -97,5 +97,6 @@ def checkpoint_bytes(deployment: ModelDeployment, resolver: ModelResolver = PACK
     resolved = resolver.resolve(model.name, model.architecture, where)
     arch = resolved.architecture
     stored = checkpoint_format(arch, resolved.entry) or Quantization.BF16
-    table = WeightTable.build(arch, count_parameters(arch), stored)
+    breakdown = count_parameters(arch)
+    table = WeightTable.build(arch, breakdown, stored, stored=breakdown)
     return table.stages([range(arch.num_layers)])[0]

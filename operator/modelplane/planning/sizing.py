@@ -98,8 +98,10 @@ class PipelineSearch(NamedTuple):
 class Sizer:
     """Memory sizing of one deployment, with every intermediate result kept for the rest of the plan."""
 
-    def __init__(self, spec: ModelDeploymentSpec, arch: Architecture) -> None:
+    def __init__(self, spec: ModelDeploymentSpec, arch: Architecture, stored: Quantization | None = None) -> None:
+        """`stored`: the format the checkpoint is stored in (None: 16-bit), whose headers floor its weights."""
         self.spec, self.arch = spec, arch
+        self.stored = byte_format(stored or Quantization.BF16)
         self.kv_dtype_bytes = 1 if spec.kv_cache_dtype is KvCacheDtype.FP8 else 2
         self.max_model_len, self.max_concurrency = spec.max_model_len, spec.max_concurrency
         self.required_tokens = spec.max_model_len * spec.max_concurrency
@@ -138,7 +140,8 @@ class Sizer:
             breakdown = self._rank_breakdowns.get(tp)
             if breakdown is None:
                 breakdown = self._rank_breakdowns[tp] = count_parameters(self.arch, tp)
-            table = self._tables[key] = WeightTable.build(self.arch, breakdown, weight_format, tp)
+            stored = self.breakdown if byte_format(weight_format) is self.stored else None
+            table = self._tables[key] = WeightTable.build(self.arch, breakdown, weight_format, tp, stored)
         return table
 
     def gpu_class(self, gpu: GpuSpec) -> GpuClass:

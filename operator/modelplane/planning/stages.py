@@ -45,9 +45,20 @@ class WeightTable:
 
     @classmethod
     def build(
-        cls, arch: Architecture, breakdown: ParameterBreakdown, weight_format: Quantization, tensor_parallel: int = 1
+        cls,
+        arch: Architecture,
+        breakdown: ParameterBreakdown,
+        weight_format: Quantization,
+        tensor_parallel: int = 1,
+        stored: ParameterBreakdown | None = None,
     ) -> "WeightTable":
-        """Per-layer bytes of `breakdown` (the checkpoint's, or one rank's from count_parameters(arch, TP))."""
+        """Per-layer bytes of `breakdown` (the checkpoint's, or one rank's from count_parameters(arch, TP)).
+
+        With `stored` (the checkpoint's own breakdown, given when `weight_format` is the format it is stored in)
+        and the checkpoint's safetensors headers in `arch`, no layer holds less than the headers say: a layer the
+        byte model undercounts (a ModelOpt checkpoint's exclude_modules left in 16 bits, a scheme's extra scales)
+        is scaled up to its stored bytes, split over the ranks as the byte model splits that layer.
+        """
         # A dense model's layers are all alike, an MoE's of two kinds, and count_parameters repeats one object
         # per kind: bytes once per object, found by identity (hashing a layer's breakdown costs more than
         # sizing it twice would, should two equal layers ever be distinct objects).
@@ -59,11 +70,22 @@ class WeightTable:
                 pair = sized[id(layer)] = (layer_weight_bytes(layer, weight_format, arch),
                                            layer_weight_bytes(layer.active_view(), weight_format, arch))  # fmt: skip
             per_layer.append(pair)
+        embedding = SIXTEEN_BIT_BYTES * breakdown.embedding
+        head = SIXTEEN_BIT_BYTES * (breakdown.lm_head + breakdown.final_norm)
+        if stored is not None and arch.checkpoint_layer_bytes:
+            modelled = [layer_weight_bytes(layer, weight_format, arch) for layer in stored.layers]
+            per_layer = [
+                (_at_least(full, on_disk, model), _at_least(active, on_disk, model))
+                for (full, active), on_disk, model in zip(per_layer, arch.checkpoint_layer_bytes, modelled, strict=True)
+            ]
+            outside = SIXTEEN_BIT_BYTES * (stored.embedding + stored.lm_head + stored.final_norm)
+            embedding = _at_least(embedding, arch.checkpoint_outside_bytes, outside)
+            head = _at_least(head, arch.checkpoint_outside_bytes, outside)
         return cls(
             prefix=tuple(accumulate((full for full, _ in per_layer), initial=0)),
             active_prefix=tuple(accumulate((active for _, active in per_layer), initial=0)),
-            embedding_bytes=SIXTEEN_BIT_BYTES * breakdown.embedding,
-            head_bytes=SIXTEEN_BIT_BYTES * (breakdown.lm_head + breakdown.final_norm),
+            embedding_bytes=embedding,
+            head_bytes=head,
             tied=breakdown.lm_head == 0,
             vision_bytes=-(-arch.vision_weight_bytes // tensor_parallel),
         )
@@ -108,6 +130,15 @@ def stage_weight_bytes(
     pipeline_parallel: int,
     *,
     active: bool = False,
+    stored: ParameterBreakdown | None = None,
 ) -> int:
-    """Weight bytes of one stage; see WeightTable.stage."""
-    return WeightTable.build(arch, breakdown, weight_format).stage(layers, stage, pipeline_parallel, active=active)
+    """Weight bytes of one stage; see WeightTable.stage (and WeightTable.build for `stored`)."""
+    table = WeightTable.build(arch, breakdown, weight_format, stored=stored)
+    return table.stage(layers, stage, pipeline_parallel, active=active)
+
+
+def _at_least(rank_bytes: int, stored_bytes: int, modelled_bytes: int) -> int:
+    """A rank's bytes, scaled up by how much more the checkpoint stores than the byte model counts (never down)."""
+    if stored_bytes <= modelled_bytes or not modelled_bytes:
+        return rank_bytes
+    return -(-rank_bytes * stored_bytes // modelled_bytes)
