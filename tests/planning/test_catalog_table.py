@@ -65,11 +65,16 @@ def raw_layers(config: dict[str, Any]) -> list[RawLayer] | None:
 
 
 def expected_weight_bytes(entry: ModelEntry, weight_format: str, total: int) -> int:
-    """Whole-model bytes in `weight_format`: linear weights by the byte model, everything else 16-bit."""
+    """Whole-model bytes in `weight_format`: linear weights by the byte model, everything else 16-bit.
+
+    MiniMax-M2's router is the exception: vLLM holds it in fp32, 2 more bytes for each of its hidden × experts.
+    """
     config = entry.config
     layers = raw_layers(config)
     assert layers is not None
     rest = total - sum(layer.linear for layer in layers)
+    if config["model_type"] == "minimax_m2":
+        rest += config["num_hidden_layers"] * config["hidden_size"] * config["num_local_experts"]
     quant = config.get("quantization_config") or {}
     if weight_format == "bf16":
         return 2 * total

@@ -68,3 +68,22 @@ def test_tied_embeddings_are_stored_once() -> None:
     tied = count_parameters(parse_architecture({**LLAMA_31_8B, "tie_word_embeddings": True}, "test"))
     untied = count_parameters(parse_architecture(LLAMA_31_8B, "test"))
     assert untied.total - tied.total == 128256 * 4096
+
+
+MINIMAX_M2 = {"model_type": "minimax_m2", "hidden_size": 3072, "num_hidden_layers": 62, "num_attention_heads": 48,
+              "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 1536, "vocab_size": 200064,
+              "num_local_experts": 256, "num_experts_per_tok": 8, "use_qk_norm": True,
+              "use_routing_bias": True}  # fmt: skip
+
+
+def test_minimax_m2_norms_span_all_heads_and_its_router_is_fp32() -> None:
+    """vllm minimax_m2.py: q_norm and k_norm are head_dim × heads wide, split over the ranks with the heads (k_norm
+    by KV head when TP exceeds them); the gate is a float32 GateLinear, plus a float32 e_score_correction_bias."""
+    arch = parse_architecture(MINIMAX_M2, "t")
+    attention = 2 * 3072 * 48 * 128 + 2 * 3072 * 8 * 128
+    norms = 48 * 128 + 8 * 128 + 2 * 3072
+    layer = count_parameters(arch).layers[0]
+    assert (layer.linear, layer.other) == (attention + 256 * 3 * 3072 * 1536, norms + 3072 * 256 + 256)
+    assert layer.fp32_other == 3072 * 256
+    rank = count_parameters(arch, 16).layers[0]
+    assert rank.other - rank.fp32_other - 256 == 3 * 128 + 1 * 128 + 2 * 3072  # 3 query heads and 1 KV head a rank

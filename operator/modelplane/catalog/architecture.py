@@ -34,6 +34,8 @@ class MoeShape:
     expert_bias: bool
     routed_scaling_bias: bool
     moe_layers: tuple[int, ...]
+    fp32_router: bool = False
+    """The router's weights are held in fp32 (MiniMax-M2's gate: params_dtype float32)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Architecture:
     """Layers with no feed-forward block (Nemotron-H's Mamba and attention layers)."""
     gated_mlp: bool = True
     """gate/up/down (SwiGLU) MLPs; False for a plain up/down MLP (Nemotron-H's squared-ReLU MLP)."""
+    full_width_qk_norm: bool = False
+    """The q/k norms span all heads (MiniMax-M2: head_dim × heads, split over the ranks), not one head."""
     attention_output_gate: bool = False
     """q_proj also yields a per-head output gate (Qwen3-Next, Qwen3.5: attn_output_gate), doubling its width."""
     checkpoint_layer_bytes: tuple[int, ...] = ()
@@ -316,8 +320,9 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
         shared_expert_gate=model_type in SHARED_EXPERT_GATE_TYPES,
         router_bias=model_type == "gpt_oss",
         expert_bias=model_type == "gpt_oss",
-        routed_scaling_bias=config.get("topk_method") == "noaux_tc",
+        routed_scaling_bias=config.get("topk_method") == "noaux_tc" or bool(config.get("use_routing_bias")),
         moe_layers=_moe_layers(config, num_layers, source),
+        fp32_router=model_type == "minimax_m2",
     )
 
 
@@ -723,7 +728,8 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         qkv_bias=qwen2_family or attention_bias or bool(config.get("qkv_bias", False)),
         o_bias=attention_bias and not qwen2_family,
         mlp_bias=bool(config.get("mlp_bias", False)),
-        qk_norm=model_type in QK_NORM_TYPES,
+        qk_norm=model_type in QK_NORM_TYPES or (model_type == "minimax_m2" and bool(config.get("use_qk_norm", True))),
+        full_width_qk_norm=model_type == "minimax_m2",
         norms_per_layer=hybrid.norms_per_layer if hybrid else 4 if model_type in {"gemma2", "gemma3_text"} else 2,
         attention_sinks=model_type == "gpt_oss",
         sliding_window_layers=sliding_layers,

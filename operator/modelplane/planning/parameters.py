@@ -24,6 +24,8 @@ class LayerParameters:
     active_expert_linear: int
     mxfp4_expert_linear: int
     """The routed experts as vLLM's MXFP4 MoE kernels hold them (dimensions padded, sharding.py)."""
+    fp32_other: int = 0
+    """Of `other`, the parameters held in fp32 rather than 16 bits (a router vLLM keeps in float32)."""
 
     @property
     def total(self) -> int:
@@ -39,6 +41,7 @@ class LayerParameters:
             expert_linear=self.active_expert_linear,
             active_expert_linear=self.active_expert_linear,
             mxfp4_expert_linear=self.active_expert_linear,
+            fp32_other=self.fp32_other,
         )
 
 
@@ -95,7 +98,7 @@ def _attention(arch: Architecture, tp: int) -> tuple[int, int, int]:
     if arch.o_bias:
         other += hidden  # a row-parallel bias is whole on every rank
     if arch.qk_norm:
-        other += 2 * arch.head_dim
+        other += q_width + kv_width if arch.full_width_qk_norm else 2 * arch.head_dim
     if arch.attention_sinks:
         other += heads
     return linear, other, 4
@@ -209,6 +212,7 @@ def _layer(arch: Architecture, kind: LayerKind, tp: int, padded: bool) -> LayerP
         expert_linear=routed,
         active_expert_linear=moe.experts_per_token * expert_linear,
         mxfp4_expert_linear=mxfp4_routed,
+        fp32_other=arch.hidden_size * moe.experts if moe.fp32_router else 0,
     )
 
 

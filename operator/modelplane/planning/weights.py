@@ -11,7 +11,7 @@ per 16 weights, and per matrix an fp32 global scale (`weight_scale_2`) and an fp
 creates exactly these four tensors.
 A weight format here is a `Quantization` other than `auto`, which the planner resolves before sizing.
 Embeddings, the LM head, norms, biases and routers stay 16-bit in every format, as both runtimes
-keep them.
+keep them (a router vLLM holds in fp32, MiniMax-M2's, takes 4 bytes).
 """
 
 from modelplane.api.serving import Quantization
@@ -40,7 +40,7 @@ def _ceil_div(numerator: int, denominator: int) -> int:
 
 def layer_weight_bytes(layer: LayerParameters, weight_format: Quantization, arch: Architecture) -> int:
     """Bytes one decoder layer occupies in this format."""
-    other = SIXTEEN_BIT_BYTES * layer.other
+    other = SIXTEEN_BIT_BYTES * layer.other + (FP32_SCALE_BYTES - SIXTEEN_BIT_BYTES) * layer.fp32_other
     if weight_format in (Quantization.BF16, Quantization.FP16):
         return SIXTEEN_BIT_BYTES * layer.linear + other
     if weight_format in (Quantization.FP8, Quantization.INT8):
