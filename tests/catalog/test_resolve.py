@@ -224,7 +224,10 @@ HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 1024, "num_hidden_lay
     [
         ({**TINY_LLAMA, "model_type": "jamba"}, "model_type 'jamba' cannot be sized exactly: modelplane lacks hybrid"
                                                 " Mamba layers"),
-        (HYBRID_MAMBA, "model_type 'nemotron_h' has layers 'E' in hybrid_override_pattern; E is mixture-of-experts"),
+        ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*MX-M"}, "model_type 'nemotron_h' has layers 'X' in"
+                                                                  " hybrid_override_pattern, which modelplane does"),
+        ({**HYBRID_MAMBA, "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 256,
+          "moe_latent_size": 512}, "model_type 'nemotron_h' with moe_latent_size (latent MoE"),
         ({**TINY_LLAMA, "model_type": "phi"}, "model_type 'phi' cannot be sized exactly: modelplane lacks a plain"),
         ({**TINY_LLAMA, "model_type": "acme_new"}, "model_type 'acme_new' cannot be sized exactly: modelplane lacks"
                                                    " its layer structure"),
@@ -232,7 +235,8 @@ HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 1024, "num_hidden_lay
         ({**TINY_LLAMA, "model_type": "qwen3", "layer_types": ["linear_attention", "full_attention"]},
          "model_type 'qwen3' has layer_types linear_attention, which modelplane does not model"),
     ],
-    ids=["jamba", "nemotron-h-moe-layers", "phi-2", "unknown-type", "no-model-type", "linear-attention-layers"],
+    ids=["jamba", "nemotron-h-unknown-layer", "nemotron-h-latent-moe", "phi-2", "unknown-type", "no-model-type",
+         "linear-attention-layers"],
 )  # fmt: skip
 def test_an_architecture_the_planner_does_not_model_is_refused_never_guessed(
     config: dict[str, Any], expected: str
@@ -250,8 +254,9 @@ def test_an_architecture_the_planner_does_not_model_is_refused_never_guessed(
                                                                                        " positive integer, got 0"),
         ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*MM-M", "mamba_ssm_cache_dtype": "fp8"},
          "'mamba_ssm_cache_dtype' must be one of float32, bfloat16, float16, got 'fp8'"),
+        (HYBRID_MAMBA, "'n_routed_experts' must be a positive integer: the E layers of hybrid_override_pattern"),
     ],
-    ids=["pattern-length", "no-state", "state-dtype"],
+    ids=["pattern-length", "no-state", "state-dtype", "moe-layers-without-experts"],
 )  # fmt: skip
 def test_a_hybrid_config_with_a_bad_field_names_it(config: dict[str, Any], expected: str) -> None:
     with pytest.raises(CatalogError, match=re.escape(f"md.yaml: config field {expected}")):

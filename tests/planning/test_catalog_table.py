@@ -177,7 +177,8 @@ def test_the_table_covers_the_catalog() -> None:
     # the card, the hybrids' recurrent layers in test_hybrid.py).
     assert {entry.name for entry in CATALOG} - covered == {
         "deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V2-Lite-Chat", "deepseek-ai/DeepSeek-V3",
-        "moonshotai/Kimi-K2-Instruct", "Qwen/Qwen3-Next-80B-A3B-Instruct", "nvidia/Nemotron-H-56B-Base-8K"}  # fmt: skip
+        "moonshotai/Kimi-K2-Instruct", "Qwen/Qwen3-Next-80B-A3B-Instruct", "nvidia/Nemotron-H-56B-Base-8K",
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"}  # fmt: skip
     assert {quantization for _, quantization in CASES} == {*QUANTIZATIONS, "auto"}
 
 

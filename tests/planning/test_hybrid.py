@@ -73,6 +73,19 @@ def test_mamba2_hybrids_count_their_published_totals() -> None:
     assert round(nano.total / 1e7) == 889
 
 
+def test_nemotron_3_moe_layers_have_squared_relu_experts() -> None:
+    # NVIDIA-Nemotron-3-Nano-30B-A3B ("31.6B total parameters"): its E layers are NemotronHMoE, 128 experts of up
+    # and down projections only (activation_without_mul(relu2)), top 6, one shared expert of the same kind.
+    arch = model_catalog()["nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"].architecture
+    assert arch.moe is not None
+    assert (len(arch.moe.moe_layers), arch.attention_layers, len(arch.recurrent_layers)) == (23, 6, 23)
+    layer = count_parameters(arch).layers[arch.moe.moe_layers[0]]
+    router = 2688 * 128 + 128  # gate and e_score_correction_bias
+    assert layer.linear == 128 * 2 * 2688 * 1856 + 2 * 2688 * 3712
+    assert layer.other == router + 2688  # and the layer's one norm
+    assert round(count_parameters(arch).total / 1e8) == 316
+
+
 @pytest.mark.parametrize(("tp", "state"), [(1, 1_097_728), (2, 548_864), (4, 274_432)])
 def test_gated_deltanet_state_per_sequence(tp: int, state: int) -> None:
     # Conv state: (2 × 16 key heads × 128 + 32 value heads × 128) = 8192 channels × (4 − 1) × 2 B = 49,152;

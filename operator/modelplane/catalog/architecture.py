@@ -36,6 +36,8 @@ class MoeShape:
     moe_layers: tuple[int, ...]
     fp32_router: bool = False
     """The router's weights are held in fp32 (MiniMax-M2's gate: params_dtype float32)."""
+    gated_experts: bool = True
+    """Experts are gate/up/down MLPs; False for up/down only (Nemotron 3's squared-ReLU experts)."""
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,8 @@ HYBRID_LAYER_TYPES = {
     "granitemoehybrid": frozenset({"mamba", "attention"}),
 }
 """The layer_types a hybrid model type may name besides full and sliding attention."""
-NEMOTRON_H_LAYERS = {"M": "mamba", "*": "attention", "-": "mlp"}
-"""hybrid_override_pattern characters vLLM's NemotronH builds (nemotron_h.py ALL_DECODER_LAYER_TYPES); "E" (MoE,
-Nemotron 3) is not modelled yet."""
+NEMOTRON_H_LAYERS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
+"""hybrid_override_pattern characters vLLM's NemotronH builds (nemotron_h.py ALL_DECODER_LAYER_TYPES)."""
 FP32_STATE_BYTES = 4
 QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text", *GATED_DELTANET_TYPES})
 SHARED_EXPERT_GATE_TYPES = frozenset({"qwen2_moe", "qwen3_next", "qwen3_5_moe_text"})
@@ -313,6 +314,7 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
     if config.get("n_shared_experts"):
         shared = _int(config, "n_shared_experts", source) * expert_size
     return MoeShape(
+        gated_experts=model_type != "nemotron_h",
         experts=experts,
         experts_per_token=experts_per_token,
         expert_intermediate_size=expert_size,
@@ -320,7 +322,10 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
         shared_expert_gate=model_type in SHARED_EXPERT_GATE_TYPES,
         router_bias=model_type == "gpt_oss",
         expert_bias=model_type == "gpt_oss",
-        routed_scaling_bias=config.get("topk_method") == "noaux_tc" or bool(config.get("use_routing_bias")),
+        # DeepSeek's noaux_tc, MiniMax's use_routing_bias and Nemotron 3 keep an e_score_correction_bias per expert
+        routed_scaling_bias=config.get("topk_method") == "noaux_tc"
+        or bool(config.get("use_routing_bias"))
+        or model_type == "nemotron_h",
         moe_layers=_moe_layers(config, num_layers, source),
         fp32_router=model_type == "minimax_m2",
     )
@@ -435,17 +440,25 @@ def _nemotron_h(config: Mapping[str, Any], num_layers: int, source: str) -> Hybr
     unknown = sorted(set(pattern) - set(NEMOTRON_H_LAYERS))
     if unknown:
         raise UnsupportedArchitectureError(
-            f"{source}: model_type 'nemotron_h' has layers {', '.join(map(repr, unknown))} in hybrid_override_pattern"
-            "; E is mixture-of-experts (Nemotron 3), which modelplane does not model yet; it sizes M (Mamba-2),"
-            " * (attention) and - (MLP) layers; refused rather than guessed"
+            f"{source}: model_type 'nemotron_h' has layers {', '.join(map(repr, unknown))} in hybrid_override_pattern,"
+            " which modelplane does not model; it sizes M (Mamba-2), * (attention), - (MLP) and E (MoE) layers;"
+            " refused rather than guessed"
+        )
+    if "E" in pattern and not config.get("n_routed_experts"):
+        raise CatalogError(f"{source}: config field 'n_routed_experts' must be a positive integer: the E layers of"
+                           " hybrid_override_pattern are mixture-of-experts")  # fmt: skip
+    if config.get("moe_latent_size") is not None:
+        raise UnsupportedArchitectureError(
+            f"{source}: model_type 'nemotron_h' with moe_latent_size (latent MoE, Nemotron 3 Super and Ultra): its"
+            " experts work in a projected latent space modelplane does not size yet; refused rather than guessed"
         )
     # vllm/model_executor/models/config.py NemotronHForCausalLMConfig: the SSM state is fp32 unless the config says.
     state = _state_bytes(config.get("mamba_ssm_cache_dtype"), FP32_STATE_BYTES, "mamba_ssm_cache_dtype", source)
     return Hybrid(
         _mamba2(config, "nemotron_h", source, state),
         recurrent_layers=tuple(i for i, kind in enumerate(pattern) if kind == "M"),
-        mixerless_layers=tuple(i for i, kind in enumerate(pattern) if kind == "-"),
-        ffn_less_layers=tuple(i for i, kind in enumerate(pattern) if kind != "-"),
+        mixerless_layers=tuple(i for i, kind in enumerate(pattern) if kind in "-E"),
+        ffn_less_layers=tuple(i for i, kind in enumerate(pattern) if kind in "M*"),
         gated_mlp=False,
         norms_per_layer=1,
     )
@@ -486,8 +499,19 @@ def _family_fields(config: Mapping[str, Any], model_type: str) -> Mapping[str, A
         if not config.get("num_local_experts"):
             renamed["intermediate_size"] = shared
         return {**config, **renamed}
-    if model_type == "nemotron_h" and config.get("head_dim") is None and "attention_head_dim" in config:
-        return {**config, "head_dim": config["attention_head_dim"]}
+    if model_type == "nemotron_h":
+        renamed = {}
+        if config.get("head_dim") is None and "attention_head_dim" in config:
+            renamed["head_dim"] = config["attention_head_dim"]
+        pattern = config.get("hybrid_override_pattern")
+        if isinstance(pattern, str) and "E" in pattern:
+            # Nemotron 3: the E layers are MoE (NemotronHMoE), with a shared expert of
+            # moe_shared_expert_intermediate_size × n_shared_experts; every other layer has no experts.
+            shared = config.get("moe_shared_expert_intermediate_size") or 0
+            renamed["mlp_only_layers"] = [i for i, kind in enumerate(pattern) if kind != "E"]
+            renamed["n_shared_experts"] = None
+            renamed["shared_expert_intermediate_size"] = shared * (config.get("n_shared_experts") or 0)
+        return {**config, **renamed}
     if model_type == "llama4_text":
         # Llama4TextConfig: intermediate_size is an expert's (and the shared expert's), intermediate_size_mlp a
         # dense layer's; a layer is MoE when (i + 1) % interleave_moe_layer_step == 0 (vllm llama4.py).

@@ -191,8 +191,9 @@ def _layer(arch: Architecture, kind: LayerKind, tp: int, padded: bool) -> LayerP
             active_expert_linear=0,
             mxfp4_expert_linear=0,
         )
-    expert_linear, expert_bias = _mlp(arch, moe.expert_intermediate_size, moe.expert_bias, tp)
-    shared_linear, _ = _mlp(arch, moe.shared_intermediate_size, False, tp)
+    expert_linear, expert_bias = _mlp(arch, moe.expert_intermediate_size, moe.expert_bias, tp, moe.gated_experts)
+    shared_linear, _ = _mlp(arch, moe.shared_intermediate_size, False, tp, moe.gated_experts)
+    expert_matrices = 3 if moe.gated_experts else 2
     # The router (gate) is a ReplicatedLinear in every MoE family; so is Qwen2-MoE's shared_expert_gate.
     other += moe.experts * expert_bias + arch.hidden_size * moe.experts
     if moe.router_bias or moe.routed_scaling_bias:
@@ -208,7 +209,7 @@ def _layer(arch: Architecture, kind: LayerKind, tp: int, padded: bool) -> LayerP
         linear=mixer_linear + routed + shared_linear,
         other=other,
         active_linear=mixer_linear + moe.experts_per_token * expert_linear + shared_linear,
-        linear_matrices=matrices + 3 * moe.experts + (3 if shared_linear else 0),
+        linear_matrices=matrices + expert_matrices * (moe.experts + (1 if shared_linear else 0)),
         expert_linear=routed,
         active_expert_linear=moe.experts_per_token * expert_linear,
         mxfp4_expert_linear=mxfp4_routed,
