@@ -16,7 +16,7 @@ from modelplane.planning.estimate import estimate_model
 from modelplane.planning.parameters import count_parameters
 from modelplane.planning.planner import checkpoint_format
 from modelplane.planning.service import offers_for, plan_deployment
-from tests.planning.test_parameters import LLAMA_31_8B
+from tests.planning.test_parameters import DEEPSEEK_V3, LLAMA_31_8B
 from tests.support import deployment, pool
 
 POOLS = [pool("a100", "A100-SXM-80GB", 8, 1, cost="1.50"), pool("l4", "L4-24GB", 1, 4, cost="0.70")]
@@ -156,3 +156,39 @@ def test_estimate_refuses_to_count_an_unsized_checkpoint_as_16_bit() -> None:
     # Asked for a format explicitly, it is a what-if and still answers.
     what_if = estimate_model("example/mxfp4", MXFP4_DENSE, Quantization.FP8, KvCacheDtype.AUTO, "test")
     assert what_if.weight_format == "fp8"
+
+
+def _deepseek_nvfp4_quant(exclusions: list[str]) -> dict[str, Any]:
+    """nvidia/DeepSeek-V3.1-NVFP4's hf_quant_config.json shape (ai-dynamo/aiconfigurator's copy, commit 095f58a5)."""
+    return {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8",
+            "group_size": 16, "exclude_modules": exclusions}}  # fmt: skip
+
+
+DEEPSEEK_ATTENTION = [f"model.layers.{layer}.self_attn.{name}" for layer in range(61)
+                      for name in ("kv_a_proj_with_mqa", "kv_b_proj", "q_a_proj", "q_b_proj")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("exclusions", "refused"),
+    [
+        (["lm_head", "model.layers.61*"], False),  # the LM head stays 16-bit anyway; layer 61 is the MTP module
+        (["lm_head", *DEEPSEEK_ATTENTION, "model.layers.61*"], True),  # as NVIDIA ships DeepSeek-V3.1-NVFP4
+        (["lm_head", "re:.*mlp.gate$"], False),  # compressed-tensors' regex for routers, 16-bit anyway
+    ],
+    ids=["head-and-mtp", "attention-in-bf16", "router-regex"],
+)
+def test_a_checkpoint_leaving_layers_unquantized_is_sized_only_from_its_headers(
+    exclusions: list[str], refused: bool
+) -> None:
+    """NVIDIA's DeepSeek-V3.1-NVFP4 keeps every attention projection in BF16: sized from config.json as NVFP4 they
+    would count a quarter of their bytes, and the KV cache would be overestimated, so the config alone is refused."""
+    config = {**DEEPSEEK_V3, "quantization_config": _deepseek_nvfp4_quant(exclusions)}
+    if not refused:
+        assert estimate_model("acme/ds", config, Quantization.AUTO, KvCacheDtype.AUTO, "t").weight_format == "nvfp4"
+        return
+    with pytest.raises(
+        CatalogError,
+        match=r"leaves model\.layers\.0\.self_attn\.kv_a_proj_with_mqa, .* and 241 more"
+        r" unquantized, whose bytes only its safetensors headers give",
+    ):
+        estimate_model("acme/ds", config, Quantization.AUTO, KvCacheDtype.AUTO, "t")

@@ -4,6 +4,7 @@ Hugging Face configs name the same idea differently per family (num_local_expert
 n_routed_experts); this module maps them once so the planner never looks at raw keys.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -113,6 +114,10 @@ class Architecture:
     config_groups of compressed-tensors or ModelOpt's quant_algo; None for a scheme modelplane cannot size."""
     quant_scheme: str | None = None
     """What such an unsizable scheme is, for the refusal (e.g. "quant_algo MXFP8", "8-bit weights")."""
+    quant_excluded_modules: tuple[str, ...] = ()
+    """Decoder-layer linear modules the checkpoint leaves unquantized (ModelOpt exclude_modules, compressed-tensors
+    ignore, modules_to_not_convert) where its format would quantize them: the config alone undercounts their bytes,
+    so only the safetensors headers size them (planning.planner.unsized_checkpoint)."""
     multimodal: bool = False
     """Read from a multimodal config's `text_config`: the vision tower's weights come on top (from headers)."""
     vision_weight_bytes: int = 0
@@ -703,6 +708,39 @@ def _quant_int(quant: Mapping[str, Any], key: str, where: str, source: str) -> i
     return value
 
 
+EXCLUSION_KEYS = ("exclude_modules", "ignore", "modules_to_not_convert", "ignored_layers")
+"""Where quantization configs list modules left unquantized: ModelOpt, compressed-tensors, transformers (fp8,
+AWQ, GPTQ, MXFP4) and vLLM's own fp8 config."""
+SIXTEEN_BIT_ANYWAY = re.compile(
+    r"(lm_head|embed|norm|(^|\.)(gate|router)$|e_score_correction_bias|visual|vision|mm_projector|multi_modal)"
+)
+"""Modules the byte model keeps in 16 bits in every format, so leaving them unquantized changes nothing."""
+LAYER_NUMBER = re.compile(r"layers\.(\d+)(?:\.|\*|$)")
+
+
+def _excluded_linear_modules(quant: Mapping[str, Any], weight_format: str | None, num_layers: int) -> tuple[str, ...]:
+    """The exclusion patterns that name decoder-layer linear weights the format would otherwise quantize."""
+    nested = quant.get("quantization")
+    fields = nested if isinstance(nested, Mapping) else quant
+    if weight_format is None:
+        return ()
+    patterns: list[str] = []
+    for key in EXCLUSION_KEYS:
+        listed = fields.get(key, quant.get(key))
+        if isinstance(listed, list):
+            patterns += [str(item) for item in listed]
+    harmful = []
+    for pattern in dict.fromkeys(patterns):
+        name = pattern.removeprefix("re:").replace(".*", "").strip("*$^.")
+        number = LAYER_NUMBER.search(pattern)
+        if SIXTEEN_BIT_ANYWAY.search(name) or (number and int(number.group(1)) >= num_layers):
+            continue
+        if weight_format == "mxfp4" and "expert" not in name:
+            continue  # MXFP4 quantizes only the routed experts (weights.py)
+        harmful.append(pattern)
+    return tuple(harmful)
+
+
 def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     """Validate config.json fields and normalize them; errors name the source and the field.
 
@@ -766,6 +804,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         quant_block_elements=quantized.block_elements,
         quant_weight_format=quantized.weight_format,
         quant_scheme=quantized.scheme,
+        quant_excluded_modules=_excluded_linear_modules(quant, quantized.weight_format, layers),
         multimodal=multimodal,
         recurrent=hybrid.recurrent if hybrid else None,
         recurrent_layers=hybrid.recurrent_layers if hybrid else (),

@@ -112,6 +112,13 @@ def unsized_checkpoint(arch: Architecture, entry: ModelEntry | None) -> str | No
 
     Counting such a checkpoint as 16-bit would double (or quadruple) its weights, so it is refused instead.
     """
+    if arch.quant_excluded_modules and not arch.checkpoint_layer_bytes:
+        shown = ", ".join(arch.quant_excluded_modules[:3])
+        more = f" and {len(arch.quant_excluded_modules) - 3} more" if len(arch.quant_excluded_modules) > 3 else ""
+        return (
+            f"a checkpoint that leaves {shown}{more} unquantized, whose bytes only its safetensors headers give"
+            " (make a catalog entry with `modelplane catalog add`, or enable Hub resolution)"
+        )
     if (entry is not None and entry.pre_quantized) or arch.quant_method is None:
         return None
     if checkpoint_format(arch, entry) is not None:
