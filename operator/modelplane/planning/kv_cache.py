@@ -149,9 +149,17 @@ class LayerPrefix(NamedTuple):
     chunked: tuple[int, ...]
     recurrent: tuple[int, ...]
     mixerless: tuple[int, ...]
+    uniform: bool
+    """Every layer is full attention (most models): a stage's counts need no prefix arithmetic."""
 
     def layers_in(self, layers: range) -> LayerCounts:
-        sliding, chunked, recurrent, none = (prefix[layers.stop] - prefix[layers.start] for prefix in self)
+        if self.uniform:
+            return LayerCounts(len(layers), 0, 0, 0)
+        start, stop = layers.start, layers.stop
+        sliding = self.sliding[stop] - self.sliding[start]
+        chunked = self.chunked[stop] - self.chunked[start]
+        recurrent = self.recurrent[stop] - self.recurrent[start]
+        none = self.mixerless[stop] - self.mixerless[start]
         return LayerCounts(len(layers) - sliding - chunked - recurrent - none, sliding, chunked, recurrent)
 
 
@@ -161,12 +169,9 @@ def _prefix(num_layers: int, chosen: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def layer_prefix(arch: Architecture) -> LayerPrefix:
-    return LayerPrefix(
-        _prefix(arch.num_layers, arch.sliding_window_layers),
-        _prefix(arch.num_layers, arch.chunked_layers),
-        _prefix(arch.num_layers, arch.recurrent_layers),
-        _prefix(arch.num_layers, arch.mixerless_layers),
-    )
+    kinds = (arch.sliding_window_layers, arch.chunked_layers, arch.recurrent_layers, arch.mixerless_layers)
+    sliding, chunked, recurrent, mixerless = (_prefix(arch.num_layers, layers) for layers in kinds)
+    return LayerPrefix(sliding, chunked, recurrent, mixerless, uniform=not any(kinds))
 
 
 def _ceil_div(numerator: int, denominator: int) -> int:

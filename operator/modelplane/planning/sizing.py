@@ -10,6 +10,7 @@ per (bytes of a format, TP, PP) and shared by every GPU, and a sizing is compute
 capacity. Results are tuples rather than dataclasses: a plan builds hundreds, and they are cheaper.
 """
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
@@ -39,8 +40,13 @@ from modelplane.planning.weights import SAME_BYTES, byte_format
 GIB = 1024**3
 
 
-class GpuClass(NamedTuple):
-    """What of a GPU model besides its memory shapes the KV layout: the runtime's default batch and kernels."""
+@dataclass(frozen=True, eq=False)
+class GpuClass:
+    """What of a GPU model besides its memory shapes the KV layout: the runtime's default batch and kernels.
+
+    Compared and hashed by identity (the Sizer makes one per distinct pair, `gpu_class`): it keys the caches the
+    PP search reads thousands of times per plan, where hashing a tuple's fields would cost a Python call each.
+    """
 
     batched_tokens: int
     """The runtime's default max_num_batched_tokens there: the activation peak and window blocks."""
@@ -123,6 +129,7 @@ class Sizer:
         self._overheads: dict[tuple[int, int], int] = {}
         self._bandwidths: dict[tuple[str, bool], Bandwidth] = {}
         self._gpu_classes: dict[str, GpuClass] = {}
+        self._interned: dict[tuple[int, bool], GpuClass] = {}
 
     @cached_property
     def breakdown(self) -> ParameterBreakdown:
@@ -149,7 +156,11 @@ class Sizer:
         found = self._gpu_classes.get(gpu.id)
         if found is None:
             checkpoints = overhead_constants(self.runtime).exports_state_checkpoints(gpu.architecture)
-            found = self._gpu_classes[gpu.id] = GpuClass(max_num_batched_tokens(self.runtime, gpu), checkpoints)
+            pair = (max_num_batched_tokens(self.runtime, gpu), checkpoints)
+            shared = self._interned.get(pair)
+            if shared is None:
+                shared = self._interned[pair] = GpuClass(*pair)
+            found = self._gpu_classes[gpu.id] = shared
         return found
 
     def _attended(self, stages: list[range], tp: int, length: int) -> tuple[int, ...]:
