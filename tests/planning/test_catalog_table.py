@@ -173,12 +173,12 @@ def test_weight_bytes_follow_the_byte_model(entry: ModelEntry, quantization: str
 
 def test_the_table_covers_the_catalog() -> None:
     covered = {entry.name for entry, _ in CASES}
-    # Only DeepSeek's MLA models and the hybrids fall outside the raw formulas (their totals are checked against
-    # the card, the hybrids' recurrent layers in test_hybrid.py).
+    # Only DeepSeek's MLA models, the first_k_dense_replace MoE ones (Kimi, GLM) and the hybrids fall outside the
+    # raw formulas (their totals are checked against the card, the hybrids' recurrent layers in test_hybrid.py).
     assert {entry.name for entry in CATALOG} - covered == {
         "deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V2-Lite-Chat", "deepseek-ai/DeepSeek-V3",
         "moonshotai/Kimi-K2-Instruct", "Qwen/Qwen3-Next-80B-A3B-Instruct", "nvidia/Nemotron-H-56B-Base-8K",
-        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"}  # fmt: skip
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "zai-org/GLM-4.5-Air"}  # fmt: skip
     assert {quantization for _, quantization in CASES} == {*QUANTIZATIONS, "auto"}
 
 

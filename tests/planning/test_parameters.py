@@ -87,3 +87,21 @@ def test_minimax_m2_norms_span_all_heads_and_its_router_is_fp32() -> None:
     assert layer.fp32_other == 3072 * 256
     rank = count_parameters(arch, 16).layers[0]
     assert rank.other - rank.fp32_other - 256 == 3 * 128 + 1 * 128 + 2 * 3072  # 3 query heads and 1 KV head a rank
+
+
+def test_glm4_moe_biases_q_k_v_only_and_keeps_its_router_in_fp32() -> None:
+    """vllm glm4_moe.py: QKVParallelLinear(bias=attention_bias), o_proj bias=False; GateLinear(params_dtype=float32)
+    with an fp32 e_score_correction_bias; layers from first_k_dense_replace on are MoE with a shared expert."""
+    config = {"model_type": "glm4_moe", "hidden_size": 4096, "num_hidden_layers": 46, "num_attention_heads": 96,
+              "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 10944, "moe_intermediate_size": 1408,
+              "n_routed_experts": 128, "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 1,
+              "attention_bias": True, "use_qk_norm": False, "vocab_size": 151552}  # fmt: skip
+    arch = parse_architecture(config, "t")
+    assert (arch.qkv_bias, arch.o_bias, arch.qk_norm) == (True, False, False)
+    assert arch.moe is not None
+    assert arch.moe.moe_layers == tuple(range(1, 46))
+    moe_layer = count_parameters(arch).layers[1]
+    assert moe_layer.fp32_other == 4096 * 128
+    bias = 96 * 128 + 2 * 8 * 128
+    assert moe_layer.other == bias + 2 * 4096 + 4096 * 128 + 128
+    assert parse_architecture({**config, "use_qk_norm": True}, "t").qk_norm

@@ -190,7 +190,11 @@ HYBRID_LAYER_TYPES = {
 NEMOTRON_H_LAYERS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
 """hybrid_override_pattern characters vLLM's NemotronH builds (nemotron_h.py ALL_DECODER_LAYER_TYPES)."""
 FP32_STATE_BYTES = 4
-QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text", *GATED_DELTANET_TYPES})
+QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text", "minimax_m2", *GATED_DELTANET_TYPES})
+QKV_BIAS_ONLY_TYPES = frozenset({"qwen2", "qwen2_moe", "glm4_moe"})
+"""attention_bias (or the family's default) puts a bias on q, k and v but not on o_proj (Glm4MoeAttention)."""
+USE_QK_NORM_TYPES = frozenset({"glm4_moe"})
+"""Families with per-config q/k norms (use_qk_norm): GLM-4.5 has them, GLM-4.5-Air not."""
 SHARED_EXPERT_GATE_TYPES = frozenset({"qwen2_moe", "qwen3_next", "qwen3_5_moe_text"})
 """MoE blocks whose shared expert is scaled by a sigmoid gate (Qwen2MoeSparseMoeBlock, Qwen3NextSparseMoeBlock)."""
 SIXTEEN_BIT_STATE_BYTES = 2
@@ -330,9 +334,9 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
         # DeepSeek's noaux_tc, MiniMax's use_routing_bias and Nemotron 3 keep an e_score_correction_bias per expert
         routed_scaling_bias=config.get("topk_method") == "noaux_tc"
         or bool(config.get("use_routing_bias"))
-        or model_type == "nemotron_h",
+        or model_type in {"nemotron_h", "glm4_moe"},
         moe_layers=_moe_layers(config, num_layers, source),
-        fp32_router=model_type == "minimax_m2",
+        fp32_router=model_type in {"minimax_m2", "glm4_moe"},
     )
 
 
@@ -771,7 +775,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     if not isinstance(quant, Mapping):
         raise CatalogError(f"{source}: config field 'quantization_config' must be an object")
     quantized = _quant_config(quant, source)
-    qwen2_family = model_type in {"qwen2", "qwen2_moe"}
+    qkv_bias_only = model_type in QKV_BIAS_ONLY_TYPES
     attention_bias = bool(config.get("attention_bias", False))
     sliding_layers = _sliding_layers(config, model_type, layers, source)
     hybrid = _hybrid(config, model_type, layers, source)
@@ -787,10 +791,10 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
         vocab_size=_int(config, "vocab_size", source),
         tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
         max_position_embeddings=_optional_int(config, "max_position_embeddings", source),
-        qkv_bias=qwen2_family or attention_bias or bool(config.get("qkv_bias", False)),
-        o_bias=attention_bias and not qwen2_family,
+        qkv_bias=model_type in {"qwen2", "qwen2_moe"} or attention_bias or bool(config.get("qkv_bias", False)),
+        o_bias=attention_bias and not qkv_bias_only,
         mlp_bias=bool(config.get("mlp_bias", False)),
-        qk_norm=model_type in QK_NORM_TYPES or (model_type == "minimax_m2" and bool(config.get("use_qk_norm", True))),
+        qk_norm=model_type in QK_NORM_TYPES or (model_type in USE_QK_NORM_TYPES and bool(config.get("use_qk_norm"))),
         full_width_qk_norm=model_type == "minimax_m2",
         norms_per_layer=hybrid.norms_per_layer if hybrid else 4 if model_type in {"gemma2", "gemma3_text"} else 2,
         attention_sinks=model_type == "gpt_oss",
