@@ -105,3 +105,17 @@ def test_glm4_moe_biases_q_k_v_only_and_keeps_its_router_in_fp32() -> None:
     bias = 96 * 128 + 2 * 8 * 128
     assert moe_layer.other == bias + 2 * 4096 + 4096 * 128 + 128
     assert parse_architecture({**config, "use_qk_norm": True}, "t").qk_norm
+
+
+@pytest.mark.parametrize(("vl_type", "text_type"), [("qwen3_vl_text", "qwen3"), ("qwen3_vl_moe_text", "qwen3_moe")])
+def test_qwen3_vl_language_models_are_qwen3_layers(vl_type: str, text_type: str) -> None:
+    """vllm qwen3_vl.py builds its language model from Qwen3DecoderLayer, qwen3_vl_moe.py from Qwen3MoeDecoderLayer
+    (a transposed fused checkpoint, the same weights); interleaved M-RoPE and deepstack add no parameters."""
+    fields = {"hidden_size": 4096, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+              "head_dim": 128, "intermediate_size": 12288, "vocab_size": 151936}  # fmt: skip
+    if "moe" in vl_type:
+        fields.update(num_experts=128, num_experts_per_tok=8, moe_intermediate_size=768)
+    vl = parse_architecture({"text_config": {**fields, "model_type": vl_type}, "tie_word_embeddings": False}, "t")
+    text = parse_architecture({**fields, "model_type": text_type}, "t")
+    assert vl.qk_norm
+    assert count_parameters(vl) == count_parameters(text)

@@ -190,7 +190,8 @@ HYBRID_LAYER_TYPES = {
 NEMOTRON_H_LAYERS = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
 """hybrid_override_pattern characters vLLM's NemotronH builds (nemotron_h.py ALL_DECODER_LAYER_TYPES)."""
 FP32_STATE_BYTES = 4
-QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text", "minimax_m2", *GATED_DELTANET_TYPES})
+QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe", "qwen3_vl_text", "qwen3_vl_moe_text", "gemma3_text", "minimax_m2",
+                           *GATED_DELTANET_TYPES})  # fmt: skip
 QKV_BIAS_ONLY_TYPES = frozenset({"qwen2", "qwen2_moe", "glm4_moe"})
 """attention_bias (or the family's default) puts a bias on q, k and v but not on o_proj (Glm4MoeAttention)."""
 USE_QK_NORM_TYPES = frozenset({"glm4_moe"})
