@@ -152,6 +152,10 @@ class LayerPrefix(NamedTuple):
     uniform: bool
     """Every layer is full attention (most models): a stage's counts need no prefix arithmetic."""
 
+    def attention_layers_in(self, layers: range) -> int:
+        """Layers of a stage caching keys and values per token."""
+        return len(layers) if self.uniform else self.layers_in(layers).attention
+
     def layers_in(self, layers: range) -> LayerCounts:
         if self.uniform:
             return LayerCounts(len(layers), 0, 0, 0)
@@ -211,6 +215,9 @@ def stage_kv_layouts(
     window, chunk = arch.sliding_window, arch.attention_chunk_size
     sliding_blocks = window_blocks(window, in_flight_tokens, max_model_len, block) if window else full_blocks
     chunked_blocks = chunk_blocks(chunk, in_flight_tokens, max_model_len, block) if chunk else full_blocks
+    if prefixes.uniform:
+        # Full attention only (every layer of a dense model): one bucket, one group holding every layer.
+        return tuple(KvLayout(len(layers) * page, full_blocks) if len(layers) else KvLayout(0, 0) for layers in stages)
     layouts = []
     for layers in stages:
         counts = prefixes.layers_in(layers)
@@ -268,6 +275,8 @@ def stages_attended_kv_bytes(
     per_layer = kv_bytes_per_token_per_layer(arch, dtype_bytes, tensor_parallel)
     state = recurrent_state_bytes(arch.recurrent, tensor_parallel) if arch.recurrent else 0
     prefixes = prefix or layer_prefix(arch)
+    if prefixes.uniform:
+        return tuple(per_layer * len(layers) * sequence_length for layers in stages)
     windowed = min(sequence_length, arch.sliding_window) if arch.sliding_window is not None else sequence_length
     chunked = min(sequence_length, arch.attention_chunk_size or sequence_length)
     return tuple(

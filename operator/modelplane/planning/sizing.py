@@ -155,7 +155,10 @@ class Sizer:
         """The runtime's default batch and kernel path on this GPU, which every fit on it shares."""
         found = self._gpu_classes.get(gpu.id)
         if found is None:
-            checkpoints = overhead_constants(self.runtime).exports_state_checkpoints(gpu.architecture)
+            # Only a hybrid's layout depends on the kernel path: other models share one class per batch size.
+            checkpoints = self.arch.recurrent is None or overhead_constants(self.runtime).exports_state_checkpoints(
+                gpu.architecture
+            )
             pair = (max_num_batched_tokens(self.runtime, gpu), checkpoints)
             shared = self._interned.get(pair)
             if shared is None:
@@ -185,7 +188,7 @@ class Sizer:
                     self.layer_counts,
                     gpu_class.state_checkpoints,
                 ),
-                tuple(per_layer * self.layer_counts.layers_in(layers).attention for layers in stages),
+                tuple(per_layer * self.layer_counts.attention_layers_in(layers) for layers in stages),
                 self.overhead(tp, pp),
             )
         return split
