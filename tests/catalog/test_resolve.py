@@ -228,7 +228,8 @@ HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 1024, "num_hidden_lay
                                                                   " hybrid_override_pattern, which modelplane does"),
         ({**HYBRID_MAMBA, "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 256,
           "moe_latent_size": 512}, "model_type 'nemotron_h' with moe_latent_size (latent MoE"),
-        ({**TINY_LLAMA, "model_type": "phi"}, "model_type 'phi' cannot be sized exactly: modelplane lacks a plain"),
+        ({**TINY_LLAMA, "model_type": "phi"}, "model_type 'phi' cannot be sized exactly: modelplane lacks a native"
+                                              " vLLM model"),
         ({**TINY_LLAMA, "model_type": "acme_new"}, "model_type 'acme_new' cannot be sized exactly: modelplane lacks"
                                                    " its layer structure"),
         ({key: value for key, value in TINY_LLAMA.items() if key != "model_type"}, "config.json has no model_type"),
