@@ -46,7 +46,7 @@ def print_explanation(md: dict[str, Any], console: Console) -> None:
                       f"{plan.quantization}, {plan.gpus_per_replica} GPU(s) × {plan.replicas} replica(s), "
                       f"{plan.estimates.decode_tokens_per_second} tok/s, ${plan.estimates.cost_per_hour or '-'}/h",
                       highlight=False)  # fmt: skip
-        console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len * plan.max_concurrency))
+        console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len, plan.max_concurrency))
     rejected = status.get("rejected") or []
     if rejected:
         console.print("why not: " + "; ".join(f"{r['pool']}: {', '.join(r['codes'])}" for r in rejected),

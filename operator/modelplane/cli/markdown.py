@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 from modelplane.api.plan import PlanResult
+from modelplane.cli.output import kv_bytes_for_load
 
 GIB = 1024**3
 
@@ -32,7 +33,7 @@ def plan_markdown(results: Sequence[PlanResult]) -> str:
         lines += ["", f"### `{result.namespace}/{result.name}`", ""]
         if result.plan is not None:
             memory = result.plan.memory
-            kv = memory.kv_cache_bytes_per_token * result.plan.max_model_len * result.plan.max_concurrency
+            kv = kv_bytes_for_load(memory, result.plan.max_model_len, result.plan.max_concurrency)
             lines.append(
                 f"Per GPU ({result.plan.gpu}): weights {memory.weight_bytes_per_gpu / GIB:.1f} GiB, "
                 f"overhead {memory.overhead_bytes_per_gpu / GIB:.1f} GiB, KV cache for the load {kv / GIB:.1f} GiB "

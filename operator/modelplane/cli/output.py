@@ -44,12 +44,22 @@ def to_block_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
 
 
-def memory_segments(memory: MemoryBreakdown, required_tokens: int) -> list[tuple[str, int]]:
+def kv_bytes_for_load(memory: MemoryBreakdown, max_model_len: int, concurrency: int) -> int:
+    """KV memory per GPU that `concurrency` sequences of `max_model_len` take.
+
+    The KV budget scaled by the share of its sequences the load uses, so whole blocks and a hybrid's recurrent
+    states (which no per-token figure shows) count as vLLM counts them; per token × tokens for a plan without
+    a concurrency figure. Never more than the budget leaves for it.
+    """
+    available = max(0, memory.budget_bytes_per_gpu - memory.weight_bytes_per_gpu - memory.overhead_bytes_per_gpu)
+    if memory.max_concurrency:
+        return min(available, -(-int(available * concurrency * 100) // int(memory.max_concurrency * 100)))
+    return min(available, memory.kv_cache_bytes_per_token * max_model_len * concurrency)
+
+
+def memory_segments(memory: MemoryBreakdown, max_model_len: int, concurrency: int) -> list[tuple[str, int]]:
     """Bytes per GPU: weights, overhead, KV cache the load needs, and the rest of the budget."""
-    kv_needed = min(
-        memory.kv_cache_bytes_per_token * required_tokens,
-        max(0, memory.budget_bytes_per_gpu - memory.weight_bytes_per_gpu - memory.overhead_bytes_per_gpu),
-    )
+    kv_needed = kv_bytes_for_load(memory, max_model_len, concurrency)
     used = memory.weight_bytes_per_gpu + memory.overhead_bytes_per_gpu + kv_needed
     return [
         ("weights", memory.weight_bytes_per_gpu),
@@ -59,8 +69,8 @@ def memory_segments(memory: MemoryBreakdown, required_tokens: int) -> list[tuple
     ]
 
 
-def memory_bar(memory: MemoryBreakdown, required_tokens: int) -> Text:
-    segments = memory_segments(memory, required_tokens)
+def memory_bar(memory: MemoryBreakdown, max_model_len: int, concurrency: int) -> Text:
+    segments = memory_segments(memory, max_model_len, concurrency)
     total = sum(size for _, size in segments) or 1
     bar = Text()
     for (_, char, style), (_, size) in zip(BAR_PARTS, segments, strict=True):
@@ -116,7 +126,7 @@ def print_table(results: Sequence[PlanResult], console: Console) -> None:
             console.print(
                 f"  memory per GPU ({plan.gpu}, KV for {plan.max_concurrency} × {plan.max_model_len} tokens):"
             )
-            console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len * plan.max_concurrency))
+            console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len, plan.max_concurrency))
             for note in plan.notes:
                 console.print(f"  [yellow]![/yellow] {note}", highlight=False)
         for reason in result.reasons:
