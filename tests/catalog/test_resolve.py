@@ -226,8 +226,6 @@ HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 1024, "num_hidden_lay
                                                 " Mamba layers"),
         ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*MX-M"}, "model_type 'nemotron_h' has layers 'X' in"
                                                                   " hybrid_override_pattern, which modelplane does"),
-        ({**HYBRID_MAMBA, "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 256,
-          "moe_latent_size": 512}, "model_type 'nemotron_h' with moe_latent_size (latent MoE"),
         ({**TINY_LLAMA, "model_type": "phi"}, "model_type 'phi' cannot be sized exactly: modelplane lacks a native"
                                               " vLLM model"),
         ({**TINY_LLAMA, "model_type": "acme_new"}, "model_type 'acme_new' cannot be sized exactly: modelplane lacks"
@@ -236,7 +234,7 @@ HYBRID_MAMBA = {"model_type": "nemotron_h", "hidden_size": 1024, "num_hidden_lay
         ({**TINY_LLAMA, "model_type": "qwen3", "layer_types": ["linear_attention", "full_attention"]},
          "model_type 'qwen3' has layer_types linear_attention, which modelplane does not model"),
     ],
-    ids=["jamba", "nemotron-h-unknown-layer", "nemotron-h-latent-moe", "phi-2", "unknown-type", "no-model-type",
+    ids=["jamba", "nemotron-h-unknown-layer", "phi-2", "unknown-type", "no-model-type",
          "linear-attention-layers"],
 )  # fmt: skip
 def test_an_architecture_the_planner_does_not_model_is_refused_never_guessed(

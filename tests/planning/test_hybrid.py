@@ -86,6 +86,23 @@ def test_nemotron_3_moe_layers_have_squared_relu_experts() -> None:
     assert round(count_parameters(arch).total / 1e8) == 316
 
 
+def test_a_latent_moe_runs_its_experts_in_the_latent_width() -> None:
+    # NVIDIA-Nemotron-3-Super-120B-A12B (config from ai-dynamo/aiconfigurator @ 095f58a5; "120B total, 12B active"):
+    # 512 experts of up/down 1024 × 2688 behind replicated, unquantized fc1/fc2_latent_proj (4096 <-> 1024), a
+    # shared expert of 4096 × 5376 at the hidden width, a router of 4096 × 512.
+    config = {"model_type": "nemotron_h", "hidden_size": 4096, "num_hidden_layers": 4, "num_attention_heads": 32,
+              "num_key_value_heads": 2, "head_dim": 128, "intermediate_size": 2688, "vocab_size": 131072,
+              "mamba_num_heads": 128, "mamba_head_dim": 64, "ssm_state_size": 128, "n_groups": 8, "conv_kernel": 4,
+              "hybrid_override_pattern": "ME*E", "n_routed_experts": 512, "num_experts_per_tok": 22,
+              "moe_intermediate_size": 2688, "moe_latent_size": 1024, "moe_shared_expert_intermediate_size": 5376,
+              "n_shared_experts": 1}  # fmt: skip
+    arch = parse_architecture(config, "t")
+    for tp in (1, 4):
+        layer = count_parameters(arch, tp if tp > 1 else None).layers[1]
+        assert layer.linear == 512 * 2 * 1024 * (2688 // tp) + 2 * 4096 * (5376 // tp)
+        assert layer.other == 2 * 4096 * 1024 + 4096 * 512 + 512 + 4096  # latent projections whole on every rank
+
+
 @pytest.mark.parametrize(("tp", "state"), [(1, 1_097_728), (2, 548_864), (4, 274_432)])
 def test_gated_deltanet_state_per_sequence(tp: int, state: int) -> None:
     # Conv state: (2 × 16 key heads × 128 + 32 value heads × 128) = 8192 channels × (4 − 1) × 2 B = 49,152;

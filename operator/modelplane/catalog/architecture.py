@@ -39,6 +39,8 @@ class MoeShape:
     """The router's weights are held in fp32 (MiniMax-M2's gate: params_dtype float32)."""
     gated_experts: bool = True
     """Experts are gate/up/down MLPs; False for up/down only (Nemotron 3's squared-ReLU experts)."""
+    latent_size: int | None = None
+    """Nemotron 3 Super's latent MoE: routed experts work in this width, projected to and from the hidden size."""
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,7 @@ def _moe(config: Mapping[str, Any], model_type: str, num_layers: int, source: st
         shared = _int(config, "n_shared_experts", source) * expert_size
     return MoeShape(
         gated_experts=model_type != "nemotron_h",
+        latent_size=_optional_int(config, "moe_latent_size", source) if model_type == "nemotron_h" else None,
         experts=experts,
         experts_per_token=experts_per_token,
         expert_intermediate_size=expert_size,
@@ -457,11 +460,6 @@ def _nemotron_h(config: Mapping[str, Any], num_layers: int, source: str) -> Hybr
     if "E" in pattern and not config.get("n_routed_experts"):
         raise CatalogError(f"{source}: config field 'n_routed_experts' must be a positive integer: the E layers of"
                            " hybrid_override_pattern are mixture-of-experts")  # fmt: skip
-    if config.get("moe_latent_size") is not None:
-        raise UnsupportedArchitectureError(
-            f"{source}: model_type 'nemotron_h' with moe_latent_size (latent MoE, Nemotron 3 Super and Ultra): its"
-            " experts work in a projected latent space modelplane does not size yet; refused rather than guessed"
-        )
     # vllm/model_executor/models/config.py NemotronHForCausalLMConfig: the SSM state is fp32 unless the config says.
     state = _state_bytes(config.get("mamba_ssm_cache_dtype"), FP32_STATE_BYTES, "mamba_ssm_cache_dtype", source)
     return Hybrid(

@@ -134,14 +134,17 @@ def _recurrent(arch: Architecture, shape: RecurrentShape, tp: int) -> tuple[int,
     return hidden * in_width + _shard(inner, tp) * hidden, other, 2
 
 
-def _mlp(arch: Architecture, intermediate: int, bias: bool, tp: int, gated: bool = True) -> tuple[int, int]:
+def _mlp(
+    arch: Architecture, intermediate: int, bias: bool, tp: int, gated: bool = True, width: int | None = None
+) -> tuple[int, int]:
     """(linear, bias) of a gate/up (column-parallel) and down (row-parallel) MLP on one of `tp` ranks.
 
-    Without a gate (Nemotron-H's squared-ReLU MLP) it is up and down only.
+    Without a gate (Nemotron-H's squared-ReLU MLP) it is up and down only; `width` is its input and output size
+    (the hidden size unless a latent MoE's experts work in their latent space).
     """
-    shard = _shard(intermediate, tp)
+    shard, width = _shard(intermediate, tp), width or arch.hidden_size
     matrices = 3 if gated else 2
-    return matrices * arch.hidden_size * shard, ((matrices - 1) * shard + arch.hidden_size) if bias else 0
+    return matrices * width * shard, ((matrices - 1) * shard + width) if bias else 0
 
 
 class LayerKind(NamedTuple):
@@ -191,7 +194,12 @@ def _layer(arch: Architecture, kind: LayerKind, tp: int, padded: bool) -> LayerP
             active_expert_linear=0,
             mxfp4_expert_linear=0,
         )
-    expert_linear, expert_bias = _mlp(arch, moe.expert_intermediate_size, moe.expert_bias, tp, moe.gated_experts)
+    expert_linear, expert_bias = _mlp(arch, moe.expert_intermediate_size, moe.expert_bias, tp, moe.gated_experts,
+                                      moe.latent_size)  # fmt: skip
+    if moe.latent_size:
+        # nemotron_h.py NemotronHMoE: fc1_latent_proj (hidden -> latent) and fc2_latent_proj (latent -> hidden) are
+        # ReplicatedLinear, whole on every rank, and unquantized in every checkpoint (UnquantizedLinearMethod).
+        other += 2 * arch.hidden_size * moe.latent_size
     shared_linear, _ = _mlp(arch, moe.shared_intermediate_size, False, tp, moe.gated_experts)
     expert_matrices = 3 if moe.gated_experts else 2
     # The router (gate) is a ReplicatedLinear in every MoE family; so is Qwen2-MoE's shared_expert_gate.
