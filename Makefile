@@ -23,14 +23,15 @@ lint: venv
 
 # The whole suite: lint, types, unit and golden tests, and the end-to-end tests on the local control plane
 # (built from source on first use, then reused from the cache). The tests' cluster has its own directory and
-# ports, so `make test` runs beside a `make demo` cluster, in either order; each variable can be overridden.
+# ports, so `make test` runs beside a `make demo` cluster, in either order; each variable can be overridden. The ports
+# sit below Linux's ephemeral range (32768-60999), where a client connection's local port could already hold one.
 test: export MODELPLANE_CLUSTER_DIR ?= /tmp/modelplane-test-cluster
-test: export MODELPLANE_APISERVER_PORT ?= 46443
-test: export MODELPLANE_ETCD_PORT ?= 42379
-test: export MODELPLANE_KCM_PORT ?= 44257
-test: export MODELPLANE_SCHEDULER_PORT ?= 44259
-test: export MODELPLANE_KWOK_PORT ?= 44247
-test: export MODELPLANE_LWS_PORT ?= 44249
+test: export MODELPLANE_APISERVER_PORT ?= 21443
+test: export MODELPLANE_ETCD_PORT ?= 21379
+test: export MODELPLANE_KCM_PORT ?= 21257
+test: export MODELPLANE_SCHEDULER_PORT ?= 21259
+test: export MODELPLANE_KWOK_PORT ?= 21247
+test: export MODELPLANE_LWS_PORT ?= 21249
 test: lint
 	hack/ensure-chromium.sh
 	$(BIN)/pytest

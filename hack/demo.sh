@@ -41,6 +41,10 @@ down() {
 fail() {  # fail MESSAGE: what went wrong, the operator's last words, and how to clean up
   echo "demo: $1" >&2
   if [[ -f $OPERATOR_LOG ]]; then
+    if grep -qE 'ERROR|CRITICAL' "$OPERATOR_LOG"; then  # the cause, which a traceback's tail often scrolls away
+      echo "--- first errors in $OPERATOR_LOG" >&2
+      grep -m 5 -E 'ERROR|CRITICAL' "$OPERATOR_LOG" >&2
+    fi
     echo "--- last 40 lines of $OPERATOR_LOG" >&2
     tail -n 40 "$OPERATOR_LOG" >&2
   fi

@@ -13,16 +13,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "hack" / "demo.sh"
 STATE = Path("/tmp/modelplane-demo-e2e")
-# Clear of the session cluster (16443, 12379-12380, 20257, 20259, 20247) and the benchmark cluster's ports.
+# Clear of the session cluster (16443, 12379-12380, 20247-20259), the test cluster (21247-21443) and the benchmark
+# cluster's ports, and below Linux's ephemeral range (32768-60999): a port there can be the local end of one of the
+# suite's many client connections when the demo binds it (its operator once failed to start there, cause unlogged).
 PORTS = {
-    "MODELPLANE_APISERVER_PORT": 36443,
-    "MODELPLANE_ETCD_PORT": 32379,  # and 32380 for peers
-    "MODELPLANE_KCM_PORT": 40257,
-    "MODELPLANE_SCHEDULER_PORT": 40259,
-    "MODELPLANE_KWOK_PORT": 40247,
-    "MODELPLANE_LWS_PORT": 40249,  # and 40250 for its health probes
-    "MODELPLANE_DEMO_LIVENESS_PORT": 38080,
-    "MODELPLANE_DEMO_METRICS_PORT": 39090,
+    "MODELPLANE_APISERVER_PORT": 22443,
+    "MODELPLANE_ETCD_PORT": 22379,  # and 22380 for peers
+    "MODELPLANE_KCM_PORT": 22257,
+    "MODELPLANE_SCHEDULER_PORT": 22259,
+    "MODELPLANE_KWOK_PORT": 22247,
+    "MODELPLANE_LWS_PORT": 22249,  # and 22250 for its health probes
+    "MODELPLANE_DEMO_LIVENESS_PORT": 28080,
+    "MODELPLANE_DEMO_METRICS_PORT": 29090,
 }
 # The examples' README-documented outcomes, as (READY, REASON) of the demo's table. llama-405b is served either on
 # a whole H200 server or across nodes by a LeaderWorkerSet (the cluster runs the LWS controller): Ready either way.
