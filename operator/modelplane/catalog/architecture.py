@@ -84,6 +84,13 @@ class RecurrentShape:
         """Mamba-2 groups once vLLM replicates a single group to every rank (extra_groups_for_head_shards)."""
         return self.groups if self.groups % tensor_parallel == 0 else tensor_parallel
 
+    def conv_channels(self, tensor_parallel: int) -> int:
+        """Channels of the depthwise conv over all ranks: Gated DeltaNet's q, k and v (2 × key heads × key dim +
+        value width); Mamba-2's x, B and C (d_inner + 2 × groups × state, groups replicated to cover the ranks)."""
+        if self.kind == "gated_delta_net":
+            return 2 * self.groups * self.state_dim + self.inner_size
+        return self.inner_size + 2 * self.groups_with_replicas(tensor_parallel) * self.state_dim
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -723,10 +730,10 @@ LAYER_NUMBER = re.compile(r"layers\.(\d+)(?:\.|\*|$)")
 
 def _excluded_linear_modules(quant: Mapping[str, Any], weight_format: str | None, num_layers: int) -> tuple[str, ...]:
     """The exclusion patterns that name decoder-layer linear weights the format would otherwise quantize."""
-    nested = quant.get("quantization")
-    fields = nested if isinstance(nested, Mapping) else quant
     if weight_format is None:
         return ()
+    nested = quant.get("quantization")
+    fields = nested if isinstance(nested, Mapping) else quant
     patterns: list[str] = []
     for key in EXCLUSION_KEYS:
         listed = fields.get(key, quant.get(key))

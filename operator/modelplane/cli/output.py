@@ -53,7 +53,8 @@ def kv_bytes_for_load(memory: MemoryBreakdown, max_model_len: int, concurrency: 
     """
     available = max(0, memory.budget_bytes_per_gpu - memory.weight_bytes_per_gpu - memory.overhead_bytes_per_gpu)
     if memory.max_concurrency:
-        return min(available, -(-int(available * concurrency * 100) // int(memory.max_concurrency * 100)))
+        hundredths = round(memory.max_concurrency * 100)  # logged to 2 decimals; 4.33 * 100 is 432.99999...
+        return min(available, -(-available * concurrency * 100 // hundredths))
     return min(available, memory.kv_cache_bytes_per_token * max_model_len * concurrency)
 
 

@@ -109,11 +109,11 @@ def recurrent_state_bytes(shape: RecurrentShape, tensor_parallel: int) -> int:
     (kernel − 1), with groups replicated to TP when TP does not divide them; temporal state heads / TP × head_dim
     × state.
     """
-    if shape.kind == "gated_delta_net":
-        conv_width = 2 * shape.groups * shape.state_dim + shape.inner_size
-    else:
-        conv_width = shape.inner_size + 2 * shape.groups_with_replicas(tensor_parallel) * shape.state_dim
-    conv = _divide(conv_width, tensor_parallel, "the conv state width") * (shape.conv_kernel - 1) * CONV_STATE_BYTES
+    conv = (
+        _divide(shape.conv_channels(tensor_parallel), tensor_parallel, "the conv state width")
+        * (shape.conv_kernel - 1)
+        * CONV_STATE_BYTES
+    )
     heads = _divide(shape.heads, tensor_parallel, "the recurrent heads")
     return conv + heads * shape.head_dim * shape.state_dim * shape.ssm_state_bytes
 

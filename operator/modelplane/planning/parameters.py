@@ -116,16 +116,13 @@ def _recurrent(arch: Architecture, shape: RecurrentShape, tp: int) -> tuple[int,
     """
     hidden, inner = arch.hidden_size, shape.inner_size
     heads = _shard(shape.heads, tp)
+    conv_width = _shard(shape.conv_channels(tp), tp)
     if shape.kind == "gated_delta_net":
-        key_width = shape.groups * shape.state_dim
-        in_proj = hidden * _shard(2 * key_width + 2 * inner + 2 * shape.heads, tp)
-        conv = _shard(2 * key_width + inner, tp) * shape.conv_kernel
+        # in_proj_qkvz (q, k, v and the z gate: conv channels + value width) and in_proj_ba (a b and an a per head)
+        in_proj = hidden * _shard(shape.conv_channels(tp) + inner + 2 * shape.heads, tp)
         out_proj = _shard(inner, tp) * hidden
-        return in_proj + out_proj, conv + 2 * heads + shape.head_dim, 3
-    groups = shape.groups_with_replicas(tp)
-    bc_width = 2 * groups * shape.state_dim
-    in_width = _shard(2 * inner + bc_width + shape.heads, tp)
-    conv_width = _shard(inner + bc_width, tp)
+        return in_proj + out_proj, conv_width * shape.conv_kernel + 2 * heads + shape.head_dim, 3
+    in_width = _shard(shape.conv_channels(tp) + inner + shape.heads, tp)  # z, then x, B and C, then dt
     other = conv_width * shape.conv_kernel + 3 * heads + _shard(inner, tp)
     if shape.conv_bias:
         other += conv_width
