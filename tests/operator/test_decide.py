@@ -259,3 +259,21 @@ def test_a_model_from_a_catalog_entry_is_planned_and_an_unmodelled_one_refused_b
     refused = decide(body(model={"name": "acme/h", "architecture": hybrid}), lambda: offers_for(POOLS), resolver)
     assert refused.conditions[PLANNED].reason == "ArchitectureUnsupported"
     assert "model_type 'jamba' cannot be sized exactly" in refused.conditions[PLANNED].message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("mamba_num_heads", 10**30), ("moe_latent_size", 10**400), ("moe_shared_expert_intermediate_size", 10**30),
+     ("ssm_state_size", -3), ("hybrid_override_pattern", ["M"])],
+)  # fmt: skip
+def test_an_absurd_hybrid_field_is_one_invalid_spec_naming_it(field: str, value: object) -> None:
+    """moe_latent_size 10**400 once overflowed a float in the memory reason: every field the hybrids size is bounded."""
+    architecture = {"model_type": "nemotron_h", "hidden_size": 4096, "num_hidden_layers": 4, "num_attention_heads": 32,
+                    "num_key_value_heads": 8, "intermediate_size": 8192, "vocab_size": 1000, "mamba_num_heads": 64,
+                    "mamba_head_dim": 64, "ssm_state_size": 128, "n_groups": 8, "conv_kernel": 4,
+                    "hybrid_override_pattern": "M*-E", "n_routed_experts": 8, "num_experts_per_tok": 2,
+                    "moe_intermediate_size": 1024, "n_shared_experts": 1, field: value}  # fmt: skip
+    decision = decide(body(model={"name": "acme/h", "architecture": architecture}), lambda: offers_for(POOLS))
+    assert decision.objects is None
+    assert decision.conditions[PLANNED].reason == "InvalidSpec"
+    assert f"'{field}'" in decision.conditions[PLANNED].message

@@ -502,15 +502,15 @@ def _hybrid(config: Mapping[str, Any], model_type: str, num_layers: int, source:
     return None
 
 
-def _family_fields(config: Mapping[str, Any], model_type: str) -> Mapping[str, Any]:
+def _family_fields(config: Mapping[str, Any], model_type: str, source: str) -> Mapping[str, Any]:
     """Config fields a family names its own way, under the names the parser reads.
 
     Granite-4.0-H calls its shared expert `shared_intermediate_size`, and a dense one (no local experts) has only
     that shared MLP; Nemotron-H may name its head size `attention_head_dim`.
     """
     if model_type == "granitemoehybrid" and "shared_intermediate_size" in config:
-        shared = config["shared_intermediate_size"]
-        renamed = {"shared_expert_intermediate_size": shared}
+        shared = _int(config, "shared_intermediate_size", source)
+        renamed: dict[str, Any] = {"shared_expert_intermediate_size": shared}
         if not config.get("num_local_experts"):
             renamed["intermediate_size"] = shared
         return {**config, **renamed}
@@ -522,16 +522,19 @@ def _family_fields(config: Mapping[str, Any], model_type: str) -> Mapping[str, A
         if isinstance(pattern, str) and "E" in pattern:
             # Nemotron 3: the E layers are MoE (NemotronHMoE), with a shared expert of
             # moe_shared_expert_intermediate_size × n_shared_experts; every other layer has no experts.
-            shared = config.get("moe_shared_expert_intermediate_size") or 0
+            shared = _integer(config.get("moe_shared_expert_intermediate_size") or 0,
+                              "moe_shared_expert_intermediate_size", source)  # fmt: skip
+            count = _integer(config.get("n_shared_experts") or 0, "n_shared_experts", source)
             renamed["mlp_only_layers"] = [i for i, kind in enumerate(pattern) if kind != "E"]
             renamed["n_shared_experts"] = None
-            renamed["shared_expert_intermediate_size"] = shared * (config.get("n_shared_experts") or 0)
+            renamed["shared_expert_intermediate_size"] = shared * count
         return {**config, **renamed}
     if model_type == "llama4_text":
         # Llama4TextConfig: intermediate_size is an expert's (and the shared expert's), intermediate_size_mlp a
         # dense layer's; a layer is MoE when (i + 1) % interleave_moe_layer_step == 0 (vllm llama4.py).
         expert = config.get("intermediate_size")
-        return {**config, "intermediate_size": config.get("intermediate_size_mlp"), "moe_intermediate_size": expert,
+        dense = _int(config, "intermediate_size_mlp", source)
+        return {**config, "intermediate_size": dense, "moe_intermediate_size": expert,
                 "shared_expert_intermediate_size": expert,
                 "decoder_sparse_step": config.get("interleave_moe_layer_step")}  # fmt: skip
     return config
@@ -765,7 +768,7 @@ def parse_architecture(config: Mapping[str, Any], source: str) -> Architecture:
     for key in REQUIRED_KEYS:
         _int(config, key, source)
     model_type = _check_modelled(config, str(declared) if declared else None, source)
-    config = _family_fields(config, model_type)
+    config = _family_fields(config, model_type, source)
     hidden = _int(config, "hidden_size", source)
     layers = _int(config, "num_hidden_layers", source)
     heads = _int(config, "num_attention_heads", source)
