@@ -465,6 +465,101 @@ class PodTemplate(WireModel):
     affinity: Affinity | None = None
 
 
+DURATION = r"^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$"
+DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+MAX_LATENCY_SECONDS = 3600.0
+DURATION_RULE: JsonDict = {
+    "rule": "duration(self) > duration('0s') && duration(self) <= duration('1h')",
+    "message": "must be a duration above 0 and at most 1h, such as 800ms, 1.5s or 2m",
+    "reason": "FieldValueInvalid",
+}
+RATE = r"^[0-9]{1,7}(\.[0-9]{1,6})?$"
+MAX_REQUESTS_PER_SECOND = 1_000_000.0
+RATE_RULE: JsonDict = {
+    "rule": "double(self) > 0.0 && double(self) <= 1000000.0",
+    "message": 'must be a decimal string above 0 and at most 1000000 requests per second, such as "20" or "0.5"',
+    "reason": "FieldValueInvalid",
+}
+
+
+def duration_seconds(text: str) -> float:
+    """A Go-style duration string ("800ms", "1.5s", "1m30s") in seconds."""
+    return sum(
+        float(number) * DURATION_UNITS[unit] for number, _, unit in re.findall(r"([0-9]+(\.[0-9]+)?)(h|ms|m|s)", text)
+    )
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None and not 0 < duration_seconds(value) <= MAX_LATENCY_SECONDS:
+        raise ValueError(str(DURATION_RULE["message"]))
+    return value
+
+
+class Workload(WireModel):
+    """A typical request and, optionally, the rate they arrive at: what the latency and replica count rest on."""
+
+    input_tokens: int = Field(ge=1, le=MAX_MODEL_LEN, description="Prompt tokens of a typical request.")
+    output_tokens: int = Field(ge=1, le=MAX_MODEL_LEN, description="Output tokens of a typical request.")
+    requests_per_second: str | None = Field(
+        default=None,
+        max_length=16,
+        pattern=RATE,
+        json_schema_extra={CEL: [RATE_RULE]},
+        description="Requests per second all replicas together must serve (decimal string); the planner then"
+        " chooses the replicas, spec.replicas being the minimum.",
+    )
+
+    @field_validator("requests_per_second")
+    @classmethod
+    def _positive_rate(cls, value: str | None) -> str | None:
+        if value is not None and not 0 < float(value) <= MAX_REQUESTS_PER_SECOND:
+            raise ValueError(str(RATE_RULE["message"]))
+        return value
+
+    @property
+    def rate(self) -> float | None:
+        return None if self.requests_per_second is None else float(self.requests_per_second)
+
+
+SLO_NOT_EMPTY_RULE: JsonDict = {
+    "rule": "has(self.timeToFirstToken) || has(self.interTokenLatency)",
+    "message": "spec.slo needs timeToFirstToken, interTokenLatency or both",
+    "reason": "FieldValueRequired",
+}
+
+
+class ServiceLevelObjective(WireModel):
+    """Latency targets each replica must meet at its operating point (Go duration strings)."""
+
+    model_config = ConfigDict(json_schema_extra={CEL: [SLO_NOT_EMPTY_RULE]})
+
+    time_to_first_token: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=DURATION,
+        json_schema_extra={CEL: [DURATION_RULE]},
+        description="Longest mean time to the first token, e.g. 800ms.",
+    )
+    inter_token_latency: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=DURATION,
+        json_schema_extra={CEL: [DURATION_RULE]},
+        description="Longest mean time between output tokens of a sequence, e.g. 50ms.",
+    )
+
+    @field_validator("time_to_first_token", "inter_token_latency")
+    @classmethod
+    def _bounded(cls, value: str | None) -> str | None:
+        return _duration(value)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "ServiceLevelObjective":
+        if self.time_to_first_token is None and self.inter_token_latency is None:
+            raise ValueError(str(SLO_NOT_EMPTY_RULE["message"]))
+        return self
+
+
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 PRE_QUANTIZED_FORMATS = ("awq", "gptq")
 TP_RULE: JsonDict = {
@@ -523,6 +618,19 @@ S3_NEEDS_CACHE_RULE: JsonDict = {
     "fieldPath": ".modelCache",
     "reason": "FieldValueInvalid",
 }
+WORKLOAD_FITS_RULE: JsonDict = {
+    "rule": "!has(self.workload) || self.workload.inputTokens + self.workload.outputTokens <= self.maxModelLen",
+    "message": "spec.workload.inputTokens + outputTokens must be at most spec.maxModelLen: a request must fit the"
+    " context the servers are started with",
+    "fieldPath": ".workload",
+    "reason": "FieldValueInvalid",
+}
+SLO_NEEDS_WORKLOAD_RULE: JsonDict = {
+    "rule": "!has(self.slo) || has(self.workload)",
+    "message": "spec.slo needs spec.workload (inputTokens, outputTokens): latency depends on the request's lengths",
+    "fieldPath": ".slo",
+    "reason": "FieldValueRequired",
+}
 LOCAL_SOURCE_RULE: JsonDict = {
     "rule": "!has(self.model.source) || !(has(self.model.source.pvc) || has(self.model.source.image))"
     " || !has(self.modelCache)",
@@ -534,7 +642,8 @@ LOCAL_SOURCE_RULE: JsonDict = {
 
 class ModelDeploymentSpec(WireModel):
     model_config = ConfigDict(json_schema_extra={CEL: [TP_RULE, PRE_QUANTIZED_RULE, S3_NEEDS_CACHE_RULE,
-                                                        LOCAL_SOURCE_RULE]})  # fmt: skip
+                                                        LOCAL_SOURCE_RULE, WORKLOAD_FITS_RULE,
+                                                        SLO_NEEDS_WORKLOAD_RULE]})  # fmt: skip
 
     model: ModelSource
     quantization: Quantization = Quantization.AUTO
@@ -545,6 +654,10 @@ class ModelDeploymentSpec(WireModel):
         default=1, ge=1, le=65536, description="Sequences at full maxModelLen the KV cache must hold at once."
     )
     replicas: int = Field(default=1, ge=0, le=1000)
+    workload: Workload | None = Field(
+        default=None, description="A typical request and its rate; unset: half maxModelLen in, half out."
+    )
+    slo: ServiceLevelObjective | None = Field(default=None, description="Latency targets; needs workload.")
     parallelism: Parallelism | None = None
     gpu_memory_utilization: int = Field(default=90, ge=10, le=99, description="Percent of GPU memory to use.")
     placement: Placement = Field(default_factory=Placement)
@@ -583,6 +696,11 @@ class ModelDeploymentSpec(WireModel):
             raise ValueError(str(S3_NEEDS_CACHE_RULE["message"]))
         if source is not None and (source.pvc is not None or source.image is not None) and cache is not None:
             raise ValueError(str(LOCAL_SOURCE_RULE["message"]))
+        workload = self.workload
+        if workload is not None and workload.input_tokens + workload.output_tokens > self.max_model_len:
+            raise ValueError(str(WORKLOAD_FITS_RULE["message"]))
+        if self.slo is not None and workload is None:
+            raise ValueError(str(SLO_NEEDS_WORKLOAD_RULE["message"]))
         return self
 
     @field_validator("env")

@@ -32,6 +32,7 @@ class ReasonCode(StrEnum):
     UNKNOWN_GPU = "UnknownGpu"
     MAX_MODEL_LEN_EXCEEDED = "MaxModelLenExceeded"
     NO_POOLS = "NoPools"
+    SLO_UNREACHABLE = "SloUnreachable"
 
 
 class Reason(WireModel):
@@ -58,10 +59,29 @@ class MemoryBreakdown(WireModel):
 
 
 class Estimates(WireModel):
-    decode_tokens_per_second: int = Field(description="Aggregate decode tokens/s of one replica at maxConcurrency.")
-    decode_tokens_per_second_per_sequence: int
+    """The performance model's operating point of one replica (planning/performance.py) and what it costs.
+
+    The operating point is the workload's rate spread over the replicas, or else maxConcurrency sequences served
+    at once; latencies are means in seconds.
+    """
+
+    decode_tokens_per_second: int = Field(
+        description="Aggregate decode tokens/s of one replica at the operating point."
+    )
+    decode_tokens_per_second_per_sequence: int = Field(description="One sequence's tokens/s: 1 / interTokenLatency.")
+    time_to_first_token_seconds: float | None = Field(default=None, description="Mean time to the first token.")
+    inter_token_latency_seconds: float | None = Field(
+        default=None, description="Mean time between a sequence's tokens."
+    )
+    sequences_per_replica: float | None = Field(default=None, description="Sequences one replica serves at once.")
+    requests_per_second_per_replica: float | None = Field(default=None, description="At the operating point.")
+    max_requests_per_second_per_replica: float | None = Field(
+        default=None, description="The most requests/s one replica serves within the SLO and its KV cache."
+    )
     cost_per_hour: str | None = Field(default=None, description="All replicas, decimal string.")
-    cost_per_million_tokens: str | None = None
+    cost_per_million_tokens: str | None = Field(
+        default=None, description="Dollars per million output tokens at the operating point, decimal string."
+    )
 
 
 class Plan(WireModel):

@@ -1,4 +1,4 @@
-"""Sourced constants of the throughput model (catalog/data/performance.yaml)."""
+"""Sourced constants of the performance model (catalog/data/performance.yaml)."""
 
 from functools import cache
 from importlib import resources
@@ -7,13 +7,40 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+_CONFIG = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+Fraction = dict[str, float]
+"""A share of a datasheet rate by GPU architecture (hopper, ampere, cdna3, ...), with a `default`."""
+
+
+class RuntimePerformance(BaseModel):
+    model_config = _CONFIG
+
+    step_overhead_seconds: float = Field(ge=0, le=1)
+    request_overhead_seconds: float = Field(ge=0, le=10)
+    bandwidth_fraction: Fraction
+    compute_fraction: Fraction
+
+    def bandwidth(self, architecture: str) -> float:
+        return self.bandwidth_fraction.get(architecture, self.bandwidth_fraction["default"])
+
+    def compute(self, architecture: str) -> float:
+        return self.compute_fraction.get(architecture, self.compute_fraction["default"])
+
+
+class Link(BaseModel):
+    model_config = _CONFIG
+
+    latency_seconds: float = Field(ge=0, le=0.01)
+    bandwidth_fraction: float = Field(gt=0, le=1)
+
 
 class PerformanceConstants(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    model_config = _CONFIG
 
     schema_version: int
-    memory_bandwidth_efficiency_percent: int = Field(gt=0, le=100)
-    pcie_tensor_parallel_efficiency_percent: int = Field(gt=0, le=100)
+    runtimes: dict[str, RuntimePerformance]
+    all_reduce: dict[str, Link]
+    default_max_num_seqs: dict[str, int]
     sources: dict[str, str]
 
 

@@ -22,8 +22,9 @@ from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.models import ModelEntry
 from modelplane.catalog.resolve import PACKAGED, ResolvedModel
 from modelplane.catalog.support import needs_checkpoint, support_problem, weight_only_note
-from modelplane.planning.estimates import Throughput, cost_per_hour, cost_per_million_tokens
+from modelplane.planning.estimates import cost_per_hour, cost_per_million_tokens, hardware, max_num_seqs
 from modelplane.planning.inventory import PoolOffer
+from modelplane.planning.performance import Hardware, OperatingPoint, at_rate, max_rate, operating_point, replicas_for
 from modelplane.planning.records import record
 from modelplane.planning.shapes import (
     Layout,
@@ -50,11 +51,20 @@ SIZED_CHECKPOINTS = (
 )
 
 
+class Serving(NamedTuple):
+    """A shape's operating point under the deployment's demand, with the replicas it takes."""
+
+    point: OperatingPoint
+    replicas: int
+    best: OperatingPoint | None
+    """The busiest point within the SLO (max requests/s); None when even one sequence misses it."""
+
+
 class Evaluation(NamedTuple):
     """One candidate with everything needed to rank it and to print it.
 
     A tuple, not a dataclass: a plan builds hundreds, and a tuple is the cheapest record Python builds.
-    `estimates` is the printed form of `throughput` and the costs, built once with them.
+    `estimates` is the printed form of `serving` and the costs, built once with them.
     """
 
     offer: PoolOffer
@@ -62,7 +72,7 @@ class Evaluation(NamedTuple):
     layout: Layout
     reasons: tuple[Reason, ...]
     memory: MemoryBreakdown | None = None
-    throughput: Throughput | None = None
+    serving: Serving | None = None
     hourly_cost: Decimal | None = None
     estimates: Estimates | None = None
 
@@ -85,6 +95,10 @@ class Evaluation(NamedTuple):
             memory=self.memory,
             estimates=self.estimates,
         )
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}ms"
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -146,6 +160,10 @@ class _Planner:
         self.single_node_only = spec.runtime is Runtime.TENSORRT_LLM
         self._gpu_formats: dict[str, list[tuple[Quantization, tuple[Reason, ...]]]] = {}
         self._tp_problems: dict[int, Reason | None] = {}
+        self.demand = self.sizer.demand
+        self.max_num_seqs = max_num_seqs(spec.runtime.value)
+        self._servings: dict[tuple[str, Quantization, int, int], tuple[Serving, tuple[Reason, ...]]] = {}
+        self._hardwares: dict[tuple[str, Quantization], Hardware] = {}
 
     # -- deployment-level checks -------------------------------------------------------------
     def deployment_reasons(self) -> list[Reason]:
@@ -299,7 +317,7 @@ class _Planner:
         )
         if not fit.fits:
             return Evaluation(offer, weight_format, shape, reasons, fit.breakdown)
-        replicas, nodes_per_replica = self.replicas, shape.nodes_per_replica
+        nodes_per_replica = shape.nodes_per_replica
         gpus_per_replica = tp * shape.pipeline_parallel
         if nodes_per_replica > 1 and self.single_node_only:
             reasons += (
@@ -309,26 +327,90 @@ class _Planner:
                     "one node only (multi-node trtllm-serve needs MPI launchers)",
                 ),
             )
-        needed = gpus_per_replica * replicas
+        serving, slo_reasons = self.serving(offer.gpu, weight_format, tp, shape.pipeline_parallel, fit.breakdown)
+        reasons += slo_reasons
+        replicas = serving.replicas
+        if not reasons and replicas > self.replicas:
+            capacity = (
+                gpus_per_replica * replicas <= offer.free_gpus
+                and nodes_needed(shape, gpus_per_node, replicas) <= offer.nodes
+            )
         if not capacity and not reasons:
-            reasons = (self._capacity_reason(offer, shape),)
-        throughput = fit.throughput
-        assert throughput is not None
+            reasons = (self._capacity_reason(offer, shape, replicas),)
         price = offer.cost_per_gpu_hour
-        hourly = cost_per_hour(price, needed)
+        hourly = cost_per_hour(price, gpus_per_replica * replicas)
         # Unrounded: rounding to cents first would skew cheap or fractional-cent prices (rounded once, at the end).
         replica_cost = None if price is None else price * gpus_per_replica
+        point, best = serving.point, serving.best
+        output_rate = point.requests_per_second * self.demand.workload.output_tokens
         estimates = record(
             Estimates,
-            decode_tokens_per_second=throughput.aggregate,
-            decode_tokens_per_second_per_sequence=throughput.per_sequence,
+            decode_tokens_per_second=int(point.sequences / point.inter_token_latency),
+            decode_tokens_per_second_per_sequence=int(1 / point.inter_token_latency),
+            time_to_first_token_seconds=round(point.time_to_first_token, 4),
+            inter_token_latency_seconds=round(point.inter_token_latency, 5),
+            sequences_per_replica=round(point.sequences, 2),
+            requests_per_second_per_replica=round(point.requests_per_second, 3),
+            max_requests_per_second_per_replica=None if best is None else round(best.requests_per_second, 3),
             cost_per_hour=_money(hourly),
-            cost_per_million_tokens=_money(cost_per_million_tokens(replica_cost, throughput.aggregate)),
+            cost_per_million_tokens=_money(cost_per_million_tokens(replica_cost, output_rate)),
         )
-        return Evaluation(offer, weight_format, shape, reasons, fit.breakdown, throughput, hourly, estimates)
+        return Evaluation(offer, weight_format, shape, reasons, fit.breakdown, serving, hourly, estimates)
 
-    def _capacity_reason(self, offer: PoolOffer, shape: Layout) -> Reason:
-        replicas, gpus_per_replica = self.replicas, shape.gpus_per_replica
+    def serving(
+        self, gpu: GpuSpec, weight_format: Quantization, tp: int, pp: int, memory: MemoryBreakdown
+    ) -> tuple[Serving, tuple[Reason, ...]]:
+        """The operating point of a fitting shape and the replicas the rate needs; shared by pools of one GPU model."""
+        key = (gpu.id, weight_format, tp, pp)
+        found = self._servings.get(key)
+        if found is None:
+            found = self._servings[key] = self._serve(gpu, weight_format, tp, pp, memory)
+        return found
+
+    def _hardware(self, gpu: GpuSpec, weight_format: Quantization) -> Hardware:
+        key = (gpu.id, weight_format)
+        found = self._hardwares.get(key)
+        if found is None:
+            found = self._hardwares[key] = hardware(self.spec.runtime.value, weight_format, gpu)
+        return found
+
+    def _serve(
+        self, gpu: GpuSpec, weight_format: Quantization, tp: int, pp: int, memory: MemoryBreakdown
+    ) -> tuple[Serving, tuple[Reason, ...]]:
+        work, machine = self.sizer.work(weight_format, tp, pp), self._hardware(gpu, weight_format)
+        workload, rate, slo = self.demand
+        limit = min(self.max_num_seqs, memory.kv_cache_tokens // (workload.input_tokens + workload.output_tokens))
+        best = max_rate(work, machine, workload, slo, limit)
+        if rate is None:
+            point = operating_point(work, machine, workload, self.spec.max_concurrency)
+            serving = Serving(point, self.replicas, best)
+            if slo.met(point):
+                return serving, ()
+            return serving, (self._slo_reason(point, best, f"at maxConcurrency {self.spec.max_concurrency}"),)
+        if best is None:
+            point = operating_point(work, machine, workload, 1)
+            return Serving(point, self.replicas, None), (self._slo_reason(point, None, "at one sequence"),)
+        replicas = replicas_for(rate, best.requests_per_second, self.replicas)
+        settled = at_rate(work, machine, workload, rate / replicas, limit) if replicas else None
+        return Serving(settled or best, replicas, best), ()
+
+    def _slo_reason(self, point: OperatingPoint, best: OperatingPoint | None, where: str) -> Reason:
+        """What the shape reaches, against the targets, and what would meet them."""
+        slo = self.demand.slo
+        missed = []
+        if slo.inter_token_latency is not None and point.inter_token_latency > slo.inter_token_latency:
+            missed.append(f"interTokenLatency {_ms(point.inter_token_latency)} > {_ms(slo.inter_token_latency)}")
+        if slo.time_to_first_token is not None and point.time_to_first_token > slo.time_to_first_token:
+            missed.append(f"timeToFirstToken {_ms(point.time_to_first_token)} > {_ms(slo.time_to_first_token)}")
+        if best is not None:
+            fix = (f"it meets the SLO up to {int(best.sequences)} sequences ({best.requests_per_second:.2f}"
+                   " requests/s): lower maxConcurrency, or set workload.requestsPerSecond to add replicas")  # fmt: skip
+        else:
+            fix = "more tensorParallel, a faster GPU, shorter requests or a looser slo would meet it"
+        return _reason(ReasonCode.SLO_UNREACHABLE, f"{where}: {', '.join(missed)}; {fix}")
+
+    def _capacity_reason(self, offer: PoolOffer, shape: Layout, replicas: int) -> Reason:
+        gpus_per_replica = shape.gpus_per_replica
         needed = gpus_per_replica * replicas
         if needed > offer.free_gpus:
             message = (
@@ -390,14 +472,14 @@ def ranking(spec: ModelDeploymentSpec) -> Callable[[Evaluation], tuple[object, .
     on_prem, no_cost = Location.ON_PREM, Decimal(0)
 
     def key(evaluation: Evaluation) -> tuple[object, ...]:
-        throughput, shape, cost = evaluation.throughput, evaluation.layout, evaluation.hourly_cost
-        assert throughput is not None
+        serving, shape, cost = evaluation.serving, evaluation.layout, evaluation.hourly_cost
+        assert serving is not None
         unknown_cost = cost is None
         cost_value = no_cost if cost is None else cost
         precision = PRECISION_RANK[evaluation.weight_format] if by_precision else 0
         locality = int(evaluation.offer.location is not on_prem) if prefer_on_prem else 0
-        speed = (-throughput.per_sequence, -throughput.aggregate)
-        gpus = shape.tensor_parallel * shape.pipeline_parallel
+        speed = (serving.point.inter_token_latency, serving.point.time_to_first_token)
+        gpus = shape.tensor_parallel * shape.pipeline_parallel * serving.replicas
         if cheapest:
             objective: tuple[object, ...] = (unknown_cost, cost_value, gpus, *speed)
         elif fewest_gpus:
@@ -428,7 +510,7 @@ def _plan(planner: _Planner, best: Evaluation) -> Plan:
         gpus_per_replica=shape.gpus_per_replica,
         nodes_per_replica=shape.nodes_per_replica,
         gpus_per_pod=shape.gpus_per_pod,
-        replicas=spec.replicas,
+        replicas=best.serving.replicas if best.serving else spec.replicas,
         quantization=best.weight_format,
         pre_quantized=planner.checkpoint is not None,
         kv_cache_dtype=spec.kv_cache_dtype,

@@ -12,6 +12,7 @@ capacity. Results are tuples rather than dataclasses: a plan builds hundreds, an
 
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import accumulate
 from typing import NamedTuple
 
 from modelplane.api.model_deployment import ModelDeploymentSpec
@@ -20,7 +21,7 @@ from modelplane.api.serving import KvCacheDtype, Quantization
 from modelplane.catalog.architecture import Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.overhead import overhead_constants
-from modelplane.planning.estimates import Bandwidth, StageTraffic, Throughput, decode_bandwidth, throughput_at
+from modelplane.planning.demand import Demand, demand
 from modelplane.planning.kv_cache import (
     KvLayout,
     LayerPrefix,
@@ -32,6 +33,7 @@ from modelplane.planning.kv_cache import (
 )
 from modelplane.planning.overhead import in_flight_tokens, max_num_batched_tokens, overhead_bytes_per_gpu
 from modelplane.planning.parameters import ParameterBreakdown, count_parameters
+from modelplane.planning.performance import ReplicaWork, StageWork
 from modelplane.planning.records import record
 from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL, Layout, layout, nodes_needed
 from modelplane.planning.stages import WeightTable, stage_layers
@@ -64,12 +66,10 @@ class StageSplit(NamedTuple):
 
 
 class MemoryFit(NamedTuple):
-    """Memory of a replica on one GPU model; `traffic` (what a decode step reads) only when it fits."""
+    """Memory of a replica on one GPU model."""
 
     breakdown: MemoryBreakdown
-    traffic: tuple[StageTraffic, ...]
     fits: bool
-    throughput: Throughput | None
 
 
 class Sizing(NamedTuple):
@@ -118,7 +118,9 @@ class Sizer:
         self._tables: dict[tuple[Quantization, int], WeightTable] = {}
         self._rank_breakdowns: dict[int, ParameterBreakdown] = {}
         self._splits: dict[tuple[Quantization, int, int, GpuClass], StageSplit] = {}
-        self._traffic: dict[tuple[Quantization, int, int], tuple[StageTraffic, ...]] = {}
+        self.demand: Demand = demand(spec)
+        self._work: dict[tuple[Quantization, int, int], ReplicaWork] = {}
+        self._flops: dict[int, tuple[tuple[int, ...], int]] = {}
         self._fits: dict[tuple[str, Quantization, int, int], MemoryFit] = {}
         self._sizings: dict[tuple[str, Quantization, int, int, int, int], Sizing] = {}
         self._preferred: dict[tuple[str, Quantization, int], tuple[MemoryFit, int] | tuple[()]] = {}
@@ -127,7 +129,6 @@ class Sizer:
         self._searches: dict[tuple[str, Quantization, int], PipelineSearch] = {}
         self._needs: dict[tuple[Quantization, int], int] = {}
         self._overheads: dict[tuple[int, int], int] = {}
-        self._bandwidths: dict[tuple[str, bool], Bandwidth] = {}
         self._gpu_classes: dict[str, GpuClass] = {}
         self._interned: dict[tuple[int, bool], GpuClass] = {}
 
@@ -144,12 +145,16 @@ class Sizer:
         key = (weight_format, tp)
         table = self._tables.get(key)
         if table is None:
-            breakdown = self._rank_breakdowns.get(tp)
-            if breakdown is None:
-                breakdown = self._rank_breakdowns[tp] = count_parameters(self.arch, tp)
+            breakdown = self._rank_breakdown(tp)
             stored = self.breakdown if byte_format(weight_format) is self.stored else None
             table = self._tables[key] = WeightTable.build(self.arch, breakdown, weight_format, tp, stored)
         return table
+
+    def _rank_breakdown(self, tp: int) -> ParameterBreakdown:
+        breakdown = self._rank_breakdowns.get(tp)
+        if breakdown is None:
+            breakdown = self._rank_breakdowns[tp] = count_parameters(self.arch, tp)
+        return breakdown
 
     def gpu_class(self, gpu: GpuSpec) -> GpuClass:
         """The runtime's default batch and kernel path on this GPU, which every fit on it shares."""
@@ -193,17 +198,66 @@ class Sizer:
             )
         return split
 
-    def traffic(self, weight_format: Quantization, tp: int, pp: int) -> tuple[StageTraffic, ...]:
-        """Bytes a decode step reads per stage: active weights, and the KV cache at the average context."""
+    def work(self, weight_format: Quantization, tp: int, pp: int) -> ReplicaWork:
+        """What each stage's GPUs read and compute per step at the demand's contexts (planning/performance.py)."""
+        weight_format = byte_format(weight_format)
         key = (weight_format, tp, pp)
-        if key not in self._traffic:
+        work = self._work.get(key)
+        if work is None:
             stages = stage_layers(self.arch.num_layers, pp)
-            weights = self.weights(weight_format, tp).stages(stages, active=True)
-            kv_bytes = self._attended(stages, tp, max(1, self.max_model_len // 2))
-            self._traffic[key] = tuple(
-                StageTraffic(stage_weights, stage_kv) for stage_weights, stage_kv in zip(weights, kv_bytes, strict=True)
+            table = self.weights(weight_format, tp)
+            active = table.stages(stages, active=True)
+            prefix, active_prefix = table.prefix, table.active_prefix
+            flops_prefix, head_flops = self._flops_per_token(tp)
+            decode_kv = self._attended(stages, tp, self.demand.decode_context)
+            prefill_kv = self._attended(stages, tp, self.demand.prefill_context)
+            last = len(stages) - 1
+            moe = self.arch.moe
+            work = self._work[key] = ReplicaWork(
+                stages=tuple(
+                    StageWork(
+                        weight_bytes=active[index],
+                        spare_expert_bytes=(prefix[layers.stop] - prefix[layers.start])
+                        - (active_prefix[layers.stop] - active_prefix[layers.start]),
+                        flops_per_token=flops_prefix[layers.stop]
+                        - flops_prefix[layers.start]
+                        + (head_flops if index == last else 0),
+                        decode_kv_bytes=decode_kv[index],
+                        prefill_kv_bytes=prefill_kv[index],
+                        layers=len(layers),
+                    )
+                    for index, layers in enumerate(stages)
+                ),
+                tensor_parallel=tp,
+                hidden_size=self.arch.hidden_size,
+                attention_flops_per_kv_byte=self._attention_flops_per_kv_byte(tp),
+                experts=moe.experts if moe else 0,
+                experts_per_token=moe.experts_per_token if moe else 0,
             )
-        return self._traffic[key]
+        return work
+
+    def _flops_per_token(self, tp: int) -> tuple[tuple[int, ...], int]:
+        """Prefix sums of one rank's FLOPs per token by layer (2 × the weights it multiplies), and the LM head's."""
+        found = self._flops.get(tp)
+        if found is None:
+            rank = self._rank_breakdown(tp)
+            head = rank.lm_head or -(-self.arch.vocab_size * self.arch.hidden_size // tp)
+            found = self._flops[tp] = (
+                tuple(accumulate((2 * layer.active_linear for layer in rank.layers), initial=0)),
+                2 * head,
+            )
+        return found
+
+    def _attention_flops_per_kv_byte(self, tp: int) -> float:
+        """4 × query heads × head dim FLOPs per token of context, over the KV bytes that token holds per rank.
+
+        Grouped-query attention reads K and V (2 × KV heads × head dim) for the query heads sharing them; MLA one
+        latent per token that every local query head attends to, against it and its value projection.
+        """
+        arch = self.arch
+        if arch.mla is not None:
+            return 4 * (arch.num_attention_heads / tp) / self.kv_dtype_bytes
+        return 2 * (arch.num_attention_heads / arch.num_kv_heads) / self.kv_dtype_bytes
 
     def overhead(self, tp: int, pp: int) -> int:
         key = (tp, pp)
@@ -216,7 +270,7 @@ class Sizer:
         return gpu.memory_bytes * self.spec.gpu_memory_utilization // 100
 
     def memory_fit(self, gpu: GpuSpec, weight_format: Quantization, tp: int, pp: int) -> MemoryFit:
-        """The stage with the fewest KV tokens binds the replica; the decode roofline only for a fit."""
+        """The stage with the fewest KV tokens binds the replica."""
         weight_format = byte_format(weight_format)
         key = (gpu.id, weight_format, tp, pp)
         fit = self._fits.get(key)
@@ -235,21 +289,8 @@ class Sizer:
                 budget_bytes_per_gpu=budget,
                 gpu_memory_bytes=gpu.memory_bytes,
             )
-            if tokens >= self.required_tokens:
-                traffic = self.traffic(weight_format, tp, pp)
-                throughput = throughput_at(self._bandwidth(gpu, tp), traffic, self.max_concurrency)
-                fit = MemoryFit(breakdown, traffic, True, throughput)
-            else:
-                fit = MemoryFit(breakdown, (), False, None)
-            self._fits[key] = fit
+            fit = self._fits[key] = MemoryFit(breakdown, tokens >= self.required_tokens)
         return fit
-
-    def _bandwidth(self, gpu: GpuSpec, tp: int) -> Bandwidth:
-        key = (gpu.id, tp > 1)
-        bandwidth = self._bandwidths.get(key)
-        if bandwidth is None:
-            bandwidth = self._bandwidths[key] = decode_bandwidth(gpu, tp)
-        return bandwidth
 
     def _stage_capacities(self, split: StageSplit, budget: int) -> list[tuple[int, float]]:
         """(KV tokens, maximum concurrency) of each stage in what the budget leaves after its weights and overhead."""
