@@ -1,15 +1,15 @@
 """The planner's answer recomputed the slow way, for property tests: no pruning, no search, no caching of choices.
 
-Memory per shape and the rank key are the planner's own (`Sizer.memory_fit`, `rank_key`): what this checks is the
-search (which shapes are tried, which PP is kept, which capacity rules apply), not the arithmetic, which has
-table-driven tests of its own.
+Memory per shape, the operating point and replica count of a shape and the rank key are the planner's own
+(`Sizer.memory_fit`, `_Planner.serving`, `rank_key`): what this checks is the search (which shapes are tried, which
+PP is kept, which capacity and SLO rules apply), not the arithmetic, which has table-driven tests of its own.
 """
 
 from typing import Any
 
 from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.catalog.models import find_model
-from modelplane.planning.estimates import cost_per_hour, decode_throughput
+from modelplane.planning.estimates import cost_per_hour
 from modelplane.planning.planner import Evaluation, _Planner, rank_key
 from modelplane.planning.service import offers_for
 from modelplane.planning.shapes import MAX_PIPELINE_PARALLEL, heads_problem, layout
@@ -23,7 +23,7 @@ def brute_force_best(spec: dict[str, Any], pools: list[GPUNodePool]) -> tuple[ob
     assert entry is not None
     arch = entry.architecture
     planner = _Planner("x", "default", md.spec, arch, entry)
-    replicas, best = md.spec.replicas, None
+    best = None
     pinned = md.spec.parallelism.tensor_parallel if md.spec.parallelism else None
     for offer in offers_for(pools):
         if planner.pool_reasons(offer):
@@ -42,13 +42,16 @@ def brute_force_best(spec: dict[str, Any], pools: list[GPUNodePool]) -> tuple[ob
                         continue
                     if shape.nodes_per_replica > 1 and md.spec.runtime.value == "tensorrt-llm":
                         continue
+                    serving, slo_reasons = planner.serving(offer.gpu, weight_format, tp, pp, fit.breakdown)
+                    if slo_reasons:
+                        continue
+                    replicas = serving.replicas
                     pods_per_node = offer.gpus_per_node // shape.gpus_per_pod
                     if (shape.gpus_per_replica * replicas > offer.free_gpus
                             or -(-shape.nodes_per_replica * replicas // pods_per_node) > offer.nodes):  # fmt: skip
                         continue
                     evaluation = Evaluation(
-                        offer, weight_format, shape, (), fit.breakdown,
-                        decode_throughput(offer.gpu, tp, list(fit.traffic), md.spec.max_concurrency),
+                        offer, weight_format, shape, (), fit.breakdown, serving,
                         cost_per_hour(offer.cost_per_gpu_hour, shape.gpus_per_replica * replicas),
                     )  # fmt: skip
                     key = rank_key(md.spec, evaluation)

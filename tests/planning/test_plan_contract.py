@@ -139,3 +139,12 @@ def test_notes_are_on_the_wire_and_in_the_table() -> None:
     assert plain.to_wire()["plan"]["notes"] == []
     assert "notes" not in plain.plan.to_wire()
     assert plan_hash(plain.plan) == plan_hash(plain.plan.model_copy(update={"notes": []}))
+
+
+def test_the_plan_hash_ignores_the_estimates() -> None:
+    """Recalibrating the performance model changes every estimate; the serving pods must not roll for that."""
+    result = _plan([pool("h100", "H100-SXM-80GB", 8, 1)], quantization="fp8")
+    assert result.plan is not None
+    faster = result.plan.estimates.model_copy(update={"inter_token_latency_seconds": 0.001})
+    assert plan_hash(result.plan) == plan_hash(result.plan.model_copy(update={"estimates": faster}))
+    assert plan_hash(result.plan) != plan_hash(result.plan.model_copy(update={"tensor_parallel": 2}))

@@ -151,6 +151,9 @@ class PlanResult(WireModel):
     candidates: list[Candidate] = Field(
         default_factory=list, description="Every pool × format × TP tried; built only for a caller that prints them."
     )
+    inter_token_latency_target_seconds: float | None = Field(
+        default=None, description="The deployment's spec.slo.interTokenLatency in seconds, if it sets one."
+    )
     rejected_pools: dict[str, list[str]] = Field(
         default_factory=dict,
         exclude=True,

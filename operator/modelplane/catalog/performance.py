@@ -16,15 +16,21 @@ class RuntimePerformance(BaseModel):
     model_config = _CONFIG
 
     step_overhead_seconds: float = Field(ge=0, le=1)
+    sequence_overhead_seconds: float = Field(ge=0, le=0.01)
     request_overhead_seconds: float = Field(ge=0, le=10)
     bandwidth_fraction: Fraction
     compute_fraction: Fraction
+    attention_latency_seconds: Fraction
+    """Seconds per token of context per layer of a small-batch decode attention kernel, by GPU architecture."""
 
     def bandwidth(self, architecture: str) -> float:
         return self.bandwidth_fraction.get(architecture, self.bandwidth_fraction["default"])
 
     def compute(self, architecture: str) -> float:
         return self.compute_fraction.get(architecture, self.compute_fraction["default"])
+
+    def attention(self, architecture: str) -> float:
+        return self.attention_latency_seconds.get(architecture, self.attention_latency_seconds["default"])
 
 
 class Link(BaseModel):
@@ -34,13 +40,23 @@ class Link(BaseModel):
     bandwidth_fraction: float = Field(gt=0, le=1)
 
 
+class DeviceRule(BaseModel):
+    """A default that depends on the GPU: the first rule whose memory floor the GPU reaches, names excepted."""
+
+    model_config = _CONFIG
+
+    device_memory_at_least_gi_b: int = Field(ge=0, alias="deviceMemoryAtLeastGiB")
+    value: int = Field(ge=1)
+    except_names: tuple[str, ...] = ()
+
+
 class PerformanceConstants(BaseModel):
     model_config = _CONFIG
 
     schema_version: int
     runtimes: dict[str, RuntimePerformance]
     all_reduce: dict[str, Link]
-    default_max_num_seqs: dict[str, int]
+    max_num_seqs: dict[str, tuple[DeviceRule, ...]]
     sources: dict[str, str]
 
 

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from modelplane.api.base import API_GROUP, API_VERSION
 from modelplane.api.plan import Plan
-from modelplane.cli.output import memory_bar
+from modelplane.cli.output import memory_bar, operating_point
 from modelplane.kube.client import make_api_client
 from modelplane.kube.objects import request
 
@@ -47,6 +47,7 @@ def print_explanation(md: dict[str, Any], console: Console) -> None:
                       f"{plan.estimates.decode_tokens_per_second} tok/s, ${plan.estimates.cost_per_hour or '-'}/h",
                       highlight=False)  # fmt: skip
         console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len, plan.max_concurrency))
+        console.print(f"  {operating_point(plan.estimates)}", highlight=False)
     rejected = status.get("rejected") or []
     if rejected:
         console.print("why not: " + "; ".join(f"{r['pool']}: {', '.join(r['codes'])}" for r in rejected),

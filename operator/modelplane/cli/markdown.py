@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from modelplane.api.plan import PlanResult
-from modelplane.cli.output import kv_bytes_for_load
+from modelplane.cli.output import kv_bytes_for_load, operating_point
 
 GIB = 1024**3
 
@@ -39,6 +39,7 @@ def plan_markdown(results: Sequence[PlanResult]) -> str:
                 f"overhead {memory.overhead_bytes_per_gpu / GIB:.1f} GiB, KV cache for the load {kv / GIB:.1f} GiB "
                 f"of a {memory.budget_bytes_per_gpu / GIB:.1f} GiB budget ({memory.kv_cache_tokens} tokens fit)."
             )
+            lines.append(f"The {operating_point(result.plan.estimates)}.")
         for reason in result.reasons:
             lines.append(f"- ✗ **{reason.code.value}**: {reason.message}")
         for suggestion in result.suggestions:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from modelplane.api.plan import MemoryBreakdown, PlanResult
+from modelplane.api.plan import Estimates, MemoryBreakdown, PlanResult
 
 GIB = 1024**3
 BAR_WIDTH = 40
@@ -70,6 +70,21 @@ def memory_segments(memory: MemoryBreakdown, max_model_len: int, concurrency: in
     ]
 
 
+def operating_point(estimates: Estimates) -> str:
+    """One line a person can check: the load a replica serves, its latencies and what it could serve at most."""
+    if estimates.inter_token_latency_seconds is None or estimates.time_to_first_token_seconds is None:
+        return f"{estimates.decode_tokens_per_second} tok/s per replica"
+    most = estimates.max_requests_per_second_per_replica
+    ceiling = "the SLO is out of reach" if most is None else f"at most {most:g} req/s within the SLO and KV cache"
+    return (
+        f"operating point: {estimates.sequences_per_replica:g} sequences, "
+        f"{estimates.requests_per_second_per_replica:g} req/s per replica; "
+        f"TTFT {estimates.time_to_first_token_seconds * 1000:.0f} ms, "
+        f"ITL {estimates.inter_token_latency_seconds * 1000:.1f} ms "
+        f"({estimates.decode_tokens_per_second_per_sequence} tok/s per sequence); {ceiling}"
+    )
+
+
 def memory_bar(memory: MemoryBreakdown, max_model_len: int, concurrency: int) -> Text:
     segments = memory_segments(memory, max_model_len, concurrency)
     total = sum(size for _, size in segments) or 1
@@ -128,6 +143,7 @@ def print_table(results: Sequence[PlanResult], console: Console) -> None:
                 f"  memory per GPU ({plan.gpu}, KV for {plan.max_concurrency} × {plan.max_model_len} tokens):"
             )
             console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len, plan.max_concurrency))
+            console.print(f"  {operating_point(plan.estimates)}", highlight=False)
             for note in plan.notes:
                 console.print(f"  [yellow]![/yellow] {note}", highlight=False)
         for reason in result.reasons:

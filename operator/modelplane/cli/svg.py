@@ -1,7 +1,8 @@
-"""`modelplane plan -o svg`: every candidate as a point, cost per hour against decode tokens/s.
+"""`modelplane plan -o svg`: every candidate as a point, cost per million tokens against inter-token latency.
 
 A picture for people who would rather look than read: which shapes are cheap and fast, which were
-rejected, and where the chosen plan sits among them. Both axes are logarithmic because candidates span
+rejected, where the chosen plan sits among them and, as a vertical line, the SLO's inter-token latency.
+Both axes are logarithmic because candidates span
 orders of magnitude (one GPU to several nodes), and a linear scale piles the small ones into a corner.
 The SVG is self-contained (no scripts, fonts or images to fetch), so it can be attached to a pull request
 or opened from disk. It is built with ElementTree, which escapes every string: model names and reason
@@ -41,8 +42,8 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class Point(NamedTuple):
-    tokens_per_second: float
-    cost_per_hour: float
+    latency_ms: float
+    cost_per_million: float
 
 
 class LogAxis(NamedTuple):
@@ -79,11 +80,11 @@ def _text(parent: Element, content: str, x: float, y: float, **attributes: str) 
 
 
 def _point(candidate: Candidate) -> Point | None:
-    """Both numbers, positive: no throughput when memory does not fit, no cost when the pool has no price."""
+    """Both numbers, positive: no latency when memory does not fit, no cost when the pool has no price."""
     estimates = candidate.estimates
-    if estimates is None or estimates.cost_per_hour is None:
+    if estimates is None or estimates.cost_per_million_tokens is None or estimates.inter_token_latency_seconds is None:
         return None
-    point = Point(estimates.decode_tokens_per_second, float(Decimal(estimates.cost_per_hour)))
+    point = Point(estimates.inter_token_latency_seconds * 1000, float(Decimal(estimates.cost_per_million_tokens)))
     return point if min(point) > 0 else None
 
 
@@ -105,6 +106,9 @@ def _tooltip(candidate: Candidate, chosen: bool) -> str:
     else:
         cost = f"${estimates.cost_per_hour}/h" if estimates.cost_per_hour else "no cost (pool has no price)"
         lines.append(f"{estimates.decode_tokens_per_second:,} tok/s, {cost}")
+        if estimates.inter_token_latency_seconds is not None:
+            per_million = f"${estimates.cost_per_million_tokens}/Mtok" if estimates.cost_per_million_tokens else "-"
+            lines.append(f"ITL {estimates.inter_token_latency_seconds * 1000:.1f} ms, {per_million}")
     lines += [f"{reason.code.value}: {reason.message}" for reason in candidate.reasons]
     return "\n".join(lines)
 
@@ -132,14 +136,17 @@ def _summary(result: PlanResult) -> str:
             f"{plan.estimates.decode_tokens_per_second:,} tok/s, ${plan.estimates.cost_per_hour or '-'}/h")  # fmt: skip
 
 
-def _axes(panel: Element, top: float, points: Sequence[Point]) -> tuple[LogAxis, LogAxis] | None:
-    """Frame, gridlines, tick labels and axis titles; the axes, or None when there is nothing to plot."""
+def _axes(
+    panel: Element, top: float, points: Sequence[Point], target_ms: float | None
+) -> tuple[LogAxis, LogAxis] | None:
+    """Frame, gridlines, tick labels, axis titles and the SLO line; the axes, or None when there is nothing to plot."""
     bottom = top + PLOT_HEIGHT
     frame = {"x": str(PLOT_LEFT), "y": f"{top:g}", "width": str(PLOT_WIDTH), "height": str(PLOT_HEIGHT)}
     SubElement(panel, "rect", {"class": "plot-area", **frame}, fill="#ffffff")
     axes = None
     if points:
-        axes = log_axis([p.tokens_per_second for p in points]), log_axis([p.cost_per_hour for p in points])
+        latencies = [p.latency_ms for p in points] + ([target_ms] if target_ms else [])
+        axes = log_axis(latencies), log_axis([p.cost_per_million for p in points])
         for value, label in axes[0].ticks:
             x = f"{PLOT_LEFT + PLOT_WIDTH * axes[0].fraction(value):.1f}"
             SubElement(panel, "line", x1=x, x2=x, y1=f"{top:g}", y2=f"{bottom:g}", stroke=GRID)
@@ -148,13 +155,18 @@ def _axes(panel: Element, top: float, points: Sequence[Point]) -> tuple[LogAxis,
             y = f"{bottom - PLOT_HEIGHT * axes[1].fraction(value):.1f}"
             SubElement(panel, "line", x1=str(PLOT_LEFT), x2=str(PLOT_LEFT + PLOT_WIDTH), y1=y, y2=y, stroke=GRID)
             _text(panel, label, PLOT_LEFT - 6, float(y) + 4, **{"text-anchor": "end"})
+        if target_ms:
+            x = f"{PLOT_LEFT + PLOT_WIDTH * axes[0].fraction(target_ms):.1f}"
+            SubElement(panel, "line", {"class": "slo", "stroke-dasharray": "6 4", "stroke-width": "2"}, x1=x, x2=x,
+                       y1=f"{top:g}", y2=f"{bottom:g}", stroke=INFEASIBLE)  # fmt: skip
+            _text(panel, f"SLO {target_ms:g} ms", float(x) + 4, top + 14, fill=INFEASIBLE)
     else:
-        _text(panel, "no candidate has both a throughput and a cost estimate", PLOT_LEFT + PLOT_WIDTH / 2,
+        _text(panel, "no candidate has both a latency and a cost estimate", PLOT_LEFT + PLOT_WIDTH / 2,
               top + PLOT_HEIGHT / 2, fill=REJECTED, **{"text-anchor": "middle"})  # fmt: skip
     SubElement(panel, "rect", frame, fill="none", stroke=INK)
-    _text(panel, "estimated decode tokens/s, one replica at maxConcurrency (log scale)",
+    _text(panel, "estimated inter-token latency at the operating point, ms (log scale)",
           PLOT_LEFT + PLOT_WIDTH / 2, bottom + 36, **{"text-anchor": "middle"})  # fmt: skip
-    _text(panel, "cost per hour, all replicas, $/h (log scale)", 0, 0, **{"text-anchor": "middle",
+    _text(panel, "cost per million output tokens, $ (log scale)", 0, 0, **{"text-anchor": "middle",
           "transform": f"translate({PLOT_LEFT - 52} {top + PLOT_HEIGHT / 2}) rotate(-90)"})  # fmt: skip
     return axes
 
@@ -185,18 +197,20 @@ def _panel(svg: Element, result: PlanResult, top: float) -> float:
     _text(panel, _summary(result), PLOT_LEFT, top + 64, fill=INK if result.feasible else INFEASIBLE)
     plot_top = top + HEADER_HEIGHT
     placed = [(candidate, _point(candidate), _is_chosen(candidate, result.plan)) for candidate in result.candidates]
-    axes = _axes(panel, plot_top, [point for _, point, _ in placed if point is not None])
+    target = result.inter_token_latency_target_seconds
+    axes = _axes(panel, plot_top, [point for _, point, _ in placed if point is not None],
+                 None if target is None else target * 1000)  # fmt: skip
     _legend(panel, plot_top, result)
     strip_top = plot_top + PLOT_HEIGHT + 64
     unplotted = sum(point is None for _, point, _ in placed)
     if unplotted:
-        _text(panel, f"not plotted, no throughput or cost estimate ({unplotted}):", PLOT_LEFT, strip_top)
+        _text(panel, f"not plotted, no latency or cost estimate ({unplotted}):", PLOT_LEFT, strip_top)
     strip_index = 0
     # Rejected first, chosen last: where markers overlap, the feasible ones and the chosen halo stay visible.
     for candidate, point, chosen in sorted(placed, key=lambda item: (item[0].feasible, item[2])):
         if point is not None and axes is not None:
-            x = PLOT_LEFT + PLOT_WIDTH * axes[0].fraction(point.tokens_per_second)
-            y = plot_top + PLOT_HEIGHT * (1 - axes[1].fraction(point.cost_per_hour))
+            x = PLOT_LEFT + PLOT_WIDTH * axes[0].fraction(point.latency_ms)
+            y = plot_top + PLOT_HEIGHT * (1 - axes[1].fraction(point.cost_per_million))
         else:
             row, column = divmod(strip_index, STRIP_PER_ROW)
             x, y = PLOT_LEFT + 8 + STRIP_PITCH * column, strip_top + 16 + STRIP_PITCH * row

@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from modelplane.api.serving import Quantization
 from modelplane.catalog.gpus import GpuSpec
-from modelplane.catalog.performance import performance_constants
+from modelplane.catalog.performance import PerformanceConstants, performance_constants
 from modelplane.catalog.support import weight_only_note
 from modelplane.planning.overhead import max_num_batched_tokens
 from modelplane.planning.performance import Hardware
@@ -21,6 +21,7 @@ MONEY_PER_MILLION = Decimal("0.0001")
 SECONDS_PER_HOUR = 3600
 TERA = 10**12
 GIGA = 10**9
+GIB = 1024**3
 
 
 def compute_tflops(runtime: str, weight_format: Quantization, gpu: GpuSpec) -> int:
@@ -33,9 +34,14 @@ def compute_tflops(runtime: str, weight_format: Quantization, gpu: GpuSpec) -> i
     return gpu.bf16_dense_tflops
 
 
-def hardware(runtime: str, weight_format: Quantization, gpu: GpuSpec) -> Hardware:
-    """The achieved bandwidth, FLOP rate and link of one GPU, and the runtime's fixed costs."""
-    constants = performance_constants()
+def hardware(
+    runtime: str, weight_format: Quantization, gpu: GpuSpec, constants: PerformanceConstants | None = None
+) -> Hardware:
+    """The achieved bandwidth, FLOP rate and link of one GPU, and the runtime's fixed costs.
+
+    `constants`: performance.yaml's unless given (the calibration fit tries others).
+    """
+    constants = constants or performance_constants()
     tuned = constants.runtimes[runtime]
     link = constants.all_reduce[gpu.interconnect.value]
     return Hardware(
@@ -44,14 +50,21 @@ def hardware(runtime: str, weight_format: Quantization, gpu: GpuSpec) -> Hardwar
         link_bandwidth=gpu.interconnect_g_bps * GIGA * link.bandwidth_fraction,
         link_latency=link.latency_seconds,
         step_overhead=tuned.step_overhead_seconds,
+        sequence_overhead=tuned.sequence_overhead_seconds,
+        attention_latency=tuned.attention(gpu.architecture),
         request_overhead=tuned.request_overhead_seconds,
         batch_budget=max_num_batched_tokens(runtime, gpu),
     )
 
 
-def max_num_seqs(runtime: str) -> int:
-    """The most sequences the runtime schedules at once by default."""
-    return performance_constants().default_max_num_seqs[runtime]
+def max_num_seqs(runtime: str, gpu: GpuSpec) -> int:
+    """The most sequences the runtime schedules at once by default on this GPU."""
+    name = gpu.display_name.lower()
+    for rule in performance_constants().max_num_seqs[runtime]:
+        floor = rule.device_memory_at_least_gi_b * GIB
+        if gpu.memory_bytes >= floor and not any(excluded in name for excluded in rule.except_names):
+            return rule.value
+    raise AssertionError(f"performance.yaml: no maxNumSeqs rule of {runtime} matches {gpu.id}")
 
 
 def cost_per_hour(cost_per_gpu_hour: Decimal | None, gpus: int) -> Decimal | None:

@@ -59,6 +59,8 @@ class StageWork(NamedTuple):
     prefill_kv_bytes: float
     """K_s(I / 2): KV bytes a prompt token attends to on average while the prompt is prefilled."""
     layers: int
+    attended_token_layers: float = 0.0
+    """Σ over the stage's attention layers of the tokens a decoding sequence attends to there (windows capped)."""
 
 
 class ReplicaWork(NamedTuple):
@@ -80,6 +82,11 @@ class Hardware(NamedTuple):
     link_bandwidth: float
     link_latency: float
     step_overhead: float
+    sequence_overhead: float
+    """Per sequence in the step: scheduling, sampling and detokenizing on the host."""
+    attention_latency: float
+    """Seconds a decode attention kernel spends per token of context per layer: the floor at small batches,
+    where too few heads per GPU keep its cores busy, whatever the bandwidth."""
     request_overhead: float
     batch_budget: int
     """max_num_batched_tokens: the tokens one step may schedule, prefill chunks included."""
@@ -154,18 +161,37 @@ def prefill_chunks(hardware: Hardware, workload: Workload, decoding: float) -> i
     return max(1, ceil(workload.input_tokens / room))
 
 
-def time_to_first_token(work: ReplicaWork, hardware: Hardware, workload: Workload, sequences: float) -> float:
-    """The request overhead and the prompt's chunks, each a step alongside the other sequences decoding."""
+def time_to_first_token(
+    work: ReplicaWork, hardware: Hardware, workload: Workload, sequences: float, *, cohort: bool = False
+) -> float:
+    """The request overhead and the prompt's chunks, each a step alongside the other sequences decoding.
+
+    With `cohort`, the sequences arrive together (a benchmark's closed loop of fixed-length requests finishes and
+    resends them in step): a prompt waits on average for the (N − 1) / 2 prompts ahead of it, all prefilled in
+    chunks of the whole batch budget before any of them decodes.
+    """
     others = max(0.0, sequences - 1)
+    if cohort and others:
+        tokens = workload.input_tokens * (1 + others / 2)
+        chunks = max(1, ceil(tokens / hardware.batch_budget))
+        return hardware.request_overhead + chunks * step_seconds(work, hardware, 0, tokens / chunks)
     chunks = prefill_chunks(hardware, workload, others)
     return hardware.request_overhead + chunks * step_seconds(work, hardware, others, workload.input_tokens / chunks)
 
 
-def inter_token_latency(work: ReplicaWork, hardware: Hardware, workload: Workload, sequences: float) -> float:
+def _prompt_share(workload: Workload, sequences: float, cohort: bool) -> float:
+    """Prompts prefilled while one sequence decodes: every other user's (half of them, for a cohort)."""
+    others = max(0.0, sequences - 1)
+    return others / 2 if cohort else others
+
+
+def inter_token_latency(
+    work: ReplicaWork, hardware: Hardware, workload: Workload, sequences: float, *, cohort: bool = False
+) -> float:
     """Mean time between a sequence's tokens while the other sequences' prompts are prefilled in its steps."""
     output = workload.output_tokens
     plain = step_seconds(work, hardware, sequences)
-    others = max(0.0, sequences - 1)
+    others = _prompt_share(workload, sequences, cohort)
     if others == 0 or workload.input_tokens == 0:
         return plain
     with_prompts = min(float(output), others * prefill_chunks(hardware, workload, sequences))
@@ -174,13 +200,43 @@ def inter_token_latency(work: ReplicaWork, hardware: Hardware, workload: Workloa
     return ((output - with_prompts) * plain + with_prompts * mixed) / output
 
 
-def operating_point(work: ReplicaWork, hardware: Hardware, workload: Workload, sequences: float) -> OperatingPoint:
-    """The steady state of `sequences` sequences served at once (a closed loop of as many users)."""
+def median_inter_token_latency(
+    work: ReplicaWork, hardware: Hardware, workload: Workload, sequences: float, *, cohort: bool = False
+) -> float:
+    """The median gap between a sequence's tokens: the plain step unless prompts share most of its steps.
+
+    Benchmarks print the median beside the mean; the gaps take two values, so the median is the one most steps
+    take.
+    """
+    others = _prompt_share(workload, sequences, cohort)
+    with_prompts = min(float(workload.output_tokens), others * prefill_chunks(hardware, workload, sequences))
+    if workload.input_tokens == 0 or with_prompts * 2 <= workload.output_tokens:
+        return step_seconds(work, hardware, sequences)
+    return step_seconds(work, hardware, sequences, others * workload.input_tokens / with_prompts)
+
+
+def operating_point(
+    work: ReplicaWork,
+    hardware: Hardware,
+    workload: Workload,
+    sequences: float,
+    limit: int | None = None,
+    *,
+    cohort: bool = False,
+) -> OperatingPoint:
+    """The steady state of `sequences` users, at most `limit` of them served at once (`cohort`: arriving together).
+
+    Past the limit (the KV cache or max_num_seqs) the others wait in the queue: each of the `limit` running
+    requests takes T, so requests complete at limit / T and a user waits sequences / (limit / T) − T for its turn
+    before its prompt is prefilled.
+    """
     sequences = max(1.0, sequences)
-    ttft = time_to_first_token(work, hardware, workload, sequences)
-    itl = inter_token_latency(work, hardware, workload, sequences)
+    running = sequences if limit is None else max(1.0, min(sequences, float(limit)))
+    ttft = time_to_first_token(work, hardware, workload, running, cohort=cohort)
+    itl = inter_token_latency(work, hardware, workload, running, cohort=cohort)
     request = ttft + (workload.output_tokens - 1) * itl
-    return OperatingPoint(sequences, ttft, itl, sequences / request)
+    waiting = (sequences / running - 1) * request
+    return OperatingPoint(running, ttft + waiting, itl, running / request)
 
 
 def at_rate(

@@ -24,7 +24,15 @@ from modelplane.catalog.resolve import PACKAGED, ResolvedModel
 from modelplane.catalog.support import needs_checkpoint, support_problem, weight_only_note
 from modelplane.planning.estimates import cost_per_hour, cost_per_million_tokens, hardware, max_num_seqs
 from modelplane.planning.inventory import PoolOffer
-from modelplane.planning.performance import Hardware, OperatingPoint, at_rate, max_rate, operating_point, replicas_for
+from modelplane.planning.performance import (
+    Hardware,
+    OperatingPoint,
+    Workload,
+    at_rate,
+    max_rate,
+    operating_point,
+    replicas_for,
+)
 from modelplane.planning.records import record
 from modelplane.planning.shapes import (
     Layout,
@@ -97,6 +105,12 @@ class Evaluation(NamedTuple):
         )
 
 
+def sequence_limit(runtime: str, gpu: GpuSpec, memory: MemoryBreakdown, workload: Workload) -> int:
+    """Sequences a replica serves at once: its KV cache holds that many requests, the runtime schedules as many."""
+    held = memory.kv_cache_tokens // (workload.input_tokens + workload.output_tokens)
+    return max(1, min(max_num_seqs(runtime, gpu), held))
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}ms"
 
@@ -161,7 +175,6 @@ class _Planner:
         self._gpu_formats: dict[str, list[tuple[Quantization, tuple[Reason, ...]]]] = {}
         self._tp_problems: dict[int, Reason | None] = {}
         self.demand = self.sizer.demand
-        self.max_num_seqs = max_num_seqs(spec.runtime.value)
         self._servings: dict[tuple[str, Quantization, int, int], tuple[Serving, tuple[Reason, ...]]] = {}
         self._hardwares: dict[tuple[str, Quantization], Hardware] = {}
 
@@ -379,10 +392,10 @@ class _Planner:
     ) -> tuple[Serving, tuple[Reason, ...]]:
         work, machine = self.sizer.work(weight_format, tp, pp), self._hardware(gpu, weight_format)
         workload, rate, slo = self.demand
-        limit = min(self.max_num_seqs, memory.kv_cache_tokens // (workload.input_tokens + workload.output_tokens))
+        limit = sequence_limit(self.spec.runtime.value, gpu, memory, workload)
         best = max_rate(work, machine, workload, slo, limit)
         if rate is None:
-            point = operating_point(work, machine, workload, self.spec.max_concurrency)
+            point = operating_point(work, machine, workload, self.spec.max_concurrency, limit)
             serving = Serving(point, self.replicas, best)
             if slo.met(point):
                 return serving, ()
@@ -620,6 +633,7 @@ def plan_core(
         reasons=reasons,
         candidates=[evaluation.candidate() for evaluation in evaluations] if candidates else [],
         rejected_pools=rejected_pools(evaluations),
+        inter_token_latency_target_seconds=planner.demand.slo.inter_token_latency,
     )
     return Outcome(result, tuple(evaluations))
 

@@ -213,6 +213,7 @@ class Sizer:
             prefill_kv = self._attended(stages, tp, self.demand.prefill_context)
             last = len(stages) - 1
             moe = self.arch.moe
+            per_token_layer = kv_bytes_per_token_per_layer(self.arch, self.kv_dtype_bytes, tp) or 1
             work = self._work[key] = ReplicaWork(
                 stages=tuple(
                     StageWork(
@@ -225,6 +226,7 @@ class Sizer:
                         decode_kv_bytes=decode_kv[index],
                         prefill_kv_bytes=prefill_kv[index],
                         layers=len(layers),
+                        attended_token_layers=decode_kv[index] / per_token_layer,
                     )
                     for index, layers in enumerate(stages)
                 ),

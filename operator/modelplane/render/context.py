@@ -110,8 +110,14 @@ class RenderContext(BaseModel):
 
 
 def plan_hash(plan: Plan) -> str:
-    """A short, stable digest of the plan: pods roll when, and only when, the plan changes."""
-    canonical = json.dumps(plan.to_wire(), sort_keys=True, separators=(",", ":"))
+    """A short, stable digest of the plan: pods roll when, and only when, the plan changes.
+
+    The estimates are left out: they predict how the pods will serve and change with the performance model's
+    calibration, never what the pods run.
+    """
+    wire = plan.to_wire()
+    wire.pop("estimates", None)
+    canonical = json.dumps(wire, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
