@@ -109,8 +109,9 @@ def test_chosen_plan_ringed_once() -> None:
         assert halo.get("stroke") == CHOSEN
 
 
-def test_faster_is_right_and_dearer_is_higher() -> None:
-    """Plotted candidates keep the order of their numbers on both (log) axes and stay inside the frame."""
+def test_slower_is_right_and_dearer_is_higher() -> None:
+    """Plotted candidates keep the order of their numbers on both (log) axes and stay inside the frame: x is the
+    inter-token latency, y the cost per million tokens."""
     results = example_results()
     checked = 0
     for result, panel in zip(results, panels(plan_svg(results)), strict=True):
@@ -130,11 +131,12 @@ def test_faster_is_right_and_dearer_is_higher() -> None:
             candidate = by_pool_shape[(match[1], int(match[2]), int(match[3]), Quantization(match[4]))]
             estimates = candidate.estimates
             assert estimates is not None
-            assert estimates.cost_per_hour is not None
-            plotted.append((estimates.decode_tokens_per_second, float(estimates.cost_per_hour), x, y))
-        for speed, cost, x, y in plotted:
-            for other_speed, other_cost, other_x, other_y in plotted:
-                if speed < other_speed:
+            assert estimates.cost_per_million_tokens is not None
+            assert estimates.inter_token_latency_seconds is not None
+            plotted.append((estimates.inter_token_latency_seconds, float(estimates.cost_per_million_tokens), x, y))
+        for latency, cost, x, y in plotted:
+            for other_latency, other_cost, other_x, other_y in plotted:
+                if latency < other_latency:
                     assert x <= other_x
                 if cost < other_cost:
                     assert y >= other_y
@@ -263,3 +265,18 @@ def test_screenshot_shows_the_markers(tmp_path: Path) -> None:
             assert all(near(image, *point, CHOSEN) for point in ring), (x, y)
     assert seen["feasible"] > 40
     assert seen["rejected"] > 20
+
+
+def test_the_slo_is_a_vertical_line_at_its_latency() -> None:
+    pools = offers_for(
+        [pool("h100", "H100-SXM-80GB", 8, 2, cost="2.00"), pool("a100", "A100-SXM-80GB", 8, 2, cost="1.2")]
+    )
+    md = deployment(quantization="bf16", maxModelLen=4096, workload={"inputTokens": 1000, "outputTokens": 200},
+                    slo={"interTokenLatency": "40ms"})  # fmt: skip
+    (panel,) = panels(plan_svg([plan_deployment(md, pools)]))
+    lines = [line for line in panel.iter(f"{SVG}line") if line.get("class") == "slo"]
+    assert len(lines) == 1
+    assert lines[0].get("x1") == lines[0].get("x2")
+    assert "SLO 40 ms" in [text.text for text in panel.iter(f"{SVG}text")]
+    (plain,) = panels(plan_svg([plan_deployment(deployment(quantization="bf16"), pools)]))
+    assert not [line for line in plain.iter(f"{SVG}line") if line.get("class") == "slo"]

@@ -23,13 +23,14 @@ from modelplane.planning.performance import (
     time_to_first_token,
 )
 
-# 1 TB/s, 100 TFLOP/s, a 100 GB/s link with 10 µs latency, 1 ms per step, 10 ms per request, 2048-token budget.
+# 1 TB/s, 100 TFLOP/s, a 100 GB/s link with 10 µs latency, 1 ms per step, 10 ms per request, 2048-token budget;
+# no per-sequence overhead or attention floor unless a test sets them.
 GPU = Hardware(bandwidth=1e12, flops=1e14, link_bandwidth=1e11, link_latency=1e-5, step_overhead=1e-3,
-               request_overhead=0.01, batch_budget=2048)  # fmt: skip
+               sequence_overhead=0.0, attention_latency=0.0, request_overhead=0.01, batch_budget=2048)  # fmt: skip
 # 10 GB of weights read per step, 10 G parameters (2e10 FLOPs a token), 100 MB of KV per sequence at the decode
 # context and 50 MB per prompt token at half the prompt, 32 layers; 4 FLOPs per KV byte.
 STAGE = StageWork(weight_bytes=1e10, spare_expert_bytes=0.0, flops_per_token=2e10, decode_kv_bytes=1e8,
-                  prefill_kv_bytes=5e7, layers=32)  # fmt: skip
+                  prefill_kv_bytes=5e7, layers=32, attended_token_layers=80_000)  # fmt: skip
 REPLICA = ReplicaWork(stages=(STAGE,), tensor_parallel=1, hidden_size=4096, attention_flops_per_kv_byte=4.0)
 REQUEST = Workload(input_tokens=1000, output_tokens=100)
 
@@ -122,3 +123,35 @@ def test_the_busiest_point_within_the_slo_is_the_last_one_that_meets_it() -> Non
                          [(20, 7, 1, 3), (20, 10, 1, 2), (20, 10, 4, 4), (0, 10, 2, 2)])  # fmt: skip
 def test_replicas_for_a_rate(rate: float, per_replica: float, minimum: int, replicas: int) -> None:
     assert replicas_for(rate, per_replica, minimum) == replicas
+
+
+def test_each_sequence_adds_its_host_overhead() -> None:
+    # 0.0118 s at 8 sequences (above), + 8 × 10 µs
+    assert step_seconds(REPLICA, GPU._replace(sequence_overhead=1e-5), 8) == pytest.approx(0.01188)
+
+
+def test_long_contexts_hit_the_attention_kernels_floor() -> None:
+    # 80 000 token-layers × 0.1 µs = 8 ms: below the 10.1 ms memory time, so no change
+    assert step_seconds(REPLICA, GPU._replace(attention_latency=1e-7), 1) == pytest.approx(0.0111)
+    # × 1 µs = 80 ms: the floor binds, + 1 ms overhead
+    assert step_seconds(REPLICA, GPU._replace(attention_latency=1e-6), 1) == pytest.approx(0.081)
+
+
+def test_a_cohort_waits_for_the_prompts_ahead_of_it() -> None:
+    # Four users arriving together: on average 1000 × (1 + 3 / 2) = 2500 prompt tokens before the first token, in
+    # two chunks of 1250: (1250 × 2e10 + 4 × 1250 × 5e7) / 1e14 + 1 ms = 0.2535 s each, + 10 ms.
+    assert time_to_first_token(REPLICA, GPU, REQUEST, 4, cohort=True) == pytest.approx(0.01 + 2 * 0.2535)
+    # Staggered, a prompt shares its one step with the other three decoding: compute of 1003 tokens.
+    staggered = 0.01 + (1003 * 2e10 + 4 * (3 * 1e8 + 1000 * 5e7)) / 1e14 + 1e-3
+    assert time_to_first_token(REPLICA, GPU, REQUEST, 4) == pytest.approx(staggered)
+
+
+def test_users_past_the_limit_queue_for_a_turn() -> None:
+    running = operating_point(REPLICA, GPU, REQUEST, 4)
+    queued = operating_point(REPLICA, GPU, REQUEST, 8, limit=4)
+    request = running.time_to_first_token + 99 * running.inter_token_latency
+    # Twice as many users as places: each waits one request's time before its own starts.
+    assert queued.sequences == 4
+    assert queued.inter_token_latency == running.inter_token_latency
+    assert queued.time_to_first_token == pytest.approx(running.time_to_first_token + request)
+    assert queued.requests_per_second == pytest.approx(4 / request)

@@ -146,12 +146,14 @@ def step_seconds(work: ReplicaWork, hardware: Hardware, batch: float, prefill_to
     tokens = batch + prefill_tokens
     spare = spare_experts(work.experts, work.experts_per_token, tokens)
     reduce = all_reduce_seconds(hardware, work.tensor_parallel, tokens, work.hidden_size)
-    total = (len(work.stages) - 1) * hardware.link_latency + hardware.step_overhead
+    total = (len(work.stages) - 1) * hardware.link_latency + hardware.step_overhead + batch * hardware.sequence_overhead
     for stage in work.stages:
         memory = stage.weight_bytes + stage.spare_expert_bytes * spare + batch * stage.decode_kv_bytes
         attended = batch * stage.decode_kv_bytes + prefill_tokens * stage.prefill_kv_bytes
         compute = tokens * stage.flops_per_token + work.attention_flops_per_kv_byte * attended
-        total += max(memory / hardware.bandwidth, compute / hardware.flops) + 2 * stage.layers * reduce
+        attention = stage.attended_token_layers * hardware.attention_latency if batch else 0.0
+        slowest = max(memory / hardware.bandwidth, compute / hardware.flops, attention)
+        total += slowest + 2 * stage.layers * reduce
     return total
 
 
