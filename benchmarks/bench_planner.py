@@ -39,10 +39,14 @@ def time_call(function: object, repeats: int) -> list[float]:
 def main() -> None:
     offers = offers_for(hundred_pools())
     md = deployment(model={"name": "meta-llama/Llama-3.1-70B-Instruct"}, maxModelLen=32768, maxConcurrency=8)
+    served = deployment(model={"name": "meta-llama/Llama-3.1-70B-Instruct"}, maxModelLen=32768, maxConcurrency=8,
+                        workload={"inputTokens": 2000, "outputTokens": 300, "requestsPerSecond": "20"},
+                        slo={"interTokenLatency": "50ms", "timeToFirstToken": "2s"})  # fmt: skip
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     # `modelplane plan` prints every candidate; the operator and `render` plan without those records.
-    for label, candidates in (("with candidates (plan)", True), ("without (operator, render)", False)):
-        samples = time_call(functools.partial(plan_deployment, md, offers, candidates=candidates), REPEATS)
+    for label, spec, candidates in (("with candidates (plan)", md, True), ("without (operator, render)", md, False),
+                                    ("workload 20 req/s + SLO, without", served, False)):  # fmt: skip
+        samples = time_call(functools.partial(plan_deployment, spec, offers, candidates=candidates), REPEATS)
         print(f"1 ModelDeployment × 100 pools, {label}: median {statistics.median(samples) * 1e3:.2f} ms, "
               f"min {min(samples) * 1e3:.2f} ms, p95 {sorted(samples)[int(0.95 * len(samples))] * 1e3:.2f} ms "
               f"over {REPEATS} runs")  # fmt: skip

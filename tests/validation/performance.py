@@ -218,5 +218,25 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def groups() -> str:
+    """Held-out records by source, runtime and GPU: how many, and how many within the targets."""
+    by_id = {record["id"]: record for record in records()}
+    rows: dict[tuple[str, str, str], list[Prediction]] = {}
+    for result in predictions():
+        if result.skipped is None and not result.calibration:
+            record = by_id[result.record]
+            rows.setdefault((record["sourceKind"], record["runtime"], record["gpu"]), []).append(result)
+    lines = ["| source | runtime | GPU | held out | ITL within ±20 % | median ITL error | TTFT within ±35 % |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (source, runtime, gpu), results in sorted(rows.items()):
+        itl = [r.itl_error for r in results if r.itl_error is not None]
+        ttft = [r.ttft_error for r in results if r.ttft_error is not None]
+        lines.append(f"| {source} | {runtime} | {gpu} | {len(results)} | {within(itl, 0.20)}/{len(itl)} | "
+                     f"{_percent(median(itl) if itl else None)} | {within(ttft, 0.35)}/{len(ttft)} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(table())
+    import sys
+
+    print(groups() if sys.argv[1:] == ["--groups"] else table())

@@ -27,6 +27,7 @@ from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.performance import (
     Hardware,
     OperatingPoint,
+    ReplicaWork,
     Workload,
     at_rate,
     max_rate,
@@ -64,15 +65,16 @@ class Serving(NamedTuple):
 
     point: OperatingPoint
     replicas: int
-    best: OperatingPoint | None
-    """The busiest point within the SLO (max requests/s); None when even one sequence misses it."""
+    key: tuple[str, Quantization, int, int]
+    """(GPU, format, TP, PP): what `_Planner.ceiling`, the busiest point within the SLO, is cached by."""
 
 
 class Evaluation(NamedTuple):
     """One candidate with everything needed to rank it and to print it.
 
     A tuple, not a dataclass: a plan builds hundreds, and a tuple is the cheapest record Python builds.
-    `estimates` is the printed form of `serving` and the costs, built once with them.
+    `_Planner.estimates` builds the printed form of `serving` and the costs, only for what is printed: the busiest
+    point within the SLO it reports costs a bisection per shape.
     """
 
     offer: PoolOffer
@@ -82,13 +84,13 @@ class Evaluation(NamedTuple):
     memory: MemoryBreakdown | None = None
     serving: Serving | None = None
     hourly_cost: Decimal | None = None
-    estimates: Estimates | None = None
+    replica_cost: Decimal | None = None
 
     @property
     def feasible(self) -> bool:
         return not self.reasons
 
-    def candidate(self) -> Candidate:
+    def candidate(self, estimates: Estimates | None) -> Candidate:
         shape = self.layout
         return record(
             Candidate,
@@ -101,7 +103,7 @@ class Evaluation(NamedTuple):
             reasons=list(self.reasons),
             gpus_per_replica=shape.tensor_parallel * shape.pipeline_parallel,
             memory=self.memory,
-            estimates=self.estimates,
+            estimates=estimates,
         )
 
 
@@ -177,6 +179,8 @@ class _Planner:
         self.demand = self.sizer.demand
         self._servings: dict[tuple[str, Quantization, int, int], tuple[Serving, tuple[Reason, ...]]] = {}
         self._hardwares: dict[tuple[str, Quantization], Hardware] = {}
+        self._inputs: dict[tuple[str, Quantization, int, int], tuple[ReplicaWork, Hardware, int]] = {}
+        self._ceilings: dict[tuple[str, Quantization, int, int], OperatingPoint | None] = {}
 
     # -- deployment-level checks -------------------------------------------------------------
     def deployment_reasons(self) -> list[Reason]:
@@ -354,9 +358,16 @@ class _Planner:
         hourly = cost_per_hour(price, gpus_per_replica * replicas)
         # Unrounded: rounding to cents first would skew cheap or fractional-cent prices (rounded once, at the end).
         replica_cost = None if price is None else price * gpus_per_replica
-        point, best = serving.point, serving.best
+        return Evaluation(offer, weight_format, shape, reasons, fit.breakdown, serving, hourly, replica_cost)
+
+    def estimates(self, evaluation: Evaluation) -> Estimates | None:
+        """The printed operating point and costs of a candidate that fits, or None."""
+        serving = evaluation.serving
+        if serving is None:
+            return None
+        point, best = serving.point, self.ceiling(serving.key)
         output_rate = point.requests_per_second * self.demand.workload.output_tokens
-        estimates = record(
+        return record(
             Estimates,
             decode_tokens_per_second=int(point.sequences / point.inter_token_latency),
             decode_tokens_per_second_per_sequence=int(1 / point.inter_token_latency),
@@ -365,10 +376,16 @@ class _Planner:
             sequences_per_replica=round(point.sequences, 2),
             requests_per_second_per_replica=round(point.requests_per_second, 3),
             max_requests_per_second_per_replica=None if best is None else round(best.requests_per_second, 3),
-            cost_per_hour=_money(hourly),
-            cost_per_million_tokens=_money(cost_per_million_tokens(replica_cost, output_rate)),
+            cost_per_hour=_money(evaluation.hourly_cost),
+            cost_per_million_tokens=_money(cost_per_million_tokens(evaluation.replica_cost, output_rate)),
         )
-        return Evaluation(offer, weight_format, shape, reasons, fit.breakdown, serving, hourly, estimates)
+
+    def ceiling(self, key: tuple[str, Quantization, int, int]) -> OperatingPoint | None:
+        """The busiest point of a shape within the SLO and its sequence limit (max requests/s); None if none is."""
+        if key not in self._ceilings:
+            work, machine, limit = self._inputs[key]
+            self._ceilings[key] = max_rate(work, machine, self.demand.workload, self.demand.slo, limit)
+        return self._ceilings[key]
 
     def serving(
         self, gpu: GpuSpec, weight_format: Quantization, tp: int, pp: int, memory: MemoryBreakdown
@@ -390,22 +407,25 @@ class _Planner:
     def _serve(
         self, gpu: GpuSpec, weight_format: Quantization, tp: int, pp: int, memory: MemoryBreakdown
     ) -> tuple[Serving, tuple[Reason, ...]]:
+        key = (gpu.id, weight_format, tp, pp)
         work, machine = self.sizer.work(weight_format, tp, pp), self._hardware(gpu, weight_format)
         workload, rate, slo = self.demand
         limit = sequence_limit(self.spec.runtime.value, gpu, memory, workload)
-        best = max_rate(work, machine, workload, slo, limit)
+        self._inputs[key] = (work, machine, limit)
         if rate is None:
             point = operating_point(work, machine, workload, self.spec.max_concurrency, limit)
-            serving = Serving(point, self.replicas, best)
+            serving = Serving(point, self.replicas, key)
             if slo.met(point):
                 return serving, ()
-            return serving, (self._slo_reason(point, best, f"at maxConcurrency {self.spec.max_concurrency}"),)
+            where = f"at maxConcurrency {self.spec.max_concurrency}"
+            return serving, (self._slo_reason(point, self.ceiling(key), where),)
+        best = self.ceiling(key)
         if best is None:
             point = operating_point(work, machine, workload, 1)
-            return Serving(point, self.replicas, None), (self._slo_reason(point, None, "at one sequence"),)
+            return Serving(point, self.replicas, key), (self._slo_reason(point, None, "at one sequence"),)
         replicas = replicas_for(rate, best.requests_per_second, self.replicas)
         settled = at_rate(work, machine, workload, rate / replicas, limit) if replicas else None
-        return Serving(settled or best, replicas, best), ()
+        return Serving(settled or best, replicas, key), ()
 
     def _slo_reason(self, point: OperatingPoint, best: OperatingPoint | None, where: str) -> Reason:
         """What the shape reaches, against the targets, and what would meet them."""
@@ -513,7 +533,8 @@ def rank_key(spec: ModelDeploymentSpec, evaluation: Evaluation) -> tuple[object,
 def _plan(planner: _Planner, best: Evaluation) -> Plan:
     spec, shape = planner.spec, best.layout
     assert best.memory is not None
-    assert best.estimates is not None
+    estimates = planner.estimates(best)
+    assert estimates is not None
     return Plan(
         pool=best.offer.name,
         gpu=best.offer.gpu.id,
@@ -534,7 +555,7 @@ def _plan(planner: _Planner, best: Evaluation) -> Plan:
         node_selector=best.offer.node_selector,
         tolerations=list(best.offer.tolerations),
         memory=best.memory,
-        estimates=best.estimates,
+        estimates=estimates,
         notes=plan_notes(spec.runtime.value, best.weight_format, best.offer.gpu),
     )
 
@@ -631,7 +652,9 @@ def plan_core(
         feasible=best is not None,
         plan=_plan(planner, best) if best is not None else None,
         reasons=reasons,
-        candidates=[evaluation.candidate() for evaluation in evaluations] if candidates else [],
+        candidates=[evaluation.candidate(planner.estimates(evaluation)) for evaluation in evaluations]
+        if candidates
+        else [],
         rejected_pools=rejected_pools(evaluations),
         inter_token_latency_target_seconds=planner.demand.slo.inter_token_latency,
     )
