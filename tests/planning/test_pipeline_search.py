@@ -126,6 +126,20 @@ GPUS = sorted(gpu_catalog())
 SMALL_GPUS = ["T4-16GB", "L4-24GB", "A10G-24GB", "RTX-4090-24GB", "V100-SXM-32GB", "A100-SXM-40GB", "L40S-48GB"]
 DEEP_MODELS = ["meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct", "mistralai/Mixtral-8x7B-Instruct-v0.1",
                "meta-llama/Llama-3.1-8B-Instruct"]  # fmt: skip
+# What a deployment may ask of the performance model: nothing, a request, a rate (the planner then chooses the
+# replicas), latency targets, or both.
+REQUEST = {"inputTokens": 1500, "outputTokens": 300}
+DEMANDS: list[dict[str, Any]] = [
+    {},
+    {"workload": REQUEST},
+    {"workload": {**REQUEST, "requestsPerSecond": "0.5"}},
+    {"workload": {**REQUEST, "requestsPerSecond": "3"}},
+    {"workload": REQUEST, "slo": {"interTokenLatency": "150ms"}},
+    {
+        "workload": {**REQUEST, "requestsPerSecond": "1.5"},
+        "slo": {"interTokenLatency": "200ms", "timeToFirstToken": "5s"},
+    },
+]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -140,19 +154,20 @@ DEEP_MODELS = ["meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen2.5-72B-Instruct",
     replicas=st.integers(min_value=1, max_value=3),
     max_model_len=st.sampled_from([2048, 8192, 32768]),
     concurrency=st.integers(min_value=1, max_value=8),
+    demand=st.sampled_from(range(len(DEMANDS))),
 )
 # The audit's cases: the search gave up at PP 64 on 16 T4 nodes; PP 10 on 4 three-GPU L4 nodes needs 5.
 @example(model=LLAMA_70B["name"], gpu="T4-16GB", gpus_per_node=4, nodes=8, extra=8, quantization="fp16",
-         tensor_parallel=1, replicas=1, max_model_len=8192, concurrency=1)  # fmt: skip
+         tensor_parallel=1, replicas=1, max_model_len=8192, concurrency=1, demand=0)  # fmt: skip
 @example(model=LLAMA_70B["name"], gpu="L4-24GB", gpus_per_node=3, nodes=5, extra=1, quantization="fp16",
-         tensor_parallel=1, replicas=2, max_model_len=8192, concurrency=1)  # fmt: skip
+         tensor_parallel=1, replicas=2, max_model_len=8192, concurrency=1, demand=0)  # fmt: skip
 def test_a_bigger_pool_never_makes_a_plan_infeasible(
     model: str, gpu: str, gpus_per_node: int, nodes: int, extra: int, quantization: str, tensor_parallel: int | None,
-    replicas: int, max_model_len: int, concurrency: int,
+    replicas: int, max_model_len: int, concurrency: int, demand: int,
 ) -> None:  # fmt: skip
     spec: dict[str, Any] = {"model": {"name": model}, "quantization": quantization, "replicas": replicas,
                             "maxModelLen": max_model_len, "maxConcurrency": concurrency,
-                            "placement": {"strategy": "fewest-gpus"}}  # fmt: skip
+                            "placement": {"strategy": "fewest-gpus"}, **DEMANDS[demand]}  # fmt: skip
     if tensor_parallel is not None:
         spec["parallelism"] = {"tensorParallel": tensor_parallel}
     small = _plan([pool("p", gpu, gpus_per_node, nodes)], **spec)
@@ -175,19 +190,20 @@ def test_a_bigger_pool_never_makes_a_plan_infeasible(
     tensor_parallel=st.sampled_from([None, 1, 2]),
     replicas=st.integers(min_value=1, max_value=3),
     strategy=st.sampled_from(["cheapest", "fewest-gpus", "fastest"]),
+    demand=st.sampled_from(range(len(DEMANDS))),
 )
 @example(model=LLAMA_70B["name"], gpu="T4-16GB", gpus_per_node=4, nodes=16, free=None, quantization="fp16",
-         tensor_parallel=None, replicas=1, strategy="fewest-gpus")  # fmt: skip
+         tensor_parallel=None, replicas=1, strategy="fewest-gpus", demand=0)  # fmt: skip
 @example(model=LLAMA_70B["name"], gpu="L4-24GB", gpus_per_node=3, nodes=4, free=None, quantization="fp16",
-         tensor_parallel=1, replicas=1, strategy="cheapest")  # fmt: skip
+         tensor_parallel=1, replicas=1, strategy="cheapest", demand=0)  # fmt: skip
 def test_odd_pools_get_the_brute_force_optimum(
     model: str, gpu: str, gpus_per_node: int, nodes: int, free: int | None, quantization: str,
     tensor_parallel: int | None,
-    replicas: int, strategy: str,
+    replicas: int, strategy: str, demand: int,
 ) -> None:  # fmt: skip
-    """Pools of any node size and free capacity: the search finds what trying every PP finds."""
+    """Pools of any node size and free capacity: the search finds what trying every PP finds, with any demand."""
     spec: dict[str, Any] = {"model": {"name": model}, "quantization": quantization, "replicas": replicas,
-                            "maxModelLen": 4096, "placement": {"strategy": strategy}}  # fmt: skip
+                            "maxModelLen": 4096, "placement": {"strategy": strategy}, **DEMANDS[demand]}  # fmt: skip
     if tensor_parallel is not None:
         spec["parallelism"] = {"tensorParallel": tensor_parallel}
     available: dict[str, Any] = {} if free is None else {"availableGpus": min(free, gpus_per_node * nodes)}

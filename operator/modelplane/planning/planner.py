@@ -42,7 +42,7 @@ from modelplane.planning.shapes import (
     nodes_needed,
     tensor_parallel_options,
 )
-from modelplane.planning.sizing import Sizer
+from modelplane.planning.sizing import MemoryFit, Sizer
 
 SIXTEEN_BIT = (Quantization.BF16, Quantization.FP16)
 PRE_QUANTIZED = {
@@ -181,6 +181,7 @@ class _Planner:
         self._hardwares: dict[tuple[str, Quantization], Hardware] = {}
         self._inputs: dict[tuple[str, Quantization, int, int], tuple[ReplicaWork, Hardware, int]] = {}
         self._ceilings: dict[tuple[str, Quantization, int, int], OperatingPoint | None] = {}
+        self._gpus: dict[str, GpuSpec] = {}
 
     # -- deployment-level checks -------------------------------------------------------------
     def deployment_reasons(self) -> list[Reason]:
@@ -334,6 +335,22 @@ class _Planner:
         )
         if not fit.fits:
             return Evaluation(offer, weight_format, shape, reasons, fit.breakdown)
+        evaluation = self._served(offer, weight_format, shape, fit, reasons, capacity)
+        if self.demand.rate is None or self.sizer.pinned_pp is not None or evaluation.serving is None:
+            return evaluation
+        return self._deeper(offer, weight_format, evaluation)
+
+    def _served(
+        self,
+        offer: PoolOffer,
+        weight_format: Quantization,
+        shape: Layout,
+        fit: MemoryFit,
+        reasons: tuple[Reason, ...],
+        capacity: bool,
+    ) -> Evaluation:
+        """A shape that fits memory, with its operating point, the replicas the demand takes and their cost."""
+        tp, gpus_per_node = shape.tensor_parallel, offer.gpus_per_node
         nodes_per_replica = shape.nodes_per_replica
         gpus_per_replica = tp * shape.pipeline_parallel
         if nodes_per_replica > 1 and self.single_node_only:
@@ -347,7 +364,7 @@ class _Planner:
         serving, slo_reasons = self.serving(offer.gpu, weight_format, tp, shape.pipeline_parallel, fit.breakdown)
         reasons += slo_reasons
         replicas = serving.replicas
-        if not reasons and replicas > self.replicas:
+        if replicas != self.replicas:
             capacity = (
                 gpus_per_replica * replicas <= offer.free_gpus
                 and nodes_needed(shape, gpus_per_node, replicas) <= offer.nodes
@@ -359,6 +376,46 @@ class _Planner:
         # Unrounded: rounding to cents first would skew cheap or fractional-cent prices (rounded once, at the end).
         replica_cost = None if price is None else price * gpus_per_replica
         return Evaluation(offer, weight_format, shape, reasons, fit.breakdown, serving, hourly, replica_cost)
+
+    def _deeper(self, offer: PoolOffer, weight_format: Quantization, first: Evaluation) -> Evaluation:
+        """Under a request rate, a deeper pipeline may need fewer replicas: its KV cache holds more sequences.
+
+        Only while the busiest point within the SLO is bound by the sequence limit (the KV cache, below the
+        runtime's max_num_seqs) can more stages raise it; more stages never lower a sequence's latency. Each
+        deeper shape that fits is evaluated, and the best by the strategy's rank is kept.
+        """
+        best, current = first, first
+        tp = first.layout.tensor_parallel
+        limit = min(self.sizer.largest_pp, offer.gpus_per_node * offer.nodes // tp)
+        rank = ranking(self.spec)
+        for pp in range(first.layout.pipeline_parallel + 1, limit + 1):
+            serving = current.serving
+            if serving is None or not self._limit_bound(serving):
+                break
+            shape = layout(tp, pp, offer.gpus_per_node)
+            if shape is None or nodes_needed(shape, offer.gpus_per_node, 1) > offer.nodes:
+                continue
+            fit = self.sizer.memory_fit(offer.gpu, weight_format, tp, pp)
+            if not fit.fits:
+                continue
+            gpus, replicas = tp * pp, self.replicas
+            fits_pool = (
+                gpus * replicas <= offer.free_gpus and nodes_needed(shape, offer.gpus_per_node, replicas) <= offer.nodes
+            )
+            current = self._served(offer, weight_format, shape, fit, (), fits_pool)
+            if current.feasible and (not best.feasible or rank(current) < rank(best)):
+                best = current
+        return best
+
+    def _limit_bound(self, serving: Serving) -> bool:
+        """Whether the shape's busiest point within the SLO runs as many sequences as its KV cache holds."""
+        ceiling = self.ceiling(serving.key)
+        limit = self._inputs[serving.key][2]
+        return (
+            ceiling is not None
+            and ceiling.sequences >= limit
+            and limit < max_num_seqs(self.spec.runtime.value, self._gpus[serving.key[0]])
+        )
 
     def estimates(self, evaluation: Evaluation) -> Estimates | None:
         """The printed operating point and costs of a candidate that fits, or None."""
@@ -412,6 +469,7 @@ class _Planner:
         workload, rate, slo = self.demand
         limit = sequence_limit(self.spec.runtime.value, gpu, memory, workload)
         self._inputs[key] = (work, machine, limit)
+        self._gpus[gpu.id] = gpu
         if rate is None:
             point = operating_point(work, machine, workload, self.spec.max_concurrency, limit)
             serving = Serving(point, self.replicas, key)
