@@ -138,9 +138,12 @@ def test_long_contexts_hit_the_attention_kernels_floor() -> None:
 
 
 def test_a_cohort_waits_for_the_prompts_ahead_of_it() -> None:
-    # Four users arriving together: on average 1000 × (1 + 3 / 2) = 2500 prompt tokens before the first token, in
-    # two chunks of 1250: (1250 × 2e10 + 4 × 1250 × 5e7) / 1e14 + 1 ms = 0.2535 s each, + 10 ms.
-    assert time_to_first_token(REPLICA, GPU, REQUEST, 4, cohort=True) == pytest.approx(0.01 + 2 * 0.2535)
+    # Four users arriving together: prompts of 1000 tokens served first come, first served in 2048-token steps; the
+    # j-th first token comes with step ceil(j × 1000 / 2048) = 1, 1, 2, 2: 1.5 steps on average, each of 2048
+    # prompt tokens: (2048 × 2e10 + 4 × 2048 × 5e7) / 1e14 + 1 ms = 0.414696 s; + 10 ms.
+    assert time_to_first_token(REPLICA, GPU, REQUEST, 4, cohort=True) == pytest.approx(0.01 + 1.5 * 0.414696)
+    # Two users: both prompts (2000 tokens) fit one step: (2000 × 2e10 + 4 × 2000 × 5e7) / 1e14 + 1 ms = 0.405 s.
+    assert time_to_first_token(REPLICA, GPU, REQUEST, 2, cohort=True) == pytest.approx(0.01 + 0.405)
     # Staggered, a prompt shares its one step with the other three decoding: compute of 1003 tokens.
     staggered = 0.01 + (1003 * 2e10 + 4 * (3 * 1e8 + 1000 * 5e7)) / 1e14 + 1e-3
     assert time_to_first_token(REPLICA, GPU, REQUEST, 4) == pytest.approx(staggered)

@@ -169,14 +169,16 @@ def time_to_first_token(
     """The request overhead and the prompt's chunks, each a step alongside the other sequences decoding.
 
     With `cohort`, the sequences arrive together (a benchmark's closed loop of fixed-length requests finishes and
-    resends them in step): a prompt waits on average for the (N − 1) / 2 prompts ahead of it, all prefilled in
-    chunks of the whole batch budget before any of them decodes.
+    resends them in step): the N prompts are prefilled first come, first served in steps of the whole batch budget
+    B, and the j-th one's first token comes with step ceil(j × I / B); the mean of those over j, each step
+    carrying min(B, N × I) prompt tokens.
     """
     others = max(0.0, sequences - 1)
     if cohort and others:
-        tokens = workload.input_tokens * (1 + others / 2)
-        chunks = max(1, ceil(tokens / hardware.batch_budget))
-        return hardware.request_overhead + chunks * step_seconds(work, hardware, 0, tokens / chunks)
+        users, prompt, budget = int(sequences), workload.input_tokens, hardware.batch_budget
+        steps = sum(ceil(j * prompt / budget) for j in range(1, users + 1)) / users
+        per_step = min(float(budget), float(users * prompt))
+        return hardware.request_overhead + steps * step_seconds(work, hardware, 0, per_step)
     chunks = prefill_chunks(hardware, workload, others)
     return hardware.request_overhead + chunks * step_seconds(work, hardware, others, workload.input_tokens / chunks)
 

@@ -109,7 +109,7 @@ class Evaluation(NamedTuple):
 
 def sequence_limit(runtime: str, gpu: GpuSpec, memory: MemoryBreakdown, workload: Workload) -> int:
     """Sequences a replica serves at once: its KV cache holds that many requests, the runtime schedules as many."""
-    held = memory.kv_cache_tokens // (workload.input_tokens + workload.output_tokens)
+    held = memory.kv_cache_tokens // (workload.input_tokens + workload.output_tokens // 2)
     return max(1, min(max_num_seqs(runtime, gpu), held))
 
 
