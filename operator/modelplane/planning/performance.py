@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from math import ceil
 from typing import NamedTuple
 
-FIXED_POINT_ROUNDS = 60
+BISECTIONS = 40
 ACTIVATION_BYTES = 2
 """Activations cross the all-reduce in 16 bits."""
 
@@ -246,17 +246,31 @@ def operating_point(
 def at_rate(
     work: ReplicaWork, hardware: Hardware, workload: Workload, rate: float, max_sequences: int
 ) -> OperatingPoint | None:
-    """The steady state a request rate settles to (N = rate × T(N)); None if it needs more than `max_sequences`."""
-    sequences = 1.0
-    for _ in range(FIXED_POINT_ROUNDS):
-        point = operating_point(work, hardware, workload, sequences)
-        needed = rate * (point.sequences / point.requests_per_second)
-        if needed > max_sequences:
-            return None
-        if abs(needed - sequences) < 1e-3:
+    """The steady state a request rate settles to (N = rate × T(N)); None if it needs more than `max_sequences`.
+
+    A replica serving N sequences completes N / T(N) requests a second, which grows with N: the rate is met at the
+    N where the two agree, found by bisection to a thousandth of a sequence (at most `BISECTIONS` steps).
+    """
+
+    def served(sequences: float) -> OperatingPoint:
+        return operating_point(work, hardware, workload, sequences)
+
+    low, high = 1.0, float(max_sequences)
+    if served(high).requests_per_second < rate:
+        return None
+    alone = served(low)
+    if alone.requests_per_second >= rate:
+        # Less than one request at a time: one sequence's latencies, busy a share rate × T(1) of the time.
+        return alone._replace(sequences=rate / alone.requests_per_second, requests_per_second=rate)
+    for _ in range(BISECTIONS):
+        if high - low < 1e-3 * high:
             break
-        sequences = max(1.0, needed)
-    return operating_point(work, hardware, workload, sequences)
+        middle = (low + high) / 2
+        if served(middle).requests_per_second < rate:
+            low = middle
+        else:
+            high = middle
+    return served(high)
 
 
 def max_rate(

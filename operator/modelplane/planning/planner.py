@@ -108,7 +108,11 @@ class Evaluation(NamedTuple):
 
 
 def sequence_limit(runtime: str, gpu: GpuSpec, memory: MemoryBreakdown, workload: Workload) -> int:
-    """Sequences a replica serves at once: its KV cache holds that many requests, the runtime schedules as many."""
+    """Sequences a replica serves at once: its KV cache holds that many, the runtime schedules as many.
+
+    A running request holds its prompt and, on average, half its output: vLLM admits requests while blocks are
+    free (and preempts if they run out), so the mean occupancy, not the worst case, sets how many run.
+    """
     held = memory.kv_cache_tokens // (workload.input_tokens + workload.output_tokens // 2)
     return max(1, min(max_num_seqs(runtime, gpu), held))
 
