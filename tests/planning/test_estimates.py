@@ -179,3 +179,15 @@ def test_cost_per_million_tokens_of_a_known_rate() -> None:
 
 def test_cost_per_hour_is_none_without_a_price() -> None:
     assert cost_per_hour(None, 8) is None
+
+
+def test_an_unreachable_slo_suggests_the_targets_the_best_plan_reaches() -> None:
+    result = _result(maxModelLen=4096, workload={"inputTokens": 1000, "outputTokens": 200},
+                     slo={"interTokenLatency": "1ms"})  # fmt: skip
+    (looser,) = [text for text in result.suggestions if text.startswith("an slo of")]
+    free = _result(maxModelLen=4096, workload={"inputTokens": 1000, "outputTokens": 200})
+    assert free.plan is not None
+    itl = free.plan.estimates.inter_token_latency_seconds
+    assert itl is not None
+    assert f"interTokenLatency {itl * 1000:.0f}ms" in looser
+    assert f"pool {free.plan.pool}" in looser

@@ -37,6 +37,31 @@ def _longest_fitting_len(spec: ModelDeploymentSpec, evaluations: Sequence[Evalua
     )
 
 
+def _looser_slo(
+    name: str,
+    namespace: str,
+    spec: ModelDeploymentSpec,
+    offers: Sequence[PoolOffer],
+    outcome: Outcome,
+    model: ResolvedModel,
+) -> str | None:
+    """When latency targets are what rules every shape out: the targets the best plan without them reaches."""
+    codes = {reason.code for evaluation in outcome.evaluations for reason in evaluation.reasons}
+    if spec.slo is None or ReasonCode.SLO_UNREACHABLE not in codes:
+        return None
+    free = spec.model_copy(update={"slo": None})
+    result = plan_core(name, namespace, free, offers, model, candidates=False).result
+    plan = result.plan
+    if plan is None:
+        return None
+    ttft = plan.estimates.time_to_first_token_seconds or 0.0
+    itl = plan.estimates.inter_token_latency_seconds or 0.0
+    return (
+        f"an slo of interTokenLatency {itl * 1000:.0f}ms and timeToFirstToken {ttft * 1000:.0f}ms or looser would fit"
+        f" on {_describe(result)}, {plan.replicas} replica(s)"
+    )
+
+
 def suggest(
     name: str,
     namespace: str,
@@ -56,6 +81,9 @@ def suggest(
     longest = _longest_fitting_len(spec, outcome.evaluations)
     if longest:
         suggestions.append(longest)
+    looser = _looser_slo(name, namespace, spec, offers, outcome, model)
+    if looser:
+        suggestions.append(looser)
     variants: list[tuple[str, Callable[[], ModelDeploymentSpec], Sequence[PoolOffer]]] = []
     for quantization in (Quantization.AUTO, Quantization.FP8):
         if spec.quantization is not quantization:
