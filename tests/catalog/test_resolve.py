@@ -253,9 +253,12 @@ def test_an_architecture_the_planner_does_not_model_is_refused_never_guessed(
                                                                                        " positive integer, got 0"),
         ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*MM-M", "mamba_ssm_cache_dtype": "fp8"},
          "'mamba_ssm_cache_dtype' must be one of float32, bfloat16, float16, got 'fp8'"),
+        # A list where a name belongs (found by the config fuzzer): refused, never a TypeError.
+        ({**HYBRID_MAMBA, "hybrid_override_pattern": "M-M*MM-M", "mamba_ssm_cache_dtype": ["float32"]},
+         "'mamba_ssm_cache_dtype' must be one of float32, bfloat16, float16, got"),
         (HYBRID_MAMBA, "'n_routed_experts' must be a positive integer: the E layers of hybrid_override_pattern"),
     ],
-    ids=["pattern-length", "no-state", "state-dtype", "moe-layers-without-experts"],
+    ids=["pattern-length", "no-state", "state-dtype", "state-dtype-list", "moe-layers-without-experts"],
 )  # fmt: skip
 def test_a_hybrid_config_with_a_bad_field_names_it(config: dict[str, Any], expected: str) -> None:
     with pytest.raises(CatalogError, match=re.escape(f"md.yaml: config field {expected}")):

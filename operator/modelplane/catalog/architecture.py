@@ -396,7 +396,7 @@ def _state_bytes(dtype: Any, default: int, field: str, source: str) -> int:
     if dtype is None:
         return default
     sizes = {"float32": FP32_STATE_BYTES, "bfloat16": SIXTEEN_BIT_STATE_BYTES, "float16": SIXTEEN_BIT_STATE_BYTES}
-    if dtype not in sizes:
+    if not isinstance(dtype, str) or dtype not in sizes:
         raise CatalogError(f"{source}: config field {field!r} must be one of {', '.join(sizes)}, got {_shown(dtype)}")
     return sizes[dtype]
 
