@@ -13,6 +13,10 @@ DEPLOYMENT_LABEL: Final = f"{DOMAIN}/deployment"
 POOL_LABEL: Final = f"{DOMAIN}/pool"
 """On nodes (set by the platform team or the pool's nodeSelector) and serving pods: the GPUNodePool."""
 LOCATION_LABEL: Final = f"{DOMAIN}/location"
+ENDPOINT_LABEL: Final = f"{DOMAIN}/endpoint"
+ENDPOINT: Final = "true"
+"""ENDPOINT_LABEL's value on the pods that serve the API (single-node servers, LeaderWorkerSet leaders), on every
+pool a deployment runs on: what its Service selects."""
 PLAN_HASH_ANNOTATION: Final = f"{DOMAIN}/plan-hash"
 """On the pod template: a new plan rolls the servers even where the rendered args would not change."""
 REPLAN_ANNOTATION: Final = f"{DOMAIN}/replan"
@@ -52,7 +56,9 @@ DEGRADED: Final = "Degraded"
 PLAN_OUTDATED: Final = "PlanOutdated"
 RECONCILING: Final = "Reconciling"
 STALLED: Final = "Stalled"
-CONDITION_ORDER: Final = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED)
+REPLICAS_PLACED: Final = "ReplicasPlaced"
+"""True when every desired replica has GPUs on some pool; False (InsufficientCapacity) while some wait."""
+CONDITION_ORDER: Final = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED, REPLICAS_PLACED)
 
 # Condition reasons the operator sets itself. A plan that cannot be made gives the planner's first ReasonCode
 # (api/plan.py) as the Planned reason.
@@ -77,5 +83,10 @@ ROLLING_OUT: Final = "RollingOut"
 ROLLOUT_STALLED: Final = "RolloutStalled"
 ROLLOUT_COMPLETE: Final = "Complete"
 AS_EXPECTED: Final = "AsExpected"
+ALL_REPLICAS_PLACED: Final = "AllReplicasPlaced"
+BURST: Final = "Burst"
+"""An event: the pools the replicas run on changed (a burst beyond the plan's pool, or back)."""
+REPLICAS_WAITING: Final = "ReplicasWaiting"
+"""An event: desired replicas that no pool has free GPUs for (ReplicasPlaced=False InsufficientCapacity)."""
 REPLANNED: Final = "Replanned"
 """An event, not a condition: a re-plan moved the servers to another shape."""

@@ -169,12 +169,13 @@ async def child_event(namespace: str | None, labels: Mapping[str, str], memo: ko
     operator.queue.add_after(f"{namespace}/{owner}", CHILD_DEBOUNCE_SECONDS)
 
 
-def child_names(kind: str) -> Callable[..., Awaitable[dict[str, bool]]]:
-    """The index of which children of `kind` exist: a reconcile looks for a kind it no longer renders only
-    where one exists, instead of a GET per kind on every pass."""
+def child_names(kind: str) -> Callable[..., Awaitable[dict[str, str]]]:
+    """The index of which children of `kind` exist, with the deployment each is labelled with: a reconcile looks
+    for a child it no longer renders (a kind replaced, a pool no longer burst to) only where one exists, instead
+    of a GET per kind on every pass."""
 
-    async def index(namespace: str | None, name: str, **_: Any) -> dict[str, bool]:
-        return {child_key(kind, namespace or "", name): True}
+    async def index(namespace: str | None, name: str, labels: Mapping[str, str], **_: Any) -> dict[str, str]:
+        return {child_key(kind, namespace or "", name): labels.get(DEPLOYMENT_LABEL, "")}
 
     return index
 

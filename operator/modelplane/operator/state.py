@@ -45,8 +45,8 @@ class Snapshot:
     gpu_pools: list[dict[str, Any]]
     gpu_nodes: list[NodeRecord]
     gpu_pods: list[PodRecord]
-    children: frozenset[str] = frozenset()
-    """The children that exist, as `kube.objects.child_key` names them."""
+    children: Mapping[str, str] = field(default_factory=dict)
+    """The children that exist, as `kube.objects.child_key` names them, with the deployment each is labelled with."""
 
     @cached_property
     def pool_states(self) -> dict[str, PoolState]:
@@ -79,7 +79,7 @@ class Indexes:
     def snapshot(self) -> Snapshot:
         """Copied without awaiting: no index changes while the copy is made."""
         deployments = {key: value for key in self.deployments for value in self.deployments[key]}
-        children = frozenset(key for index in self.children for key in index)
+        children = {key: owner for index in self.children for key in index for owner in index[key]}
         return Snapshot(deployments, _values(self.gpu_pools), _values(self.gpu_nodes), _values(self.gpu_pods),
                         children)  # fmt: skip
 

@@ -9,7 +9,7 @@ pool never makes a plan infeasible; the brute-force and monotonicity property te
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -734,3 +734,24 @@ def rejected_pools(evaluations: Sequence[Evaluation]) -> dict[str, list[str]]:
         else:
             feasible.add(pool)
     return {pool: sorted(found) for pool, found in sorted(codes.items()) if pool not in feasible}
+
+
+def best_per_pool(
+    name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequence[PoolOffer], model: ResolvedModel
+) -> list[Plan]:
+    """Each pool's best shape for one replica of `spec`, whatever is free there, in the strategy's order.
+
+    Where replicas burst to: how many of them a pool takes is the placement's business (planning/placement.py),
+    so its free GPUs are not asked here and the shape a pool gets does not move as its capacity comes and goes.
+    """
+    planner = _Planner(name, namespace, spec, model.architecture, model.entry)
+    if planner.deployment_reasons():
+        return []
+    whole = [replace(offer, free_gpus=offer.total_gpus) for offer in offers]
+    rank = ranking(spec)
+    best: dict[str, Evaluation] = {}
+    for evaluation in planner.evaluations(whole):
+        kept = best.get(evaluation.offer.name)
+        if evaluation.feasible and (kept is None or rank(evaluation) < rank(kept)):
+            best[evaluation.offer.name] = evaluation
+    return [_plan(planner, evaluation) for evaluation in sorted(best.values(), key=rank)]

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FunctionLoader, StrictUndefined
 
-from modelplane.api.contract import CHILD_KIND_ORDER, DEPLOYMENT, LEADER_WORKER_SET
+from modelplane.api.contract import CHILD_KIND_ORDER, DEPLOYMENT, LEADER_WORKER_SET, WORKLOAD_KINDS
 from modelplane.api.model_deployment import ModelDeployment
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
@@ -95,7 +95,8 @@ def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: P
     resource = get_gpu(plan.gpu).resource_name
     for obj in objects:
         metadata = obj.get("metadata", {})
-        if metadata.get("name") != context.name or metadata.get("namespace") != context.namespace:
+        name = context.workload_name if obj.get("kind") in WORKLOAD_KINDS else context.name
+        if metadata.get("name") != name or metadata.get("namespace") != context.namespace:
             raise TemplateOutputError(f"{obj.get('kind')} has the wrong name or namespace")
         gpus_in_group = 0
         for pod in pod_specs(obj):
@@ -127,3 +128,13 @@ def render_deployment(
 ) -> list[dict[str, Any]]:
     """The serving objects of one deployment, validated, in apply order (NetworkPolicy first)."""
     return render_with_cache(deployment, plan, resolver)[0]
+
+
+def render_burst(deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED) -> dict[str, Any]:
+    """The serving workload of the replicas a deployment bursts to `plan`'s pool, validated. The Service, the
+    NetworkPolicy and the PodDisruptionBudget of the plan's own pool select its pods too."""
+    context = build_context(deployment, plan, resolver, burst=True)
+    objects = [obj for obj in render_context(context) if obj["kind"] in WORKLOAD_KINDS]
+    check_objects(objects, context, plan)
+    (workload,) = objects
+    return workload
