@@ -46,7 +46,7 @@ def view() -> metrics.ClusterView:
         deployment("bad", {"Planned": "False"}),
         deployment("gone-pool", {"Ready": "True", "Planned": "True"}, ("retired", 1, 2)),
     ]
-    reservations = {"ns/one": ("h100", 4), "ns/two": ("h100", 6), "ns/burst": ("elsewhere", 2)}
+    reservations = {"ns/one": {"h100": 4}, "ns/two": {"h100": 6}, "ns/burst": {"elsewhere": 2}}
     return metrics.ClusterView(deployments, states, reservations)
 
 

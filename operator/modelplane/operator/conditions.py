@@ -23,6 +23,7 @@ from modelplane.api.contract import (
     READY,
     RECONCILING,
     REPLICAS_NOT_READY,
+    REPLICAS_PLACED,
     ROLLING_OUT,
     ROLLOUT_COMPLETE,
     ROLLOUT_STALLED,
@@ -190,17 +191,23 @@ def status_conditions(
     """Every condition of a ModelDeployment: the decision's, its workload's, and the kstatus summary of both.
 
     A PlanOnly deployment with no workload is Ready as soon as it is planned: there is nothing to roll out. One
-    switched to PlanOnly while serving keeps reporting the workload it left running.
+    switched to PlanOnly while serving keeps reporting the workload it left running. One that wants replicas but
+    has none placed is not Ready and Degraded (InsufficientCapacity: kstatus Stalled, Argo CD Degraded); one with
+    some placed is as Ready as those, and ReplicasPlaced says what waits.
     """
     conditions = dict(decided)
     if READY not in conditions:
-        planned = conditions.get(PLANNED)
+        planned, placed = conditions.get(PLANNED), conditions.get(REPLICAS_PLACED)
         if not served and plan_only:
             serving = {READY: ConditionState("True", PLAN_ONLY, "mode PlanOnly: planned, no serving objects created")}
         elif not served and planned is not None and planned.status == "False":
             # Never planned (or its workload is gone): nothing rolls out until the spec or the cluster changes.
             idle = ConditionState("False", NOT_PLANNED, "nothing is serving: no plan yet, see the Planned condition")
             serving = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", AS_EXPECTED)}
+        elif placed is not None and placed.status == "False" and not any(part.replicas for part in served):
+            # Replicas are wanted and none has GPUs: nothing serves until GPUs come free or the spec changes.
+            serving = {READY: placed, PROGRESSING: placed, DEGRADED: ConditionState("True", placed.reason,
+                                                                                    placed.message)}  # fmt: skip
         else:
             serving = fleet_conditions(served)
         conditions = {**serving, **conditions}
