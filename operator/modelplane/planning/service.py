@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from modelplane.api.gpu_node_pool import GPUNodePool
-from modelplane.api.model_deployment import ModelDeployment, Parallelism
+from modelplane.api.model_deployment import ModelDeployment, ModelDeploymentSpec, Parallelism
 from modelplane.api.plan import Plan, PlanResult
 from modelplane.api.serving import Quantization
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
@@ -75,16 +75,23 @@ def plan_for_shape(
     trusted only when the planner, given the same choice, arrives at the same plan. None when that choice is
     not feasible for this spec on this pool at all.
     """
-    spec = reserved_spec(deployment.spec)
-    pinned = spec.model_copy(update={
-        "parallelism": Parallelism(tensor_parallel=shape.tensor_parallel, pipeline_parallel=shape.pipeline_parallel),
-        "placement": spec.placement.model_copy(update={"pools": [offer.name]}),
-        "quantization": shape.quantization,
-    })  # fmt: skip
-    whole_pool = replace(offer, free_gpus=offer.total_gpus)
     name, namespace = deployment.metadata.name, deployment.metadata.namespace or "default"
+    spec = deployment.spec
     model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
-    return plan_core(name, namespace, pinned, [whole_pool], model, candidates=False).result.plan
+    whole_pool = replace(offer, free_gpus=offer.total_gpus)
+
+    def planned(sized: ModelDeploymentSpec) -> Plan | None:
+        pinned = sized.model_copy(update={
+            "parallelism": Parallelism(tensor_parallel=shape.tensor_parallel,
+                                       pipeline_parallel=shape.pipeline_parallel),
+            "placement": sized.placement.model_copy(update={"pools": [offer.name]}),
+            "quantization": shape.quantization,
+        })  # fmt: skip
+        return plan_core(name, namespace, pinned, [whole_pool], model, candidates=False).result.plan
+
+    # Scaled beyond what the whole pool holds, the shape is still the pool's: the replicas it cannot take are
+    # placed on other pools (planning/placement.py), so the shape is checked for one replica.
+    return planned(reserved_spec(spec)) or planned(burst_spec(spec))
 
 
 def burst_plans(
