@@ -90,6 +90,14 @@ def test_replicas_held_counts_whole_pods_per_node() -> None:
     assert replicas_held(two_gpu, offer) == 2, "6 GPUs, but 3 per node hold only one 2-GPU pod each"
 
 
+def test_replicas_held_packs_a_multi_pod_replicas_pods_as_the_planner_does() -> None:
+    [offer] = offers_for([pool("a100", "A100-SXM-80GB", 8, 2)])
+    pipelined = PLAN.model_copy(update={"gpus_per_replica": 12, "gpus_per_pod": 4, "nodes_per_replica": 3})
+    assert replicas_held(pipelined, offer) == 1, "three 4-GPU pods fit two 8-GPU nodes"
+    [three] = offers_for([pool("a100", "A100-SXM-80GB", 8, 3)])
+    assert replicas_held(pipelined, three) == 2
+
+
 def test_autoscaling_reserves_min_replicas_and_runs_what_the_autoscaler_asks() -> None:
     scaled = deployment(replicas=7, autoscaling={"minReplicas": 2, "maxReplicas": 10})
     assert reserved_spec(scaled.spec).replicas == 2

@@ -42,7 +42,10 @@ SERVICE: Final = "Service"
 POD_DISRUPTION_BUDGET: Final = "PodDisruptionBudget"
 DEPLOYMENT: Final = "Deployment"
 LEADER_WORKER_SET: Final = "LeaderWorkerSet"
-CHILD_KIND_ORDER: Final = (NETWORK_POLICY, SERVICE, POD_DISRUPTION_BUDGET, DEPLOYMENT, LEADER_WORKER_SET)
+SCALED_OBJECT: Final = "ScaledObject"
+"""KEDA's (keda.sh/v1alpha1): applied last, after the workloads it scales through the ModelDeployment."""
+CHILD_KIND_ORDER: Final = (NETWORK_POLICY, SERVICE, POD_DISRUPTION_BUDGET, DEPLOYMENT, LEADER_WORKER_SET,
+                           SCALED_OBJECT)  # fmt: skip
 WORKLOAD_KINDS: Final = (DEPLOYMENT, LEADER_WORKER_SET)
 """The kinds that run the servers: one per replica shape (single node: Deployment; multi-node: LeaderWorkerSet)."""
 
@@ -58,7 +61,11 @@ RECONCILING: Final = "Reconciling"
 STALLED: Final = "Stalled"
 REPLICAS_PLACED: Final = "ReplicasPlaced"
 """True when every desired replica has GPUs on some pool; False (InsufficientCapacity) while some wait."""
-CONDITION_ORDER: Final = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED, REPLICAS_PLACED)
+AUTOSCALING: Final = "Autoscaling"
+"""With spec.autoscaling: True once KEDA's ScaledObject is applied; False (KEDANotInstalled) when the cluster
+serves no ScaledObject kind, and then spec.replicas stays where it is."""
+CONDITION_ORDER: Final = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED, REPLICAS_PLACED,
+                          AUTOSCALING)  # fmt: skip
 
 # Condition reasons the operator sets itself. A plan that cannot be made gives the planner's first ReasonCode
 # (api/plan.py) as the Planned reason.
@@ -84,6 +91,8 @@ ROLLOUT_STALLED: Final = "RolloutStalled"
 ROLLOUT_COMPLETE: Final = "Complete"
 AS_EXPECTED: Final = "AsExpected"
 ALL_REPLICAS_PLACED: Final = "AllReplicasPlaced"
+SCALED_OBJECT_APPLIED: Final = "ScaledObjectApplied"
+KEDA_NOT_INSTALLED: Final = "KEDANotInstalled"
 BURST: Final = "Burst"
 """An event: the pools the replicas run on changed (a burst beyond the plan's pool, or back)."""
 REPLICAS_WAITING: Final = "ReplicasWaiting"

@@ -24,7 +24,7 @@ from modelplane.operator.conditions import ConditionState
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.placement import Placement, Slot, place, replicas_held
 from modelplane.planning.service import burst_plans
-from modelplane.render.context import burst_name
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS, burst_name
 from modelplane.render.engine import render_burst, render_deployment
 
 
@@ -80,13 +80,17 @@ def max_placeable(
 
 
 def serving_objects(
-    deployment: ModelDeployment, plan: Plan, placement: Placement, resolver: ModelResolver = PACKAGED
+    deployment: ModelDeployment,
+    plan: Plan,
+    placement: Placement,
+    resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> list[dict[str, Any]]:
     """The plan's pool's children (its workload holding the replicas placed there, possibly none) and one
     workload per pool the deployment bursts to."""
     placed = {pool.pool: pool.plan for pool in placement.pools}
     home = plan.model_copy(update={"replicas": placed[plan.pool].replicas if plan.pool in placed else 0})
-    objects = render_deployment(deployment, home, resolver)
+    objects = render_deployment(deployment, home, resolver, prometheus_address)
     objects += [render_burst(deployment, burst, resolver) for pool, burst in placed.items() if pool != plan.pool]
     return objects
 

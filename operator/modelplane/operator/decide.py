@@ -49,7 +49,7 @@ from modelplane.operator.conditions import ConditionState
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.placement import Placement, desired_replicas
 from modelplane.planning.service import plan_deployment, plan_for_shape
-from modelplane.render.context import plan_hash
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS, plan_hash
 from modelplane.render.errors import RenderError
 
 MAX_MESSAGE = 4000
@@ -182,9 +182,13 @@ def _refusal_reason(error: CatalogError) -> str:
 
 
 def decide(
-    body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]], resolver: ModelResolver = PACKAGED
+    body: dict[str, Any],
+    offers: Callable[[], Sequence[PoolOffer]],
+    resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> Decision:
-    """Plan and render for the current spec, honouring the pinned plan; `resolver` knows the models."""
+    """Plan and render for the current spec, honouring the pinned plan; `resolver` knows the models, and KEDA's
+    trigger queries the Prometheus at `prometheus_address`."""
     metadata = body.get("metadata") or {}
     where = f"ModelDeployment {metadata.get('namespace')}/{metadata.get('name')}"
     generation = int(metadata.get("generation") or 0)
@@ -253,7 +257,7 @@ def decide(
         return Decision(status, conditions, None, plan, events, plan_only=True)
     placement = place_replicas(deployment, plan, available, current, resolver)
     try:
-        objects = serving_objects(deployment, plan, placement, resolver)
+        objects = serving_objects(deployment, plan, placement, resolver, prometheus_address)
     except (RenderError, CatalogError) as error:
         message = str(error)
         return Decision(base, {PLANNED: ConditionState("False", INVALID_SERVING_SPEC, message)}, None, None,

@@ -24,7 +24,7 @@ from modelplane.operator import metrics
 from modelplane.operator.catalog_watch import start_catalog_watch
 from modelplane.operator.peering import PeeringGate, PeeringScope, read_blocking_peers
 from modelplane.operator.pools import NodeRecord, PodRecord, node_record, pod_record, requests_gpus
-from modelplane.operator.settings import configure, model_sources, watched_namespaces
+from modelplane.operator.settings import configure, model_sources, prometheus_address, watched_namespaces
 from modelplane.operator.state import (
     DEBOUNCE_SECONDS,
     POOL_STATUS_KEY,
@@ -45,12 +45,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     configure(settings)
     try:
         sources = model_sources()
+        prometheus = prometheus_address()
     except ValueError as error:
         raise kopf.PermanentError(str(error)) from None
     scope = PeeringScope.of(settings, watched_namespaces(sys.argv))
     api = make_api_client()
     operator = Operator(api, ThreadPoolExecutor(WORKERS, thread_name_prefix="reconcile"), PeeringGate(scope))
     operator.resolver = ModelResolver((), sources.hub, HubCache(sources.hub_cache_models))
+    operator.prometheus_address = prometheus
     memo["operator"] = operator
     try:
         metrics.serve(lambda: _metrics_view(operator))

@@ -58,6 +58,8 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
     )
     conditions: Tally[tuple[str, str]] = Tally()
     planned: Tally[str] = Tally()
+    placed: Tally[str] = Tally()
+    waiting = 0
     for body in view.deployments:
         status = body.get("status") or {}
         for condition in status.get("conditions") or []:
@@ -65,6 +67,9 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
         if status.get("plan") and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
             for pool_name, gpus in held_gpus(status).items():
                 planned[pool_name] += gpus
+            for placement in status.get("placements") or []:
+                placed[str(placement.get("pool"))] += int(placement.get("replicas") or 0)
+            waiting += int(status.get("waitingReplicas") or 0)
     for (kind, state), count in sorted(conditions.items()):
         by_condition.add_metric([kind, state], count)
 
@@ -93,7 +98,17 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
         planned_gpus.add_metric([name, "unknown"], gpus)  # a plan on a pool that has since gone away
     for name in sorted(set(view.pools) | set(reserved)):
         reserved_gpus.add_metric([name], reserved[name])
-    return [by_condition, planned_gpus, free_gpus, reserved_gpus]
+    replicas = GaugeMetricFamily(
+        "modelplane_replicas", "Serving replicas placed per pool, over every ModelDeployment (bursts included).",
+        labels=["pool"],
+    )  # fmt: skip
+    for name in sorted(set(view.pools) | set(placed)):
+        replicas.add_metric([name], placed[name])
+    waiting_replicas = GaugeMetricFamily(
+        "modelplane_waiting_replicas", "Desired replicas no pool has free GPUs for (ReplicasPlaced=False)."
+    )
+    waiting_replicas.add_metric([], waiting)
+    return [by_condition, planned_gpus, free_gpus, reserved_gpus, replicas, waiting_replicas]
 
 
 class ClusterCollector(Collector):

@@ -4,26 +4,30 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes import client
 
 from modelplane.api.contract import (
+    AUTOSCALING,
     BURST,
     CHILD_APPLY_FAILED,
     CHILD_CONFLICT,
     CHILD_REJECTED,
     DEPLOYMENT,
+    KEDA_NOT_INSTALLED,
     LEADER_WORKER_SET,
     PLANNED,
     REPLANNED,
     REPLICAS_WAITING,
+    SCALED_OBJECT,
+    SCALED_OBJECT_APPLIED,
     WORKLOAD_KINDS,
 )
 from modelplane.api.status import ModelDeploymentStatus, held_gpus
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.kube.custom import patch_status, post_event
-from modelplane.kube.errors import InvalidError, TransientKubeError
+from modelplane.kube.errors import GoneError, InvalidError, TransientKubeError
 from modelplane.kube.objects import (
     CHILD_KINDS,
     child_key,
@@ -46,6 +50,7 @@ from modelplane.operator.conditions import (
 from modelplane.operator.decide import MAX_MESSAGE, Decision, decide, pinned_fingerprint
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.service import collector_paused
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS
 
 
 @dataclass
@@ -104,10 +109,17 @@ def _desired_replicas(workload: dict[str, Any]) -> int:
     return int((workload.get("spec") or {}).get("replicas", 1))
 
 
+class Converged(NamedTuple):
+    served: list[Served]
+    """The serving workloads as stored now."""
+    scaler_missing: bool = False
+    """The ScaledObject could not be applied: the cluster serves no such kind (KEDA is not installed)."""
+
+
 def _converge_children(
     api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]], existing: Mapping[str, str]
-) -> list[Served]:
-    """Apply what differs, delete children no longer rendered; returns the serving workloads as stored now.
+) -> Converged:
+    """Apply what differs, delete children no longer rendered.
 
     Ownership is checked for every child before anything is written: applying onto an object someone else
     created would take its fields over (a Service's selector) and, with our owner reference, let the garbage
@@ -131,10 +143,18 @@ def _converge_children(
             " overwrites it: delete or rename that object, or give the ModelDeployment another name"
         )
     served: list[Served] = []
+    scaler_missing = False
     for key, desired in zip(keys, objects, strict=True):
         desired["metadata"]["ownerReferences"] = [owner]
         live = lives[key]
-        stored = ensure_child(api, desired, live)
+        try:
+            stored = ensure_child(api, desired, live)
+        except GoneError:
+            if desired["kind"] != SCALED_OBJECT:
+                raise
+            # No keda.sh API: everything else still serves, and the Autoscaling condition says why not this.
+            scaler_missing = True
+            continue
         if desired["kind"] in WORKLOAD_KINDS:
             written = live is not None and _generation(stored) > _generation(live)
             served.append(Served(stored, _desired_replicas(desired), written))
@@ -146,7 +166,29 @@ def _converge_children(
         live = get_child(api, kind, namespace, child)
         if live is not None and _owned_by(live, uid):
             delete_child(api, kind, namespace, child)
-    return served
+    return Converged(served, scaler_missing)
+
+
+def autoscaling_condition(objects: Sequence[dict[str, Any]], scaler_missing: bool) -> dict[str, ConditionState]:
+    """Autoscaling, present only with spec.autoscaling: whether KEDA's ScaledObject drives spec.replicas."""
+    scaler = next((obj for obj in objects if obj["kind"] == SCALED_OBJECT), None)
+    if scaler is None:
+        return {}
+    if scaler_missing:
+        return {AUTOSCALING: ConditionState(
+            "False", KEDA_NOT_INSTALLED,
+            "spec.autoscaling needs KEDA, and the cluster serves no keda.sh/v1alpha1 ScaledObject: install KEDA"
+            " (its CRDs and operator), or remove spec.autoscaling and scale with kubectl scale or an HPA;"
+            " until then spec.replicas stays as it is and everything else is served",
+        )}  # fmt: skip
+    spec = scaler["spec"]
+    trigger = spec["triggers"][0]["metadata"]
+    zero = f", to 0 after {spec['cooldownPeriod']}s idle" if "idleReplicaCount" in spec else ""
+    return {AUTOSCALING: ConditionState(
+        "True", SCALED_OBJECT_APPLIED,
+        f"KEDA ScaledObject {scaler['metadata']['name']}: {spec['minReplicaCount']}-{spec['maxReplicaCount']}"
+        f" replicas{zero}, {trigger['threshold']} per replica of {trigger['query']}",
+    )}  # fmt: skip
 
 
 def _generation(obj: dict[str, Any]) -> int:
@@ -209,11 +251,12 @@ def decide_and_reserve(
     reservations: Reservations,
     key: str,
     resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> Decision:
     with reservations.planning:
         started = time.perf_counter()
         with collector_paused():
-            decision = decide(body, offers, resolver)
+            decision = decide(body, offers, resolver, prometheus_address)
         metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
         if decision.objects is not None:
             reservations.set(key, decision.reservation)
@@ -230,6 +273,7 @@ def reconcile(
     children: Mapping[str, str],
     reuse: bool = False,
     resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> StoredStatus:
     """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored.
 
@@ -239,14 +283,16 @@ def reconcile(
     """
     decision = decisions.get(key, pinned_fingerprint(body)) if reuse else None
     if decision is None:
-        decision = decide_and_reserve(body, offers, reservations, key, resolver)
+        decision = decide_and_reserve(body, offers, reservations, key, resolver, prometheus_address)
         # The status about to be written pins this plan: keep the decision under that future fingerprint.
         pinned = {**body, "status": {**(body.get("status") or {}), **decision.status.written_fields()}}
         decisions.put(key, pinned_fingerprint(pinned), decision)
     blocked: Blocked | None = None
+    scaling: dict[str, ConditionState] = {}
     if decision.objects:
         try:
-            served = _converge_children(api, body, decision.objects, children)
+            served, scaler_missing = _converge_children(api, body, decision.objects, children)
+            scaling = autoscaling_condition(decision.objects, scaler_missing)
         except ChildConflictError as error:
             blocked = Blocked(CHILD_CONFLICT, str(error))
         except InvalidError as error:
@@ -260,7 +306,7 @@ def reconcile(
         served = _owned_workloads(api, body)
     else:
         served = []
-    conditions = status_conditions(decision.conditions, served, decision.plan_only)
+    conditions = {**status_conditions(decision.conditions, served, decision.plan_only), **scaling}
     status = decision.status.model_copy(update=scale_status(body["metadata"]["name"], served))
     stored = _write_status(api, body, status, conditions)
     if stored.resource_version is not None:

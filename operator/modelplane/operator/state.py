@@ -28,6 +28,7 @@ from modelplane.operator.pools import NodeRecord, PodRecord, PoolState, pool_sta
 from modelplane.operator.reconcile import Decisions, Reservations
 from modelplane.operator.workqueue import WorkQueue
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS
 
 LOGGER = logging.getLogger("modelplane.operator")
 POOL_STATUS_KEY = "@pool-status"
@@ -148,6 +149,8 @@ class Operator:
     resolver: ModelResolver = PACKAGED
     """The spec, the packaged catalog, the catalog ConfigMaps, the Hub if enabled: replaced whole when a
     ConfigMap changes (a reference swap, so a worker reads one or the other, never a mix)."""
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
+    """Where the ScaledObjects' Prometheus triggers query (settings.prometheus_address)."""
     catalog_entries: tuple[ModelEntry, ...] = ()
     catalog_listed: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)

@@ -115,6 +115,7 @@ def reconcile_key(operator: Operator, key: str, snapshot: Snapshot, fresh: bool)
         return offers_for_deployment(snapshot.pool_states, operator.reservations.snapshot(), key)
 
     stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions,
-                       snapshot.children, reuse=not fresh, resolver=operator.resolver)  # fmt: skip
+                       snapshot.children, reuse=not fresh, resolver=operator.resolver,
+                       prometheus_address=operator.prometheus_address)  # fmt: skip
     operator.written[key] = written.after(version, stored.resource_version, stored.status)
     return False

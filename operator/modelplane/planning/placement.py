@@ -81,14 +81,12 @@ def desired_replicas(spec: ModelDeploymentSpec, plan: Plan) -> int:
 
 
 def replicas_held(plan: Plan, offer: PoolOffer) -> int:
-    """Replicas of `plan`'s shape that `offer`'s free GPUs and nodes hold, as the planner counts capacity: GPUs
-    over the pool, whole nodes for a replica spanning several, whole pods per node for one that does not."""
+    """Replicas of `plan`'s shape that `offer`'s free GPUs and nodes hold, as the planner counts capacity
+    (shapes.nodes_needed): GPUs over the pool, and a replica's equal pods packed as many to a node as fit, so a
+    TP4×PP3 replica's three 4-GPU pods go two to an 8-GPU node."""
     by_gpus = offer.free_gpus // plan.gpus_per_replica
-    if plan.nodes_per_replica > 1:
-        by_nodes = offer.nodes // plan.nodes_per_replica
-    else:
-        by_nodes = offer.nodes * (offer.gpus_per_node // plan.gpus_per_pod)
-    return max(0, min(by_gpus, by_nodes))
+    pods = offer.nodes * (offer.gpus_per_node // plan.gpus_per_pod)
+    return max(0, min(by_gpus, pods // plan.nodes_per_replica))
 
 
 def place(desired: int, slots: Sequence[Slot], current: Mapping[str, int]) -> Placement:

@@ -21,6 +21,7 @@ from modelplane.catalog.architecture import COMPRESSED_TENSORS, Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.models import ModelEntry
 from modelplane.catalog.resolve import PACKAGED, ResolvedModel
+from modelplane.catalog.runtimes import runtime_spec
 from modelplane.catalog.support import needs_checkpoint, support_problem, weight_only_note
 from modelplane.planning.estimates import cost_per_hour, cost_per_million_tokens, hardware, max_num_seqs
 from modelplane.planning.inventory import PoolOffer
@@ -226,6 +227,17 @@ class _Planner:
                     f"{'fp8' if not needs_checkpoint(spec.runtime.value, 'fp8') else 'bf16'})",
                 )
             )
+        if spec.autoscaling is not None:
+            runtime = runtime_spec(spec.runtime.value)
+            if runtime.autoscaling_metrics.series(spec.autoscaling.metric.value) is None:
+                reasons.append(
+                    _reason(
+                        ReasonCode.RUNTIME_UNSUPPORTED,
+                        f"spec.autoscaling: {runtime.autoscaling_metrics.unsupported}, so {spec.runtime.value} "
+                        f"{runtime.version} cannot be autoscaled on its metrics; remove spec.autoscaling (scale "
+                        "with kubectl scale or an HPA on other metrics) or use runtime vllm",
+                    )
+                )
         return reasons
 
     def formats(self) -> list[Quantization]:

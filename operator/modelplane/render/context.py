@@ -30,6 +30,7 @@ from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.catalog.runtimes import RuntimeSpec, runtime_spec
+from modelplane.planning.autoscaling import ScalingRule, scaling_rule
 from modelplane.planning.service import checkpoint_bytes
 from modelplane.render.args import CommandLine, server_command, worker_command
 from modelplane.render.errors import RenderError
@@ -118,6 +119,9 @@ class RenderContext(BaseModel):
     server: Container
     worker: Container | None
     model_cache: CacheObjects | None
+    scaling: ScalingRule | None = None
+    """KEDA's ScaledObject for spec.autoscaling, on the plan's own pool's render only."""
+    prometheus_address: str = ""
     """The managed cache the servers read, rendered apart: it is shared, not a child of this deployment alone."""
 
 
@@ -336,8 +340,19 @@ def burst_name(name: str, pool: str) -> str:
     return f"{name[: MAX_NAME - len(digest) - 1]}-{digest}"
 
 
+DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus-operated.monitoring.svc:9090"
+"""Where KEDA's trigger queries Prometheus unless the operator is told otherwise (MODELPLANE_PROMETHEUS_ADDRESS,
+the chart's autoscaling.prometheusAddress): the Service prometheus-operator creates for every Prometheus, in
+the namespace kube-prometheus-stack installs to by convention."""
+
+
 def build_context(
-    deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED, *, burst: bool = False
+    deployment: ModelDeployment,
+    plan: Plan,
+    resolver: ModelResolver = PACKAGED,
+    *,
+    burst: bool = False,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> RenderContext:
     """Decide every value of the rendered objects from the deployment and its plan (`resolver` knows the model,
     whose checkpoint size the cache and the probes depend on). With `burst`, the plan is for a pool the deployment
@@ -449,4 +464,6 @@ def build_context(
         server=server,
         worker=worker,
         model_cache=loaded.cache,
+        scaling=None if burst else scaling_rule(deployment, plan),
+        prometheus_address=prometheus_address,
     )
