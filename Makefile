@@ -32,6 +32,7 @@ test: export MODELPLANE_KCM_PORT ?= 21257
 test: export MODELPLANE_SCHEDULER_PORT ?= 21259
 test: export MODELPLANE_KWOK_PORT ?= 21247
 test: export MODELPLANE_LWS_PORT ?= 21249
+test: export MODELPLANE_KEDA_PORT ?= 21251
 test: lint
 	hack/ensure-chromium.sh
 	$(BIN)/pytest

@@ -18,6 +18,7 @@ ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$CACHE/bin/kwok-$KWOK_VERSION
 HELM_BIN=$CACHE/bin/helm-$HELM_VERSION
 LWS_BIN=$CACHE/bin/lws-$LWS_VERSION
+KEDA_BIN=$CACHE/bin/keda-$KEDA_VERSION
 # The health program's own source is part of its key: an edit to main.go builds a new binary.
 HEALTH_SOURCE=$HERE/../health/main.go
 HEALTH_KEY=argocd-$ARGOCD_VERSION-cli-utils-$CLI_UTILS_VERSION
@@ -183,6 +184,35 @@ build_lws() {
   publish "$out" "$LWS_BIN"
 }
 
+# KEDA's operator (github.com/kedacore/keda/v2 cmd/operator, the image's /keda), built in a module of our own
+# that requires KEDA at the pinned version, like the LWS controller, with KEDA's CRDs of the same version.
+build_keda() {
+  [[ -x $KEDA_BIN/keda-operator && -d $KEDA_BIN/config ]] && return
+  log "keda $KEDA_VERSION (about 5 minutes and 3.4 GB the first time)"
+  local module=$CACHE/src/keda-$KEDA_VERSION
+  if [[ ! -f $module/go.mod ]]; then
+    local tmp; tmp=$(new_tmp "$module")
+    (
+      cd "$tmp"
+      go mod init local.invalid/modelplane-keda 2>/dev/null || die "go mod init failed in $tmp"
+      printf '//go:build tools\n\n// Package tools pins the command this module builds.\npackage tools\n\nimport _ %s\n' \
+        '"github.com/kedacore/keda/v2/cmd/operator"' >tools.go
+      go get "github.com/kedacore/keda/v2@$KEDA_VERSION" >&2 || die "go get keda@$KEDA_VERSION failed in $tmp"
+    )
+    publish "$tmp" "$module"
+  fi
+  local out; out=$(new_tmp "$KEDA_BIN")
+  (cd "$module" && go build -trimpath -ldflags "-s -w -X github.com/kedacore/keda/v2/version.Version=$KEDA_VERSION" \
+    -o "$out/keda-operator" github.com/kedacore/keda/v2/cmd/operator)
+  local json dir
+  json=$(cd "$module" && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION") \
+    || die "go mod download keda@$KEDA_VERSION failed: $json"
+  dir=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' <<<"$json")
+  mkdir -p "$out/config"
+  cp -r --no-preserve=mode "$dir/config/crd" "$out/config/"
+  publish "$out" "$KEDA_BIN"
+}
+
 # health_module: set HEALTH_MODULE to a module requiring the pinned Argo CD and cli-utils, creating it if
 # needed. Its go.sum is resolved once from the proxy; the program's source is copied in at build time.
 health_module() {
@@ -238,10 +268,12 @@ build_etcd
 build_kwok
 build_helm
 build_lws
+build_keda
 build_health
 echo "K8S_BIN=$K8S_BIN"
 echo "ETCD_BIN=$ETCD_BIN"
 echo "KWOK_BIN=$KWOK_BIN"
 echo "HELM_BIN=$HELM_BIN"
 echo "LWS_BIN=$LWS_BIN"
+echo "KEDA_BIN=$KEDA_BIN"
 echo "HEALTH_BIN=$HEALTH_BIN"

@@ -2,7 +2,7 @@
 # A real local Kubernetes control plane with simulated GPU nodes, as plain processes on 127.0.0.1.
 #   cluster.sh build    build (or reuse) the pinned binaries           (see build.sh)
 #   cluster.sh up       PKI, etcd, kube-apiserver, controller-manager, scheduler, kwok, the LeaderWorkerSet
-#                       controller, GPU nodes
+#                       controller, KEDA's operator, GPU nodes
 #   cluster.sh down     stop exactly the processes `up` started (see ours), remove the state directory
 #   cluster.sh status   exit 0 when every component runs and /readyz is ok
 #   cluster.sh env      print `export KUBECONFIG=...`
@@ -25,13 +25,17 @@ KWOK_PORT=${MODELPLANE_KWOK_PORT:-20247}
 # The LeaderWorkerSet controller's webhook server, and its health probes on the next port.
 LWS_PORT=${MODELPLANE_LWS_PORT:-20249}
 LWS_PROBE_PORT=$((LWS_PORT + 1))
+# KEDA's operator: its gRPC metrics service (for a metrics adapter; none runs here), probes on the next port.
+KEDA_PORT=${MODELPLANE_KEDA_PORT:-20251}
+KEDA_PROBE_PORT=$((KEDA_PORT + 1))
 K8S_BIN=$CACHE/bin/kubernetes-$KUBERNETES_VERSION
 ETCD_BIN=$CACHE/bin/etcd-$ETCD_VERSION
 KWOK_BIN=$CACHE/bin/kwok-$KWOK_VERSION
 LWS_BIN=$CACHE/bin/lws-$LWS_VERSION
+KEDA_BIN=$CACHE/bin/keda-$KEDA_VERSION
 KUBECONFIG_FILE=$DIR/kubeconfig
 [[ $DIR == /* && $DIR != / ]] || { echo "MODELPLANE_CLUSTER_DIR must be an absolute path other than /" >&2; exit 2; }
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok lws-controller)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok lws-controller keda-operator)
 
 log() { echo "[cluster] $*" >&2; }
 
@@ -105,13 +109,13 @@ listening() {  # something accepts connections on 127.0.0.1:PORT
 check_ports() {
   local busy=()
   for port in "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT" \
-    "$LWS_PORT" "$LWS_PROBE_PORT"; do
+    "$LWS_PORT" "$LWS_PROBE_PORT" "$KEDA_PORT" "$KEDA_PROBE_PORT"; do
     listening "$port" && busy+=("$port")
   done
   ((${#busy[@]} == 0)) && return
   log "ports already in use on 127.0.0.1: ${busy[*]} (another cluster?); set MODELPLANE_APISERVER_PORT," \
     "MODELPLANE_ETCD_PORT, MODELPLANE_KCM_PORT, MODELPLANE_SCHEDULER_PORT, MODELPLANE_KWOK_PORT," \
-    "MODELPLANE_LWS_PORT (and the port after it)"
+    "MODELPLANE_LWS_PORT, MODELPLANE_KEDA_PORT (each and the port after it)"
   return 1
 }
 
@@ -257,6 +261,31 @@ EOF
     | "${k[@]}" apply --server-side --force-conflicts -f - >/dev/null
 }
 
+# KEDA's operator (github.com/kedacore/keda/v2 cmd/operator) as a process: its CRDs first, its cert rotation
+# off (its gRPC metrics service gets the loopback certificate the cluster's CA signed for the LWS webhooks),
+# metrics off, no leader election (one replica), every namespace watched. It scales a ScaledObject's target
+# between 0 and minReplicaCount itself from its triggers; above that it writes the HPA, whose external metrics
+# need KEDA's metrics adapter, which is not run here.
+start_keda() {
+  local k=(kubectl --kubeconfig="$KUBECONFIG_FILE")
+  "${k[@]}" apply --server-side --force-conflicts -f "$KEDA_BIN/config/crd/bases" >/dev/null
+  wait_until 60 "KEDA's CRDs" keda_crd_established
+  "${k[@]}" create namespace keda --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
+  install -d "$DIR/pki/keda"
+  cp "$DIR/pki/ca.crt" "$DIR/pki/lws/tls.crt" "$DIR/pki/lws/tls.key" "$DIR/pki/keda/"
+  KUBECONFIG=$KUBECONFIG_FILE WATCH_NAMESPACE="" POD_NAMESPACE=keda KEDA_CLUSTER_OBJECT_NAMESPACE=keda \
+    start keda-operator "$KEDA_BIN/keda-operator" --kubeconfig="$KUBECONFIG_FILE" --leader-elect=false \
+    --enable-cert-rotation=false --cert-dir="$DIR/pki/keda" --ca-dir="$DIR/pki/keda" \
+    --metrics-bind-address=0 --metrics-service-bind-address="127.0.0.1:$KEDA_PORT" \
+    --health-probe-bind-address="127.0.0.1:$KEDA_PROBE_PORT" --zap-log-level=info
+  wait_until 60 "KEDA's operator" curl -fsS "http://127.0.0.1:$KEDA_PROBE_PORT/readyz"
+}
+
+keda_crd_established() {
+  kubectl --kubeconfig="$KUBECONFIG_FILE" get crd scaledobjects.keda.sh \
+    -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' | grep -qx True
+}
+
 # Polled: `kubectl wait --for=condition=Established` fails outright on a CRD created a moment ago, whose
 # status.conditions is still null.
 lws_crd_established() {
@@ -328,6 +357,7 @@ up() {
     --server-address="127.0.0.1:$KWOK_PORT"
   wait_until 60 "the default service account" kubectl --kubeconfig="$KUBECONFIG_FILE" get serviceaccount default
   start_lws
+  start_keda
 
   nodes
   trap - EXIT

@@ -17,6 +17,7 @@ from kubernetes import client, config
 from tests.e2e.operator_support import (
     Cluster,
     OperatorProcess,
+    PrometheusStandIn,
     chart_service_account_kubeconfig,
     denied_by_the_chart,
     wait_for,
@@ -107,9 +108,11 @@ def api_client(local_cluster: LocalCluster) -> Iterator[client.ApiClient]:
 
 @pytest.fixture(scope="session")
 def crds(local_cluster: LocalCluster) -> None:
-    """Our CRDs, applied once and Established (cluster.sh up installs the LeaderWorkerSet CRD with its controller)."""
+    """Our CRDs and KEDA's ScaledObject CRD (from its pinned Go module, hack/keda-crd.sh), applied once and
+    Established (cluster.sh up installs the LeaderWorkerSet CRD with its controller)."""
     names = []
-    for path in sorted((REPO / "crds").glob("*.yaml")):
+    keda = subprocess.run([str(REPO / "hack" / "keda-crd.sh")], check=True, capture_output=True, text=True).stdout
+    for path in [*sorted((REPO / "crds").glob("*.yaml")), Path(keda.strip())]:
         applied = kubectl(local_cluster, "apply", "--server-side", "--force-conflicts", "-o", "name", "-f", str(path))
         names += applied.stdout.split()
 
@@ -151,12 +154,20 @@ def chart_rbac_kubeconfig(local_cluster: LocalCluster, tmp_path_factory: pytest.
 
 
 @pytest.fixture(scope="session")
-def operator(local_cluster: LocalCluster, crds: None, pools: None,
-             chart_rbac_kubeconfig: Path) -> Iterator[OperatorProcess]:  # fmt: skip
-    """The operator as a process, running with exactly the Helm chart's RBAC (its ServiceAccount's token)."""
+def prometheus() -> Iterator[PrometheusStandIn]:
+    stand_in = PrometheusStandIn()
+    yield stand_in
+    stand_in.close()
+
+
+@pytest.fixture(scope="session")
+def operator(local_cluster: LocalCluster, crds: None, pools: None, chart_rbac_kubeconfig: Path,
+             prometheus: PrometheusStandIn) -> Iterator[OperatorProcess]:  # fmt: skip
+    """The operator as a process, running with exactly the Helm chart's RBAC (its ServiceAccount's token); its
+    ScaledObjects query the Prometheus stand-in."""
     log = local_cluster.logs / "operator-e2e.log"
     log.unlink(missing_ok=True)
-    process = OperatorProcess(chart_rbac_kubeconfig, log)
+    process = OperatorProcess(chart_rbac_kubeconfig, log, prometheus.address)
     process.start()
     yield process
     process.stop()

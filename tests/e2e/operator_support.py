@@ -7,11 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -238,11 +241,50 @@ class Cluster:
         return True
 
 
+class PrometheusStandIn:
+    """A stand-in for Prometheus's HTTP query API (`GET /api/v1/query`, the one call KEDA's prometheus scaler
+    makes), answering every query with the vector value the test sets: the load signal the test controls. No
+    Prometheus server is built here; the query each ScaledObject asks is recorded and checked instead."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.queries: list[str] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                if url.path != "/api/v1/query":
+                    self.send_error(404)
+                    return
+                stand_in.queries += urllib.parse.parse_qs(url.query).get("query", [])
+                vector = [{"metric": {}, "value": [time.time(), str(stand_in.value)]}]
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": vector}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class OperatorProcess:
     """The running operator, restartable in place (same credentials, same log)."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
+    def __init__(self, kubeconfig: Path, log_path: Path, prometheus_address: str | None = None) -> None:
         self.kubeconfig, self.log_path = kubeconfig, log_path
+        self.prometheus_address = prometheus_address
         self.metrics_port = free_port()
         self._context: Any = None
         self.process: subprocess.Popen[bytes]
@@ -250,6 +292,8 @@ class OperatorProcess:
     def start(self) -> None:
         # As the chart runs it: model catalog ConfigMaps are read in the operator's own namespace.
         env = {"MODELPLANE_METRICS_PORT": str(self.metrics_port), "MODELPLANE_CATALOG_NAMESPACE": OPERATOR_NAMESPACE}
+        if self.prometheus_address is not None:
+            env["MODELPLANE_PROMETHEUS_ADDRESS"] = self.prometheus_address
         self._context = running_operator(self.kubeconfig, self.log_path, env=env)
         self.process = self._context.__enter__()
 

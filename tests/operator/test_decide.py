@@ -9,6 +9,7 @@ from modelplane.api.contract import PLAN_OUTDATED, PLANNED, PROGRESSING, READY, 
 from modelplane.catalog.models import ModelEntry
 from modelplane.catalog.resolve import ModelResolver
 from modelplane.operator.conditions import (
+    Served,
     merge_conditions,
     status_conditions,
     workload_conditions,
@@ -38,7 +39,7 @@ def test_new_deployment_is_planned_and_rendered() -> None:
     assert decision.conditions[PLANNED].status == "True"
     assert decision.objects is not None
     assert {obj["kind"] for obj in decision.objects} == {"NetworkPolicy", "Service", "Deployment"}
-    assert decision.reservation == ("cheap", 1)
+    assert decision.reservation == {"cheap": 1}
 
 
 def test_pinned_plan_stays_and_a_better_one_is_reported() -> None:
@@ -78,7 +79,7 @@ def test_a_hand_written_plan_in_status_is_planned_afresh(forged: dict[str, Any])
     decision = decide(body(status=tampered), lambda: offers_for(POOLS))
     assert decision.plan is not None
     assert decision.plan.to_wire() == planned.plan.to_wire()
-    assert decision.reservation == ("cheap", 1)
+    assert decision.reservation == {"cheap": 1}
 
 
 def test_a_stored_plan_for_a_pool_since_re_specified_is_planned_afresh() -> None:
@@ -114,13 +115,13 @@ def test_infeasible_edit_leaves_children_alone() -> None:
 def test_a_decision_that_leaves_the_servers_alone_leaves_their_reservation_alone() -> None:
     reservations = Reservations()
     planned = decide_and_reserve(body(), lambda: offers_for(POOLS), reservations, "ns/chat")
-    assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}
+    assert reservations.snapshot() == {"ns/chat": {"cheap": 1}}
     infeasible = body(generation=2, status=planned.status.written_fields(), maxModelLen=131072, maxConcurrency=512)
     decide_and_reserve(infeasible, lambda: offers_for(POOLS), reservations, "ns/chat")
-    assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}, "the old servers still run"
+    assert reservations.snapshot() == {"ns/chat": {"cheap": 1}}, "the old servers still run"
     plan_only = body(generation=3, status=planned.status.written_fields(), mode="PlanOnly")
     decide_and_reserve(plan_only, lambda: offers_for(POOLS), reservations, "ns/chat")
-    assert reservations.snapshot() == {"ns/chat": ("cheap", 1)}
+    assert reservations.snapshot() == {"ns/chat": {"cheap": 1}}
     decide_and_reserve(body(mode="PlanOnly"), lambda: offers_for(POOLS), reservations, "ns/review")
     assert "ns/review" not in reservations.snapshot(), "a plan that is never applied holds no GPUs"
 
@@ -131,7 +132,7 @@ def test_plan_only_creates_nothing_and_is_ready() -> None:
     assert decision.plan is not None
     assert decision.reservation is None, "a plan that is not applied holds no GPUs"
     assert decision.conditions[PLANNED].message.endswith("mode PlanOnly: not applied")
-    ready = status_conditions(decision.conditions, None, 1, decision.plan_only)[READY]
+    ready = status_conditions(decision.conditions, [], decision.plan_only)[READY]
     assert (ready.status, ready.reason) == ("True", "PlanOnly")
 
 
@@ -143,21 +144,38 @@ def test_switching_a_serving_deployment_to_plan_only_keeps_reporting_its_servers
     serving = {"kind": "Deployment", "metadata": {"generation": 1},
                "status": {"observedGeneration": 1, "readyReplicas": 1, "updatedReplicas": 1,
                           "conditions": [{"type": "Available", "status": "True"}]}}  # fmt: skip
-    ready = status_conditions(frozen.conditions, serving, 1, frozen.plan_only)[READY]
+    ready = status_conditions(frozen.conditions, [Served(serving, 1)], frozen.plan_only)[READY]
     assert (ready.status, ready.reason) == ("True", "Available")
 
 
 def test_a_replan_that_moves_the_servers_is_an_event_and_one_that_does_not_is_not() -> None:
     on_big = decide(body(), lambda: offers_for([POOLS[1]]))
-    moved = decide(body(generation=2, status=on_big.status.written_fields()), lambda: offers_for(POOLS))
+    edited: dict[str, Any] = {"maxModelLen": 8192}
+    moved = decide(body(generation=2, status=on_big.status.written_fields(), **edited), lambda: offers_for(POOLS))
     assert moved.plan is not None
     assert moved.plan.pool == "cheap"
     [(kind, reason, message)] = moved.events
     assert (kind, reason) == ("Normal", "Replanned")
     assert "from pool big" in message
     assert "to pool cheap" in message
-    same = decide(body(generation=2, status=on_big.status.written_fields()), lambda: offers_for([POOLS[1]]))
+    same = decide(body(generation=2, status=on_big.status.written_fields(), **edited),
+                  lambda: offers_for([POOLS[1]]))  # fmt: skip
     assert same.events == []
+
+
+def test_a_replica_count_edit_keeps_the_plan_and_places_the_new_count() -> None:
+    """kubectl scale bumps the generation; it must not re-plan (and move) the running servers."""
+    on_big = decide(body(), lambda: offers_for([POOLS[1]]))
+    scaled = decide(body(generation=2, status=on_big.status.written_fields(), replicas=3), lambda: offers_for(POOLS))
+    assert scaled.plan is not None
+    assert scaled.plan.pool == "big", "a cheaper pool appearing does not move a deployment that only scaled"
+    assert scaled.plan.replicas == 3
+    assert scaled.conditions[PLAN_OUTDATED].status == "True"
+    assert scaled.events == []
+    edited = decide(body(generation=2, status=on_big.status.written_fields(), replicas=3, maxModelLen=8192),
+                    lambda: offers_for(POOLS))  # fmt: skip
+    assert edited.plan is not None
+    assert edited.plan.pool == "cheap", "any other spec edit is planned afresh"
 
 
 def test_leaderworkerset_readiness_without_observed_generation() -> None:

@@ -1,16 +1,19 @@
 """Flux reads status through kstatus: its documented rules, and the verdict they give on the operator's status."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from modelplane.api.contract import CONDITION_ORDER, RECONCILING, STALLED
 from modelplane.operator.conditions import (
+    Served,
     merge_conditions,
     status_conditions,
 )
 from modelplane.operator.decide import decide
+from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.service import offers_for
 from tests.health import kstatus
 from tests.operator.test_decide import POOLS, body
@@ -34,10 +37,23 @@ SERVING = workload(1, AVAILABLE)
 STUCK = workload(0, DEADLINE)
 
 
-def reconciled(md: dict[str, Any], serving: dict[str, Any] | None, pools: Any = POOLS) -> dict[str, Any]:
-    """The object after one reconcile, as the API server holds it: the status merge-patched over the old one."""
-    decision = decide(md, lambda: offers_for(pools))
-    conditions = status_conditions(decision.conditions, serving, int(md["spec"].get("replicas", 1)), decision.plan_only)
+def reconciled(md: dict[str, Any], serving: dict[str, Any] | None, pools: Any = POOLS,
+               offers: Callable[[], list[PoolOffer]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The object after one reconcile, as the API server holds it: the status merge-patched over the old one.
+
+    `serving` is the workload of each pool with replicas placed as it reads back (one for all of them when a
+    single workload is given)."""
+    decision = decide(md, offers or (lambda: offers_for(pools)))
+    placed = [pool.plan.replicas for pool in decision.placement.pools] if decision.placement else []
+    if serving is None:
+        served = []
+    elif decision.placement is None:
+        served = [Served(serving, int(md["spec"].get("replicas", 1)))]
+    elif len(placed) <= 1:
+        served = [Served(serving, placed[0] if placed else 0)]  # the plan's pool's workload, maybe at 0
+    else:
+        served = [Served(workload(replicas, AVAILABLE), replicas) for replicas in placed]
+    conditions = status_conditions(decision.conditions, served, decision.plan_only)
     current = md.get("status") or {}
     merged = merge_conditions(current.get("conditions") or [], conditions, md["metadata"]["generation"], NOW)
     return {**md, "status": {**current, **decision.status.written_fields(), "conditions": merged}}
@@ -58,6 +74,17 @@ def _stale() -> dict[str, Any]:
     return {**ready, "metadata": {**ready["metadata"], "generation": 2}}
 
 
+BURSTING: dict[str, Any] = {"autoscaling": {"minReplicas": 1, "maxReplicas": 40}}
+
+
+def _no_capacity() -> dict[str, Any]:
+    """Pinned on the cheap pool, which other deployments have since filled; no other pool is allowed."""
+    ready = reconciled(body(), SERVING, pools=[POOLS[0]])
+    full = [replace(offer, free_gpus=0) for offer in offers_for([POOLS[0]])]
+    return reconciled(body(generation=2, replicas=2, status=ready["status"]), workload(0, AVAILABLE),
+                      offers=lambda: full)  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "rolling-out": lambda: reconciled(body(), JUST_CREATED),
     "ready": lambda: reconciled(body(), SERVING),
@@ -69,6 +96,9 @@ SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "plan-outdated": _plan_outdated,
     "stale": _stale,
     "scaled-to-zero": lambda: reconciled(body(replicas=0), workload(0, AVAILABLE)),
+    "bursting": lambda: reconciled(body(replicas=12, **BURSTING), SERVING),
+    "replicas-waiting": lambda: reconciled(body(replicas=40, **BURSTING), SERVING),
+    "no-capacity": _no_capacity,
 }
 KSTATUS = {
     "rolling-out": "InProgress",
@@ -81,6 +111,9 @@ KSTATUS = {
     "plan-outdated": "Current",
     "stale": "InProgress",
     "scaled-to-zero": "Current",
+    "bursting": "Current",
+    "replicas-waiting": "Current",
+    "no-capacity": "Failed",
 }
 
 
@@ -178,3 +211,34 @@ RULES: list[tuple[str, dict[str, Any], str]] = [
                          ids=[name for name, _, _ in RULES])  # fmt: skip
 def test_kstatus_rules_as_documented(obj: dict[str, Any], expected: str) -> None:
     assert kstatus({"kind": "Thing", **obj}).status == expected
+
+
+def test_a_burst_is_ready_when_every_pool_is_and_says_where_replicas_run() -> None:
+    conditions = conditions_of(SCENARIOS["bursting"]())
+    ready = conditions["Ready"]
+    assert (ready["status"], ready["message"]) == ("True", "12/12 replicas ready on 2 pools")
+    placed = conditions["ReplicasPlaced"]
+    assert (placed["status"], placed["reason"]) == ("True", "AllReplicasPlaced")
+    assert placed["message"].startswith("12 replica(s): 8 on cheap (L4-24GB, TP1×PP1), 4 on big (H100-SXM-80GB")
+
+
+def test_waiting_replicas_leave_the_placed_ones_ready_and_say_why() -> None:
+    status = SCENARIOS["replicas-waiting"]()["status"]
+    conditions = conditions_of({"status": status})
+    assert conditions["Ready"]["status"] == "True"
+    placed = conditions["ReplicasPlaced"]
+    assert (placed["status"], placed["reason"]) == ("False", "InsufficientCapacity")
+    # 8 L4 GPUs take 8 replicas of one GPU; 16 H100s take 16: 24 of 40.
+    assert placed["message"].startswith("24 of 40 replica(s) placed")
+    assert status["waitingReplicas"] == 16
+    assert [(p["pool"], p["replicas"], p["workload"]) for p in status["placements"]] == [
+        ("cheap", 8, "Deployment/chat"),
+        ("big", 16, "Deployment/chat-big"),
+    ]
+
+
+def test_a_deployment_with_no_replica_placed_is_stalled_on_capacity() -> None:
+    conditions = conditions_of(SCENARIOS["no-capacity"]())
+    assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", "InsufficientCapacity")
+    assert conditions[STALLED]["reason"] == "InsufficientCapacity"
+    assert "0 of 2 replica(s) placed" in conditions[STALLED]["message"]

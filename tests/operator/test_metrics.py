@@ -46,7 +46,7 @@ def view() -> metrics.ClusterView:
         deployment("bad", {"Planned": "False"}),
         deployment("gone-pool", {"Ready": "True", "Planned": "True"}, ("retired", 1, 2)),
     ]
-    reservations = {"ns/one": ("h100", 4), "ns/two": ("h100", 6), "ns/burst": ("elsewhere", 2)}
+    reservations = {"ns/one": {"h100": 4}, "ns/two": {"h100": 6}, "ns/burst": {"elsewhere": 2}}
     return metrics.ClusterView(deployments, states, reservations)
 
 
@@ -62,6 +62,23 @@ def test_gauges_count_deployments_by_condition_and_gpus_per_pool() -> None:
     assert found[("modelplane_pool_free_gpus", (("location", "on-prem"), ("pool", "h100")))] == 12
     assert found[("modelplane_reserved_gpus", (("pool", "h100"),))] == 10
     assert found[("modelplane_reserved_gpus", (("pool", "elsewhere"),))] == 2
+
+
+def test_replicas_are_counted_per_pool_they_are_placed_on_bursts_included() -> None:
+    burst = deployment("burst", {"Ready": "True", "Planned": "True"}, ("h100", 2, 10))
+    burst["status"].update(
+        waitingReplicas=3,
+        placements=[
+            {"pool": "h100", "gpusPerReplica": 2, "replicas": 8},
+            {"pool": "l40s", "gpusPerReplica": 4, "replicas": 2},
+        ],
+    )
+    found = samples(metrics.registry(lambda: metrics.ClusterView([burst], view().pools)))
+    assert found[("modelplane_replicas", (("pool", "h100"),))] == 8
+    assert found[("modelplane_replicas", (("pool", "l40s"),))] == 2
+    assert found[("modelplane_waiting_replicas", ())] == 3
+    assert found[("modelplane_planned_gpus", (("location", "on-prem"), ("pool", "h100")))] == 16
+    assert found[("modelplane_planned_gpus", (("location", "unknown"), ("pool", "l40s")))] == 8
 
 
 def test_nothing_is_reported_before_the_indexes_are_filled() -> None:

@@ -22,7 +22,7 @@ def test_declared_pool_capacity_subtracts_foreign_pods_and_others_reservations()
     assert state.allocatable == 16
     assert state.free == 10
     assert state.capacity == 14  # modelplane's own pods are accounted through reservations, not here
-    offers = offers_for_deployment(states, {"ns/other": ("h100", 8), "ns/mine": ("h100", 4)}, "ns/mine")
+    offers = offers_for_deployment(states, {"ns/other": {"h100": 8}, "ns/mine": {"h100": 4}}, "ns/mine")
     assert offers[0].free_gpus == 6
 
 
@@ -31,7 +31,7 @@ def test_pods_of_a_deployment_without_a_reservation_still_hold_their_gpus() -> N
     declared = pool("h100", "H100-SXM-80GB", 8, 2, nodeSelector={"modelplane.dev/pool": "h100"})
     pods = [PodRecord("a", 4, "ns/frozen"), PodRecord("b", 8, "ns/reserved"), PodRecord("b", 2, "ns/mine")]
     states = pool_states([(declared, offer_from_pool(declared))], [node("a", H100), node("b", H100)], pods)
-    offers = offers_for_deployment(states, {"ns/reserved": ("h100", 8), "ns/mine": ("h100", 2)}, "ns/mine")
+    offers = offers_for_deployment(states, {"ns/reserved": {"h100": 8}, "ns/mine": {"h100": 2}}, "ns/mine")
     # 16 GPUs − 8 reserved − 4 of the unreserved deployment's pods; "mine" re-plans over its own 2.
     assert offers[0].free_gpus == 4
 
@@ -58,7 +58,7 @@ def test_a_pod_labelled_as_a_deployments_cannot_hide_its_gpus_behind_that_reserv
     declared = pool("h100", "H100-SXM-80GB", 8, 2, nodeSelector={"modelplane.dev/pool": "h100"})
     pods = [PodRecord("a", 2, "ns/serving"), PodRecord("a", 6, "ns/serving")]  # its server, and an impostor
     states = pool_states([(declared, offer_from_pool(declared))], [node("a", H100), node("b", H100)], pods)
-    offers = offers_for_deployment(states, {"ns/serving": ("h100", 2)}, "ns/new")
+    offers = offers_for_deployment(states, {"ns/serving": {"h100": 2}}, "ns/new")
     assert offers[0].free_gpus == 8
 
 
@@ -66,7 +66,7 @@ def test_pods_left_on_a_pool_the_deployment_moved_from_still_count() -> None:
     declared = pool("h100", "H100-SXM-80GB", 8, 2, nodeSelector={"modelplane.dev/pool": "h100"})
     states = pool_states([(declared, offer_from_pool(declared))], [node("a", H100), node("b", H100)],
                          [PodRecord("a", 4, "ns/moving")])  # fmt: skip
-    offers = offers_for_deployment(states, {"ns/moving": ("elsewhere", 4)}, "ns/new")
+    offers = offers_for_deployment(states, {"ns/moving": {"elsewhere": 4}}, "ns/new")
     assert offers[0].free_gpus == 12
 
 

@@ -156,7 +156,8 @@ def test_reading_kopf_indexes_from_a_thread_while_the_loop_updates_them_fails() 
     """The bug: a worker thread iterating a kopf.Index that kopf's event loop is updating."""
     errors = reads_under_churn(lambda indexes: lambda: [_values(index) for index in every_index(indexes)], 20)
     assert errors, "the unsafe read never overlapped an update in 20 s"
-    assert "changed size during iteration" in str(errors[0])
+    assert "changed" in str(errors[0])
+    assert "during iteration" in str(errors[0])
 
 
 def test_snapshots_taken_on_the_loop_are_safe_to_read_from_threads() -> None:
@@ -176,4 +177,4 @@ def test_a_snapshot_has_every_indexed_value(count: int) -> None:
     snapshot = indexes_of(indexers).snapshot()
     assert snapshot.deployments == {f"ns/d{n}": {"n": n} for n in range(count)}
     assert list(map(dict, cast(list[Any], snapshot.gpu_pods))) == [{"n": n} for n in range(count)]
-    assert snapshot.children == {f"ns/d{n}" for n in range(count)}, "the keys of the existing children"
+    assert set(snapshot.children) == {f"ns/d{n}" for n in range(count)}, "the keys of the existing children"

@@ -33,10 +33,25 @@ def lws_schema() -> dict[str, Any]:
     return schema
 
 
+@cache
+def keda_schema() -> dict[str, Any]:
+    """KEDA's ScaledObject CRD schema, from the pinned github.com/kedacore/keda/v2 module."""
+    path = subprocess.run([str(REPO / "hack" / "keda-crd.sh")], check=True, capture_output=True, text=True).stdout
+    crd = yaml.safe_load(Path(path.strip()).read_text())
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_the_golden_files_include_scaled_objects() -> None:
+    assert any(obj["kind"] == "ScaledObject" for _, obj in OBJECTS)
+
+
 @pytest.mark.parametrize(("name", "obj"), OBJECTS, ids=IDS)
 def test_valid_against_published_schema(name: str, obj: dict[str, Any]) -> None:
     if obj["kind"] == "LeaderWorkerSet":
         jsonschema.validate(obj, lws_schema())
+    elif obj["kind"] == "ScaledObject":
+        jsonschema.validate(obj, keda_schema())
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 

@@ -47,6 +47,10 @@ if has("Ready", "True") then
   if has("PlanOutdated", "True") then
     hs.message = hs.message .. "; " .. describe("PlanOutdated")
   end
+  -- Replicas that wait for free GPUs leave the placed ones serving: healthy, and the message says what waits.
+  if has("ReplicasPlaced", "False") then
+    hs.message = hs.message .. "; " .. describe("ReplicasPlaced")
+  end
   return hs
 end
 hs.status = "Progressing"

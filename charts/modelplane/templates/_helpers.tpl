@@ -108,6 +108,10 @@ when every namespace is watched, else in a Role in each of watchNamespaces).
 - apiGroups: [leaderworkerset.x-k8s.io]
   resources: [leaderworkersets]
   verbs: [get, list, watch, create, patch, update, delete]
+# KEDA's ScaledObject of a deployment with spec.autoscaling (none are created without KEDA installed).
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [get, list, watch, create, patch, update, delete]
 # The NetworkPolicy that limits who reaches each deployment's serving port and its Ray ports.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]

@@ -13,6 +13,10 @@ DEPLOYMENT_LABEL: Final = f"{DOMAIN}/deployment"
 POOL_LABEL: Final = f"{DOMAIN}/pool"
 """On nodes (set by the platform team or the pool's nodeSelector) and serving pods: the GPUNodePool."""
 LOCATION_LABEL: Final = f"{DOMAIN}/location"
+ENDPOINT_LABEL: Final = f"{DOMAIN}/endpoint"
+ENDPOINT: Final = "true"
+"""ENDPOINT_LABEL's value on the pods that serve the API (single-node servers, LeaderWorkerSet leaders), on every
+pool a deployment runs on: what its Service selects."""
 PLAN_HASH_ANNOTATION: Final = f"{DOMAIN}/plan-hash"
 """On the pod template: a new plan rolls the servers even where the rendered args would not change."""
 REPLAN_ANNOTATION: Final = f"{DOMAIN}/replan"
@@ -38,7 +42,10 @@ SERVICE: Final = "Service"
 POD_DISRUPTION_BUDGET: Final = "PodDisruptionBudget"
 DEPLOYMENT: Final = "Deployment"
 LEADER_WORKER_SET: Final = "LeaderWorkerSet"
-CHILD_KIND_ORDER: Final = (NETWORK_POLICY, SERVICE, POD_DISRUPTION_BUDGET, DEPLOYMENT, LEADER_WORKER_SET)
+SCALED_OBJECT: Final = "ScaledObject"
+"""KEDA's (keda.sh/v1alpha1): applied last, after the workloads it scales through the ModelDeployment."""
+CHILD_KIND_ORDER: Final = (NETWORK_POLICY, SERVICE, POD_DISRUPTION_BUDGET, DEPLOYMENT, LEADER_WORKER_SET,
+                           SCALED_OBJECT)  # fmt: skip
 WORKLOAD_KINDS: Final = (DEPLOYMENT, LEADER_WORKER_SET)
 """The kinds that run the servers: one per replica shape (single node: Deployment; multi-node: LeaderWorkerSet)."""
 
@@ -52,7 +59,13 @@ DEGRADED: Final = "Degraded"
 PLAN_OUTDATED: Final = "PlanOutdated"
 RECONCILING: Final = "Reconciling"
 STALLED: Final = "Stalled"
-CONDITION_ORDER: Final = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED)
+REPLICAS_PLACED: Final = "ReplicasPlaced"
+"""True when every desired replica has GPUs on some pool; False (InsufficientCapacity) while some wait."""
+AUTOSCALING: Final = "Autoscaling"
+"""With spec.autoscaling: True once KEDA's ScaledObject is applied; False (KEDANotInstalled) when the cluster
+serves no ScaledObject kind, and then spec.replicas stays where it is."""
+CONDITION_ORDER: Final = (READY, PLANNED, PROGRESSING, DEGRADED, PLAN_OUTDATED, RECONCILING, STALLED, REPLICAS_PLACED,
+                          AUTOSCALING)  # fmt: skip
 
 # Condition reasons the operator sets itself. A plan that cannot be made gives the planner's first ReasonCode
 # (api/plan.py) as the Planned reason.
@@ -77,5 +90,12 @@ ROLLING_OUT: Final = "RollingOut"
 ROLLOUT_STALLED: Final = "RolloutStalled"
 ROLLOUT_COMPLETE: Final = "Complete"
 AS_EXPECTED: Final = "AsExpected"
+ALL_REPLICAS_PLACED: Final = "AllReplicasPlaced"
+SCALED_OBJECT_APPLIED: Final = "ScaledObjectApplied"
+KEDA_NOT_INSTALLED: Final = "KEDANotInstalled"
+BURST: Final = "Burst"
+"""An event: the pools the replicas run on changed (a burst beyond the plan's pool, or back)."""
+REPLICAS_WAITING: Final = "ReplicasWaiting"
+"""An event: desired replicas that no pool has free GPUs for (ReplicasPlaced=False InsufficientCapacity)."""
 REPLANNED: Final = "Replanned"
 """An event, not a condition: a re-plan moved the servers to another shape."""

@@ -560,6 +560,94 @@ class ServiceLevelObjective(WireModel):
         return self
 
 
+class AutoscalingMetric(StrEnum):
+    """The serving runtime's own Prometheus signal the autoscaler follows (names per runtime version:
+    catalog/data/runtimes.yaml autoscalingMetrics)."""
+
+    REQUESTS_WAITING = "requests-waiting"
+    KV_CACHE_USAGE = "kv-cache-usage"
+    RUNNING_REQUESTS = "running-requests"
+
+
+MAX_IDLE_SECONDS = 86400.0
+IDLE_RULE: JsonDict = {
+    "rule": "duration(self) >= duration('1s') && duration(self) <= duration('24h')",
+    "message": "must be a duration from 1s to 24h, such as 5m or 1h30m",
+    "reason": "FieldValueInvalid",
+}
+TARGET = r"^[0-9]{1,7}(\.[0-9]{1,6})?$"
+TARGET_RULE: JsonDict = {
+    "rule": "double(self) > 0.0",
+    "message": 'must be a decimal string above 0, such as "4" or "0.8"',
+    "reason": "FieldValueInvalid",
+}
+REPLICA_BOUNDS_RULE: JsonDict = {
+    "rule": "self.minReplicas <= self.maxReplicas",
+    "message": "spec.autoscaling.minReplicas must be at most maxReplicas",
+    "fieldPath": ".minReplicas",
+    "reason": "FieldValueInvalid",
+}
+KV_TARGET_RULE: JsonDict = {
+    "rule": "self.metric != 'kv-cache-usage' || !has(self.target) || double(self.target) <= 1.0",
+    "message": "spec.autoscaling.target of kv-cache-usage is a fraction of the KV cache: above 0 and at most 1, such"
+    ' as "0.8"',
+    "fieldPath": ".target",
+    "reason": "FieldValueInvalid",
+}
+
+
+class ScaleToZero(WireModel):
+    """With no load for idlePeriod the deployment scales to zero replicas and releases its GPUs."""
+
+    idle_period: str = Field(
+        default="5m", max_length=32, pattern=DURATION, json_schema_extra={CEL: [IDLE_RULE]},
+        description="How long the metric must show no load before the last replica goes (KEDA cooldownPeriod).",
+    )  # fmt: skip
+
+    @field_validator("idle_period")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        if not 1.0 <= duration_seconds(value) <= MAX_IDLE_SECONDS:
+            raise ValueError(str(IDLE_RULE["message"]))
+        return value
+
+
+class Autoscaling(WireModel):
+    """A KEDA ScaledObject drives spec.replicas between the bounds from the runtime's own metric."""
+
+    model_config = ConfigDict(json_schema_extra={CEL: [REPLICA_BOUNDS_RULE, KV_TARGET_RULE]})
+
+    min_replicas: int = Field(
+        default=1, ge=1, le=1000, description="Replicas while there is load; the plan reserves their GPUs."
+    )
+    max_replicas: int = Field(
+        ge=1, le=1000, description="The most replicas; beyond the plan's pool they burst to the next pools."
+    )
+    metric: AutoscalingMetric = AutoscalingMetric.REQUESTS_WAITING
+    target: str | None = Field(
+        default=None, max_length=16, pattern=TARGET, json_schema_extra={CEL: [TARGET_RULE]},
+        description="The metric's value per replica to scale at (decimal string); unset: derived from the plan.",
+    )  # fmt: skip
+    scale_to_zero: ScaleToZero | None = Field(
+        default=None, description="Scale to zero replicas when idle; unset: never below minReplicas."
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _positive_target(cls, value: str | None) -> str | None:
+        if value is not None and not float(value) > 0:
+            raise ValueError(str(TARGET_RULE["message"]))
+        return value
+
+    @model_validator(mode="after")
+    def _mirror_admission_rules(self) -> "Autoscaling":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(str(REPLICA_BOUNDS_RULE["message"]))
+        if self.metric is AutoscalingMetric.KV_CACHE_USAGE and self.target is not None and float(self.target) > 1:
+            raise ValueError(str(KV_TARGET_RULE["message"]))
+        return self
+
+
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 PRE_QUANTIZED_FORMATS = ("awq", "gptq")
 TP_RULE: JsonDict = {
@@ -654,6 +742,9 @@ class ModelDeploymentSpec(WireModel):
         default=1, ge=1, le=65536, description="Sequences at full maxModelLen the KV cache must hold at once."
     )
     replicas: int = Field(default=1, ge=0, le=1000)
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Let KEDA drive spec.replicas from the serving runtime's metrics."
+    )
     workload: Workload | None = Field(
         default=None, description="A typical request and its rate; unset: half maxModelLen in, half out."
     )

@@ -4,7 +4,6 @@ Money is a decimal string and throughput an integer, so the same objects can liv
 Kubernetes status without floats.
 """
 
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -117,11 +116,6 @@ class Plan(WireModel):
         if not self.notes:
             wire.pop("notes", None)
         return wire
-
-
-def held_gpus(plan: Mapping[str, Any]) -> tuple[str, int]:
-    """The pool and the GPUs a plan in its wire form (status.plan) holds: every replica's."""
-    return str(plan["pool"]), int(plan["gpusPerReplica"]) * int(plan["replicas"])
 
 
 ESTIMATE_COSTS = ("costPerHour", "costPerMillionTokens")

@@ -48,6 +48,39 @@ class ApiKeySupport(_Model):
         return self
 
 
+class MetricSeries(_Model):
+    series: str = Field(min_length=1)
+    default_target: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?$")
+    """The per-replica target when neither spec.autoscaling.target nor the plan's operating point gives one."""
+    source: str
+
+
+class AutoscalingMetrics(_Model):
+    """The Prometheus series an autoscaler reads per spec.autoscaling.metric, or why this version has none."""
+
+    requests_waiting: MetricSeries | None = Field(default=None, alias="requests-waiting")
+    running_requests: MetricSeries | None = Field(default=None, alias="running-requests")
+    kv_cache_usage: MetricSeries | None = Field(default=None, alias="kv-cache-usage")
+    unsupported: str | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _series_or_why_not(self) -> "AutoscalingMetrics":
+        listed = [self.requests_waiting, self.running_requests, self.kv_cache_usage]
+        if (self.unsupported is None) != all(series is not None for series in listed):
+            raise ValueError("autoscalingMetrics needs all three series, or none and unsupported")
+        return self
+
+    def of(self, metric: str) -> MetricSeries | None:
+        """The series of `metric` (an AutoscalingMetric value); None when this version exports none."""
+        found: MetricSeries | None = getattr(self, metric.replace("-", "_"))
+        return found
+
+    def series(self, metric: str) -> str | None:
+        found = self.of(metric)
+        return found.series if found is not None else None
+
+
 class RuntimeSpec(_Model):
     version: str
     image: str
@@ -62,6 +95,7 @@ class RuntimeSpec(_Model):
         description="Options that change memory, parallelism or identity, so the plan no longer holds: why.",
     )
     api_key: ApiKeySupport
+    autoscaling_metrics: AutoscalingMetrics
 
     @model_validator(mode="after")
     def _aliases_name_primary_flags(self) -> "RuntimeSpec":

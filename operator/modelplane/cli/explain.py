@@ -48,6 +48,19 @@ def print_explanation(md: dict[str, Any], console: Console) -> None:
                       highlight=False)  # fmt: skip
         console.print(Text("  ") + memory_bar(plan.memory, plan.max_model_len, plan.max_concurrency))
         console.print(f"  {operating_point(plan.estimates)}", highlight=False)
+    placements = status.get("placements") or []
+    if placements:
+        table = Table(show_header=True, box=None, title="replicas placed", title_justify="left")
+        for column in ("POOL", "GPU", "LOCATION", "TP×PP", "REPLICAS", "WORKLOAD"):
+            table.add_column(column)
+        for placed in placements:
+            table.add_row(placed["pool"], placed["gpu"], placed["location"],
+                          f"{placed['tensorParallel']}×{placed['pipelineParallel']}", str(placed["replicas"]),
+                          placed["workload"])  # fmt: skip
+        console.print(table)
+    if status.get("waitingReplicas"):
+        console.print(f"waiting: {status['waitingReplicas']} replica(s) have no free GPUs on the pools the placement"
+                      " allows (see ReplicasPlaced)", highlight=False)  # fmt: skip
     rejected = status.get("rejected") or []
     if rejected:
         console.print("why not: " + "; ".join(f"{r['pool']}: {', '.join(r['codes'])}" for r in rejected),

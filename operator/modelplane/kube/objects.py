@@ -49,6 +49,7 @@ CHILD_KINDS: dict[str, ResourceKind] = {
     "PodDisruptionBudget": ResourceKind("policy", "v1", "poddisruptionbudgets"),
     "LeaderWorkerSet": ResourceKind("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
     "NetworkPolicy": ResourceKind("networking.k8s.io", "v1", "networkpolicies"),
+    "ScaledObject": ResourceKind("keda.sh", "v1alpha1", "scaledobjects"),
 }
 
 

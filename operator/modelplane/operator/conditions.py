@@ -4,9 +4,10 @@ Besides our own types, status carries kstatus's abnormal-true `Reconciling` and 
 so Flux health checks and `kstatus`-based tools read a ModelDeployment without configuration.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from modelplane.api.contract import (
     AS_EXPECTED,
@@ -22,6 +23,7 @@ from modelplane.api.contract import (
     READY,
     RECONCILING,
     REPLICAS_NOT_READY,
+    REPLICAS_PLACED,
     ROLLING_OUT,
     ROLLOUT_COMPLETE,
     ROLLOUT_STALLED,
@@ -35,6 +37,15 @@ class ConditionState:
     status: str
     reason: str
     message: str = ""
+
+
+class Served(NamedTuple):
+    """One serving workload (a pool's Deployment or LeaderWorkerSet) as stored, with the replicas it is to run."""
+
+    workload: dict[str, Any] | None
+    replicas: int
+    spec_written: bool = False
+    """This pass gave the workload a new generation: its controller cannot have acted on that yet."""
 
 
 def now_rfc3339() -> str:
@@ -85,15 +96,17 @@ def _generation_seen(workload: dict[str, Any]) -> bool:
     return _condition(workload, "UpdateInProgress").get("status") != "True"
 
 
-def scale_status(name: str, workload: dict[str, Any] | None) -> dict[str, Any]:
-    """What the scale subresource reads: the workload's replicas and ready replicas, and the serving pods' selector.
+def scale_status(name: str, served: Sequence[Served]) -> dict[str, Any]:
+    """What the scale subresource reads: replicas and ready replicas of every pool's workload together, and the
+    serving pods' selector.
 
     A Deployment and a LeaderWorkerSet both report `replicas` and `readyReplicas` (for a LeaderWorkerSet, groups
-    of pods); with no workload (not planned yet, PlanOnly) nothing serves. Every serving pod, leader or worker,
-    carries the deployment label, so HPA's pod metrics see them all.
+    of pods); with no workload (not planned yet, PlanOnly) nothing serves. Every serving pod, leader or worker, on
+    any pool, carries the deployment label, so HPA's pod metrics see them all.
     """
-    status = (workload or {}).get("status") or {}
-    return {"replicas": int(status.get("replicas") or 0), "ready_replicas": int(status.get("readyReplicas") or 0),
+    statuses = [(workload or {}).get("status") or {} for workload, _, _ in served]
+    return {"replicas": sum(int(status.get("replicas") or 0) for status in statuses),
+            "ready_replicas": sum(int(status.get("readyReplicas") or 0) for status in statuses),
             "selector": f"{DEPLOYMENT_LABEL}={name}"}  # fmt: skip
 
 
@@ -133,6 +146,29 @@ def workload_conditions(
     return {READY: ready, PROGRESSING: progressing, DEGRADED: ConditionState("False", AS_EXPECTED)}
 
 
+def fleet_conditions(served: Sequence[Served]) -> dict[str, ConditionState]:
+    """Ready / Progressing / Degraded of every pool's workload as one: Ready when each one that runs replicas is,
+    Progressing while any rolls out, Degraded (and not Progressing) when any stalled."""
+    running = [part for part in served if part.replicas > 0]
+    if len(running) <= 1:
+        only = running[0] if running else (served[0] if served else Served(None, 0))
+        return workload_conditions(only.workload, only.replicas, only.spec_written)
+    parts = [workload_conditions(part.workload, part.replicas, part.spec_written) for part in running]
+    total = sum(part.replicas for part in running)
+    ready_count = sum(int(((part.workload or {}).get("status") or {}).get("readyReplicas") or 0) for part in running)
+    ready = next(
+        (part[READY] for part in parts if part[READY].status != "True"),
+        ConditionState("True", AVAILABLE, f"{ready_count}/{total} replicas ready on {len(running)} pools"),
+    )
+    stalled = next((part for part in parts if part[DEGRADED].status == "True"), None)
+    if stalled is not None:
+        return {READY: ready, PROGRESSING: stalled[PROGRESSING], DEGRADED: stalled[DEGRADED]}
+    progressing = next(
+        (part[PROGRESSING] for part in parts if part[PROGRESSING].status == "True"), parts[0][PROGRESSING]
+    )
+    return {READY: ready, PROGRESSING: progressing, DEGRADED: ConditionState("False", AS_EXPECTED)}
+
+
 def _kstatus(conditions: dict[str, ConditionState]) -> dict[str, ConditionState]:
     """kstatus's `Stalled` or `Reconciling`, each present only while True: kstatus reads absence as normal.
 
@@ -150,27 +186,29 @@ def _kstatus(conditions: dict[str, ConditionState]) -> dict[str, ConditionState]
 
 
 def status_conditions(
-    decided: dict[str, ConditionState],
-    workload: dict[str, Any] | None,
-    replicas: int,
-    plan_only: bool = False,
-    spec_written: bool = False,
+    decided: dict[str, ConditionState], served: Sequence[Served], plan_only: bool = False
 ) -> dict[str, ConditionState]:
     """Every condition of a ModelDeployment: the decision's, its workload's, and the kstatus summary of both.
 
     A PlanOnly deployment with no workload is Ready as soon as it is planned: there is nothing to roll out. One
-    switched to PlanOnly while serving keeps reporting the workload it left running.
+    switched to PlanOnly while serving keeps reporting the workload it left running. One that wants replicas but
+    has none placed is not Ready and Degraded (InsufficientCapacity: kstatus Stalled, Argo CD Degraded); one with
+    some placed is as Ready as those, and ReplicasPlaced says what waits.
     """
     conditions = dict(decided)
     if READY not in conditions:
-        planned = conditions.get(PLANNED)
-        if workload is None and plan_only:
+        planned, placed = conditions.get(PLANNED), conditions.get(REPLICAS_PLACED)
+        if not served and plan_only:
             serving = {READY: ConditionState("True", PLAN_ONLY, "mode PlanOnly: planned, no serving objects created")}
-        elif workload is None and planned is not None and planned.status == "False":
+        elif not served and planned is not None and planned.status == "False":
             # Never planned (or its workload is gone): nothing rolls out until the spec or the cluster changes.
             idle = ConditionState("False", NOT_PLANNED, "nothing is serving: no plan yet, see the Planned condition")
             serving = {READY: idle, PROGRESSING: idle, DEGRADED: ConditionState("False", AS_EXPECTED)}
+        elif placed is not None and placed.status == "False" and not any(part.replicas for part in served):
+            # Replicas are wanted and none has GPUs: nothing serves until GPUs come free or the spec changes.
+            serving = {READY: placed, PROGRESSING: placed, DEGRADED: ConditionState("True", placed.reason,
+                                                                                    placed.message)}  # fmt: skip
         else:
-            serving = workload_conditions(workload, replicas, spec_written)
+            serving = fleet_conditions(served)
         conditions = {**serving, **conditions}
     return {**conditions, **_kstatus(conditions)}

@@ -1,11 +1,16 @@
 """What a ModelDeployment should look like now: plan (pinned or new), children and status. Pure.
 
-Plan pinning: status.plan is kept while status.planGeneration equals metadata.generation and no
-re-plan was requested through the `modelplane.dev/replan` annotation. A better plan found later is
-reported as PlanOutdated instead of moving running servers. A spec change that makes the
-deployment infeasible (or unrenderable) leaves status.plan and the running children as they are.
+Plan pinning: status.plan is kept while it was made for this generation, or for a spec that differs only in
+its replica counts (spec.replicas, spec.autoscaling: scaling never re-plans), and no re-plan was requested
+through the `modelplane.dev/replan` annotation. A better plan found later is reported as PlanOutdated instead
+of moving running servers. A spec change that makes the deployment infeasible (or unrenderable) leaves
+status.plan and the running children as they are.
+
+The desired replicas are then placed (planning/placement.py): on the plan's pool as far as its free GPUs go,
+the rest on the next pools, each in its own best shape and its own workload; what fits nowhere waits.
 """
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ from modelplane.api.contract import (
     PLANNED_REASON,
     REPLAN_ANNOTATION,
     REPLANNED,
+    REPLICAS_PLACED,
 )
 from modelplane.api.documents import parse_object
 from modelplane.api.errors import InvalidObjectError
@@ -31,11 +37,19 @@ from modelplane.api.plan import Plan, PlanResult, ReasonCode
 from modelplane.api.status import ModelDeploymentStatus, RejectedPool
 from modelplane.catalog.errors import CatalogError, ModelSourceError, UnknownModelError, UnsupportedArchitectureError
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
+from modelplane.operator.bursting import (
+    max_placeable,
+    place_replicas,
+    placed_condition,
+    placement_events,
+    placements_status,
+    serving_objects,
+)
 from modelplane.operator.conditions import ConditionState
 from modelplane.planning.inventory import PoolOffer
+from modelplane.planning.placement import Placement, desired_replicas
 from modelplane.planning.service import plan_deployment, plan_for_shape
-from modelplane.render.context import plan_hash
-from modelplane.render.engine import render_deployment
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS, plan_hash
 from modelplane.render.errors import RenderError
 
 MAX_MESSAGE = 4000
@@ -55,17 +69,18 @@ class Decision:
     plan: Plan | None
     events: list[tuple[str, str, str]] = field(default_factory=list)
     plan_only: bool = False
+    placement: Placement | None = None
 
     @property
-    def reservation(self) -> tuple[str, int] | None:
-        """The GPUs the children about to be applied hold; None when the decision applies nothing.
+    def reservation(self) -> dict[str, int] | None:
+        """The GPUs per pool the children about to be applied hold; None when the decision applies nothing.
 
         A decision that leaves the children alone (objects None) changes no reservation: whatever already
         runs keeps its GPUs, so an infeasible edit or a switch to PlanOnly cannot free GPUs that are in use.
         """
-        if self.plan is None or self.objects is None:
+        if self.placement is None or self.objects is None:
             return None
-        return self.plan.pool, self.plan.gpus_per_replica * self.plan.replicas
+        return self.placement.held()
 
 
 def _shape(plan: Plan) -> tuple[object, ...]:
@@ -92,11 +107,24 @@ def _infeasible_message(result: PlanResult) -> str:
     return " | ".join(parts)[:MAX_MESSAGE]
 
 
-def _pin_holds(metadata: dict[str, Any], status: dict[str, Any]) -> bool:
-    """The stored plan stays: it was planned for this generation and no new re-plan was asked for since."""
+SCALING_FIELDS = ("replicas", "autoscaling")
+"""Spec fields that say how many replicas run, never how each one runs: changing them keeps the plan."""
+
+
+def plan_inputs(spec: dict[str, Any] | None) -> str:
+    """A digest of the spec a plan is made from, the scaling fields left out (status.planInputs)."""
+    kept = {key: value for key, value in (spec or {}).items() if key not in SCALING_FIELDS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _pin_holds(body: dict[str, Any]) -> bool:
+    """The stored plan stays: it was planned for this generation, or for a spec that differs only in how many
+    replicas run, and no new re-plan was asked for since."""
+    metadata, status = body.get("metadata") or {}, body.get("status") or {}
     token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
-    return (bool(status.get("plan")) and status.get("planGeneration") == int(metadata.get("generation") or 0)
-            and (token is None or token == status.get("replanToken")))  # fmt: skip
+    planned_for = (status.get("planGeneration") == int(metadata.get("generation") or 0)
+                   or status.get("planInputs") == plan_inputs(body.get("spec")))  # fmt: skip
+    return bool(status.get("plan")) and planned_for and (token is None or token == status.get("replanToken"))
 
 
 def _stored_plan(status: dict[str, Any]) -> Plan | None:
@@ -109,21 +137,26 @@ def _stored_plan(status: dict[str, Any]) -> Plan | None:
 
 def _planned_by_us(
     deployment: ModelDeployment, stored: Plan, offers: Sequence[PoolOffer], resolver: ModelResolver
-) -> bool:
-    """Whether the stored plan is exactly what the planner makes for its own choice of pool and shape now.
+) -> Plan | None:
+    """The stored plan with the replicas the spec asks for now, if it is exactly what the planner makes for its
+    own choice of pool and shape now; else None.
 
     A plan written into status by hand (more GPUs, a chosen nodeSelector, tolerate-all) is not, and neither is
     one for a pool since re-specified or a catalog since changed: each is planned afresh instead of rendered.
-    Estimates are left out: a new price changes no pod.
+    Estimates and replicas are left out: a new price changes no pod, and a new replica count is placed, not
+    planned.
     """
     offer = next((offer for offer in offers if offer.name == stored.pool), None)
     recomputed = plan_for_shape(deployment, offer, stored, resolver) if offer is not None else None
-    return recomputed is not None and _without_estimates(recomputed) == _without_estimates(stored)
+    if recomputed is None or _shape_fields(recomputed) != _shape_fields(stored):
+        return None
+    return stored.model_copy(update={"replicas": recomputed.replicas})
 
 
-def _without_estimates(plan: Plan) -> dict[str, Any]:
+def _shape_fields(plan: Plan) -> dict[str, Any]:
     wire = plan.to_wire()
     wire.pop("estimates", None)
+    wire.pop("replicas", None)
     return wire
 
 
@@ -135,10 +168,10 @@ def pinned_fingerprint(body: dict[str, Any]) -> str | None:
     """
     metadata = body.get("metadata") or {}
     status = body.get("status") or {}
-    if not _pin_holds(metadata, status):
+    if not _pin_holds(body):
         return None
     inputs = [metadata.get("uid"), metadata.get("generation"), metadata.get("labels"), metadata.get("annotations"),
-              body.get("spec"), status["plan"]]  # fmt: skip
+              body.get("spec"), status["plan"], status.get("placements")]  # fmt: skip
     return json.dumps(inputs, sort_keys=True, separators=(",", ":"))
 
 
@@ -149,9 +182,13 @@ def _refusal_reason(error: CatalogError) -> str:
 
 
 def decide(
-    body: dict[str, Any], offers: Callable[[], Sequence[PoolOffer]], resolver: ModelResolver = PACKAGED
+    body: dict[str, Any],
+    offers: Callable[[], Sequence[PoolOffer]],
+    resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> Decision:
-    """Plan and render for the current spec, honouring the pinned plan; `resolver` knows the models."""
+    """Plan and render for the current spec, honouring the pinned plan; `resolver` knows the models, and KEDA's
+    trigger queries the Prometheus at `prometheus_address`."""
     metadata = body.get("metadata") or {}
     where = f"ModelDeployment {metadata.get('namespace')}/{metadata.get('name')}"
     generation = int(metadata.get("generation") or 0)
@@ -171,9 +208,9 @@ def decide(
                         [("Warning", reason, message)])  # fmt: skip
     token = (metadata.get("annotations") or {}).get(REPLAN_ANNOTATION)
     stored = _stored_plan(current)
-    pinned = stored if stored is not None and _pin_holds(metadata, current) else None
-    if pinned is not None and not _planned_by_us(deployment, pinned, available, resolver):
-        pinned = None
+    pinned = stored if stored is not None and _pin_holds(body) else None
+    if pinned is not None:
+        pinned = _planned_by_us(deployment, pinned, available, resolver)
     conditions: dict[str, ConditionState] = {}
     events: list[tuple[str, str, str]] = []
     claimed: dict[str, Any] = {"observed_generation": generation}
@@ -202,7 +239,9 @@ def decide(
         events.append(("Warning", reason, message))
         refused = ModelDeploymentStatus(**claimed, rejected=rejected_pools(result))
         return Decision(refused, {PLANNED: ConditionState("False", reason, message)}, None, None, events)
-    claimed.update(plan=plan, plan_generation=generation, plan_hash=plan_hash(plan))
+    plan = plan.model_copy(update={"replicas": desired_replicas(deployment.spec, plan)})
+    claimed.update(plan=plan, plan_generation=generation, plan_hash=plan_hash(plan),
+                   plan_inputs=plan_inputs(body.get("spec")))  # fmt: skip
     if pinned is None:
         # The why-not list belongs to the moment of planning; other deployments filling pools later must
         # not rewrite a pinned deployment's status.
@@ -216,10 +255,16 @@ def decide(
         conditions[PLANNED] = ConditionState(planned.status, planned.reason,
                                              f"{planned.message}; mode PlanOnly: not applied")  # fmt: skip
         return Decision(status, conditions, None, plan, events, plan_only=True)
+    placement = place_replicas(deployment, plan, available, current, resolver)
     try:
-        objects = render_deployment(deployment, plan, resolver)
+        objects = serving_objects(deployment, plan, placement, resolver, prometheus_address)
     except (RenderError, CatalogError) as error:
         message = str(error)
         return Decision(base, {PLANNED: ConditionState("False", INVALID_SERVING_SPEC, message)}, None, None,
                         [("Warning", INVALID_SERVING_SPEC, message)])  # fmt: skip
-    return Decision(status, conditions, objects, plan, events)
+    claimed.update(placements=placements_status(deployment.metadata.name, plan, placement),
+                   waiting_replicas=placement.waiting)  # fmt: skip
+    conditions[REPLICAS_PLACED] = placed_condition(placement, max_placeable(deployment, plan, available, current,
+                                                                            resolver))  # fmt: skip
+    events += placement_events(current, placement)
+    return Decision(ModelDeploymentStatus(**claimed), conditions, objects, plan, events, placement=placement)

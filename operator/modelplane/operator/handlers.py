@@ -24,7 +24,7 @@ from modelplane.operator import metrics
 from modelplane.operator.catalog_watch import start_catalog_watch
 from modelplane.operator.peering import PeeringGate, PeeringScope, read_blocking_peers
 from modelplane.operator.pools import NodeRecord, PodRecord, node_record, pod_record, requests_gpus
-from modelplane.operator.settings import configure, model_sources, watched_namespaces
+from modelplane.operator.settings import configure, model_sources, prometheus_address, watched_namespaces
 from modelplane.operator.state import (
     DEBOUNCE_SECONDS,
     POOL_STATUS_KEY,
@@ -45,12 +45,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     configure(settings)
     try:
         sources = model_sources()
+        prometheus = prometheus_address()
     except ValueError as error:
         raise kopf.PermanentError(str(error)) from None
     scope = PeeringScope.of(settings, watched_namespaces(sys.argv))
     api = make_api_client()
     operator = Operator(api, ThreadPoolExecutor(WORKERS, thread_name_prefix="reconcile"), PeeringGate(scope))
     operator.resolver = ModelResolver((), sources.hub, HubCache(sources.hub_cache_models))
+    operator.prometheus_address = prometheus
     memo["operator"] = operator
     try:
         metrics.serve(lambda: _metrics_view(operator))
@@ -169,12 +171,13 @@ async def child_event(namespace: str | None, labels: Mapping[str, str], memo: ko
     operator.queue.add_after(f"{namespace}/{owner}", CHILD_DEBOUNCE_SECONDS)
 
 
-def child_names(kind: str) -> Callable[..., Awaitable[dict[str, bool]]]:
-    """The index of which children of `kind` exist: a reconcile looks for a kind it no longer renders only
-    where one exists, instead of a GET per kind on every pass."""
+def child_names(kind: str) -> Callable[..., Awaitable[dict[str, str]]]:
+    """The index of which children of `kind` exist, with the deployment each is labelled with: a reconcile looks
+    for a child it no longer renders (a kind replaced, a pool no longer burst to) only where one exists, instead
+    of a GET per kind on every pass."""
 
-    async def index(namespace: str | None, name: str, **_: Any) -> dict[str, bool]:
-        return {child_key(kind, namespace or "", name): True}
+    async def index(namespace: str | None, name: str, labels: Mapping[str, str], **_: Any) -> dict[str, str]:
+        return {child_key(kind, namespace or "", name): labels.get(DEPLOYMENT_LABEL, "")}
 
     return index
 

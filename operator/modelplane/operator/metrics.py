@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from modelplane.api.plan import held_gpus
+from modelplane.api.status import held_gpus
 from modelplane.kube.errors import KubeError
 from modelplane.operator.pools import PoolState
 
@@ -44,11 +44,11 @@ QUEUE_PAUSED = Gauge(
 @dataclass(frozen=True)
 class ClusterView:
     """What the scrape-time gauges are computed from: ModelDeployment bodies, the pools' states and the GPUs
-    the operator holds for deployments (by `namespace/name`: pool and GPUs)."""
+    the operator holds for deployments (by `namespace/name`: GPUs per pool)."""
 
     deployments: list[dict[str, Any]]
     pools: Mapping[str, PoolState]
-    reservations: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    reservations: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 def cluster_metrics(view: ClusterView) -> list[Metric]:
@@ -58,14 +58,18 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
     )
     conditions: Tally[tuple[str, str]] = Tally()
     planned: Tally[str] = Tally()
+    placed: Tally[str] = Tally()
+    waiting = 0
     for body in view.deployments:
         status = body.get("status") or {}
         for condition in status.get("conditions") or []:
             conditions[(str(condition.get("type")), str(condition.get("status")))] += 1
-        plan = status.get("plan")
-        if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
-            pool_name, gpus = held_gpus(plan)
-            planned[pool_name] += gpus
+        if status.get("plan") and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
+            for pool_name, gpus in held_gpus(status).items():
+                planned[pool_name] += gpus
+            for placement in status.get("placements") or []:
+                placed[str(placement.get("pool"))] += int(placement.get("replicas") or 0)
+            waiting += int(status.get("waitingReplicas") or 0)
     for (kind, state), count in sorted(conditions.items()):
         by_condition.add_metric([kind, state], count)
 
@@ -83,8 +87,9 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
         labels=["pool"],
     )  # fmt: skip
     reserved: Tally[str] = Tally()
-    for pool_name, gpus in view.reservations.values():
-        reserved[pool_name] += gpus
+    for held in view.reservations.values():
+        for pool_name, gpus in held.items():
+            reserved[pool_name] += gpus
     for name, pool in sorted(view.pools.items()):
         location = pool.offer_base.location.value
         free_gpus.add_metric([name, location], pool.free)
@@ -93,7 +98,17 @@ def cluster_metrics(view: ClusterView) -> list[Metric]:
         planned_gpus.add_metric([name, "unknown"], gpus)  # a plan on a pool that has since gone away
     for name in sorted(set(view.pools) | set(reserved)):
         reserved_gpus.add_metric([name], reserved[name])
-    return [by_condition, planned_gpus, free_gpus, reserved_gpus]
+    replicas = GaugeMetricFamily(
+        "modelplane_replicas", "Serving replicas placed per pool, over every ModelDeployment (bursts included).",
+        labels=["pool"],
+    )  # fmt: skip
+    for name in sorted(set(view.pools) | set(placed)):
+        replicas.add_metric([name], placed[name])
+    waiting_replicas = GaugeMetricFamily(
+        "modelplane_waiting_replicas", "Desired replicas no pool has free GPUs for (ReplicasPlaced=False)."
+    )
+    waiting_replicas.add_metric([], waiting)
+    return [by_condition, planned_gpus, free_gpus, reserved_gpus, replicas, waiting_replicas]
 
 
 class ClusterCollector(Collector):

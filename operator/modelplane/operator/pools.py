@@ -180,7 +180,7 @@ def pool_states(
 
 
 def offers_for_deployment(
-    states: Mapping[str, PoolState], reservations: Mapping[str, tuple[str, int]], deployment: str
+    states: Mapping[str, PoolState], reservations: Mapping[str, Mapping[str, int]], deployment: str
 ) -> list[PoolOffer]:
     """Offers with free GPUs = capacity minus what every other deployment holds on the pool.
 
@@ -191,14 +191,15 @@ def offers_for_deployment(
     counts beyond that deployment's reservation, so it cannot hide its GPUs behind it.
     """
     reserved: dict[str, int] = {}
-    for key, (pool, gpus) in reservations.items():
-        if key != deployment:
+    for key, held in reservations.items():
+        if key == deployment:
+            continue
+        for pool, gpus in held.items():
             labelled = states[pool].managed_gpus.get(key, 0) if pool in states else 0
             reserved[pool] = reserved.get(pool, 0) + max(gpus, labelled)
     for name, state in states.items():
         for owner, gpus in state.managed_gpus.items():
-            held = reservations.get(owner)
-            if owner != deployment and (held is None or held[0] != name):
+            if owner != deployment and name not in reservations.get(owner, {}):
                 reserved[name] = reserved.get(name, 0) + gpus
     offers = []
     for name, state in sorted(states.items()):

@@ -2,27 +2,32 @@
 
 import threading
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from kubernetes import client
 
 from modelplane.api.contract import (
+    AUTOSCALING,
+    BURST,
     CHILD_APPLY_FAILED,
     CHILD_CONFLICT,
     CHILD_REJECTED,
     DEPLOYMENT,
+    KEDA_NOT_INSTALLED,
     LEADER_WORKER_SET,
     PLANNED,
     REPLANNED,
+    REPLICAS_WAITING,
+    SCALED_OBJECT,
+    SCALED_OBJECT_APPLIED,
     WORKLOAD_KINDS,
 )
-from modelplane.api.plan import held_gpus
-from modelplane.api.status import ModelDeploymentStatus
+from modelplane.api.status import ModelDeploymentStatus, held_gpus
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.kube.custom import patch_status, post_event
-from modelplane.kube.errors import InvalidError, TransientKubeError
+from modelplane.kube.errors import GoneError, InvalidError, TransientKubeError
 from modelplane.kube.objects import (
     CHILD_KINDS,
     child_key,
@@ -36,6 +41,7 @@ from modelplane.kube.objects import (
 from modelplane.operator import metrics
 from modelplane.operator.conditions import (
     ConditionState,
+    Served,
     merge_conditions,
     now_rfc3339,
     scale_status,
@@ -44,31 +50,33 @@ from modelplane.operator.conditions import (
 from modelplane.operator.decide import MAX_MESSAGE, Decision, decide, pinned_fingerprint
 from modelplane.planning.inventory import PoolOffer
 from modelplane.planning.service import collector_paused
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS
 
 
 @dataclass
 class Reservations:
-    """GPUs each deployment's plan holds per pool, known before its pods exist. Thread-safe.
+    """GPUs each deployment's placement holds per pool, known before its pods exist. Thread-safe.
 
-    `planning` serializes "read free capacity, choose a plan, reserve it" across handler threads, so
-    concurrent deployments cannot all take the same free GPUs.
+    `planning` serializes "read free capacity, choose a plan and a placement, reserve it" across handler threads,
+    so concurrent deployments (and concurrent scale-ups) cannot all take the same free GPUs.
     """
 
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _held: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _held: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def planning(self) -> threading.RLock:
         return self._lock
 
-    def set(self, key: str, reservation: tuple[str, int] | None) -> None:
+    def set(self, key: str, reservation: Mapping[str, int] | None) -> None:
+        """GPUs per pool `key` holds from now on; None: nothing (it is gone, or nothing of it serves)."""
         with self._lock:
             if reservation is None:
                 self._held.pop(key, None)
             else:
-                self._held[key] = reservation
+                self._held[key] = dict(reservation)
 
-    def snapshot(self) -> dict[str, tuple[str, int]]:
+    def snapshot(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return dict(self._held)
 
@@ -97,77 +105,111 @@ class Blocked:
     message: str
 
 
+def _desired_replicas(workload: dict[str, Any]) -> int:
+    return int((workload.get("spec") or {}).get("replicas", 1))
+
+
 class Converged(NamedTuple):
-    workload: dict[str, Any] | None
-    """The serving workload as stored after this pass."""
-    spec_written: bool
-    """This pass gave the workload a new generation: its controller cannot have acted on that yet."""
+    served: list[Served]
+    """The serving workloads as stored now."""
+    scaler_missing: bool = False
+    """The ScaledObject could not be applied: the cluster serves no such kind (KEDA is not installed)."""
 
 
 def _converge_children(
-    api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]], existing: Container[str]
+    api: client.ApiClient, body: dict[str, Any], objects: list[dict[str, Any]], existing: Mapping[str, str]
 ) -> Converged:
-    """Apply what differs, delete kinds no longer rendered; returns the workload as stored now.
+    """Apply what differs, delete children no longer rendered.
 
     Ownership is checked for every child before anything is written: applying onto an object someone else
     created would take its fields over (a Service's selector) and, with our owner reference, let the garbage
-    collector delete it with the ModelDeployment. A kind no longer rendered is looked for only where
-    `existing` (the index of our labelled children) has one: should the index lag behind a child just
-    created, that child's own event queues this deployment again, and the next pass deletes it.
+    collector delete it with the ModelDeployment. A child no longer rendered (a kind replaced, a pool no longer
+    burst to) is looked for only where `existing` (the index of our labelled children, with the deployment each
+    is labelled with) has one: should the index lag behind a child just created, that child's own event queues
+    this deployment again, and the next pass deletes it.
     """
     metadata = body["metadata"]
     namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
     owner = owner_reference(body)
-    lives = {desired["kind"]: get_child(api, desired["kind"], namespace, name) for desired in objects}
-    foreign = [kind for kind, live in lives.items() if live is not None and not _owned_by(live, uid)]
+    keys = [child_key(desired["kind"], namespace, desired["metadata"]["name"]) for desired in objects]
+    lives = {key: get_child(api, desired["kind"], namespace, desired["metadata"]["name"])
+             for key, desired in zip(keys, objects, strict=True)}  # fmt: skip
+    foreign = [desired for key, desired in zip(keys, objects, strict=True)
+               if lives[key] is not None and not _owned_by(lives[key] or {}, uid)]  # fmt: skip
     if foreign:
-        names = ", ".join(f"{kind} {namespace}/{name}" for kind in foreign)
+        names = ", ".join(f"{desired['kind']} {namespace}/{desired['metadata']['name']}" for desired in foreign)
         raise ChildConflictError(
             f"{names} already exists and is not owned by this ModelDeployment; modelplane never adopts or"
             " overwrites it: delete or rename that object, or give the ModelDeployment another name"
         )
-    workload, spec_written = None, False
-    for desired in objects:
+    served: list[Served] = []
+    scaler_missing = False
+    for key, desired in zip(keys, objects, strict=True):
         desired["metadata"]["ownerReferences"] = [owner]
-        kind = desired["kind"]
-        live = lives[kind]
-        stored = ensure_child(api, desired, live)
-        if kind in WORKLOAD_KINDS:
-            workload = stored
-            spec_written = live is not None and _generation(stored) > _generation(live)
-    for kind in CHILD_KINDS:
-        if kind in lives or child_key(kind, namespace, name) not in existing:
+        live = lives[key]
+        try:
+            stored = ensure_child(api, desired, live)
+        except GoneError:
+            if desired["kind"] != SCALED_OBJECT:
+                raise
+            # No keda.sh API: everything else still serves, and the Autoscaling condition says why not this.
+            scaler_missing = True
             continue
-        live = get_child(api, kind, namespace, name)
+        if desired["kind"] in WORKLOAD_KINDS:
+            written = live is not None and _generation(stored) > _generation(live)
+            served.append(Served(stored, _desired_replicas(desired), written))
+    rendered = set(keys)
+    for key, labelled in existing.items():
+        kind, child_namespace, child = key.split("/", 2)
+        if labelled != name or child_namespace != namespace or key in rendered or kind not in CHILD_KINDS:
+            continue
+        live = get_child(api, kind, namespace, child)
         if live is not None and _owned_by(live, uid):
-            delete_child(api, kind, namespace, name)
-    return Converged(workload, spec_written)
+            delete_child(api, kind, namespace, child)
+    return Converged(served, scaler_missing)
+
+
+def autoscaling_condition(objects: Sequence[dict[str, Any]], scaler_missing: bool) -> dict[str, ConditionState]:
+    """Autoscaling, present only with spec.autoscaling: whether KEDA's ScaledObject drives spec.replicas."""
+    scaler = next((obj for obj in objects if obj["kind"] == SCALED_OBJECT), None)
+    if scaler is None:
+        return {}
+    if scaler_missing:
+        return {AUTOSCALING: ConditionState(
+            "False", KEDA_NOT_INSTALLED,
+            "spec.autoscaling needs KEDA, and the cluster serves no keda.sh/v1alpha1 ScaledObject: install KEDA"
+            " (its CRDs and operator), or remove spec.autoscaling and scale with kubectl scale or an HPA;"
+            " until then spec.replicas stays as it is and everything else is served",
+        )}  # fmt: skip
+    spec = scaler["spec"]
+    trigger = spec["triggers"][0]["metadata"]
+    zero = f", to 0 after {spec['cooldownPeriod']}s idle" if "idleReplicaCount" in spec else ""
+    return {AUTOSCALING: ConditionState(
+        "True", SCALED_OBJECT_APPLIED,
+        f"KEDA ScaledObject {scaler['metadata']['name']}: {spec['minReplicaCount']}-{spec['maxReplicaCount']}"
+        f" replicas{zero}, {trigger['threshold']} per replica of {trigger['query']}",
+    )}  # fmt: skip
 
 
 def _generation(obj: dict[str, Any]) -> int:
     return int((obj.get("metadata") or {}).get("generation") or 0)
 
 
-def _held_reservation(body: dict[str, Any], workload: dict[str, Any] | None) -> tuple[str, int] | None:
-    """The GPUs the servers that run now hold: their stored plan's, none when nothing of ours serves."""
-    plan = (body.get("status") or {}).get("plan")
-    if workload is None or not plan:
-        return None
-    return held_gpus(plan)
-
-
-def _lws_seen(body: dict[str, Any]) -> bool:
-    """Whether this deployment ever ran multi-node; avoids probing for LeaderWorkerSets that never existed."""
-    plan = (body.get("status") or {}).get("plan") or {}
-    return int(plan.get("nodesPerReplica") or 1) > 1
-
-
-def _owned_workload(api: client.ApiClient, body: dict[str, Any]) -> dict[str, Any] | None:
-    """The serving workload of the stored plan, if it exists and is this ModelDeployment's."""
-    metadata = body["metadata"]
-    kind = LEADER_WORKER_SET if _lws_seen(body) else DEPLOYMENT
-    live = get_child(api, kind, metadata["namespace"], metadata["name"])
-    return live if live is not None and _owned_by(live, metadata["uid"]) else None
+def _owned_workloads(api: client.ApiClient, body: dict[str, Any]) -> list[Served]:
+    """The serving workloads of the stored placement (or plan) that exist and are this ModelDeployment's."""
+    metadata, status = body["metadata"], body.get("status") or {}
+    plan = status.get("plan") or {}
+    home = f"{LEADER_WORKER_SET if int(plan.get('nodesPerReplica') or 1) > 1 else DEPLOYMENT}/{metadata['name']}"
+    names = [home, *(str(placed.get("workload")) for placed in status.get("placements") or [])]
+    served = []
+    for kind_name in dict.fromkeys(names):
+        kind, _, child = kind_name.partition("/")
+        if kind not in WORKLOAD_KINDS:
+            continue
+        live = get_child(api, kind, metadata["namespace"], child)
+        if live is not None and _owned_by(live, metadata["uid"]):
+            served.append(Served(live, _desired_replicas(live)))
+    return served
 
 
 def _status_changed(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -209,11 +251,12 @@ def decide_and_reserve(
     reservations: Reservations,
     key: str,
     resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> Decision:
     with reservations.planning:
         started = time.perf_counter()
         with collector_paused():
-            decision = decide(body, offers, resolver)
+            decision = decide(body, offers, resolver, prometheus_address)
         metrics.observe_plan(decision.conditions[PLANNED].reason, time.perf_counter() - started)
         if decision.objects is not None:
             reservations.set(key, decision.reservation)
@@ -227,26 +270,29 @@ def reconcile(
     reservations: Reservations,
     key: str,
     decisions: Decisions,
-    children: Container[str],
+    children: Mapping[str, str],
     reuse: bool = False,
     resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> StoredStatus:
     """One idempotent pass: zero API writes when the cluster already matches. Returns the status now stored.
 
     With `reuse`, a kept decision for the same pinned plan stands in for planning and rendering again;
-    `children` names the children that exist (`kube.objects.child_key`), from the operator's index.
+    `children` maps the children that exist (`kube.objects.child_key`) to the deployment each is labelled with,
+    from the operator's index.
     """
     decision = decisions.get(key, pinned_fingerprint(body)) if reuse else None
     if decision is None:
-        decision = decide_and_reserve(body, offers, reservations, key, resolver)
+        decision = decide_and_reserve(body, offers, reservations, key, resolver, prometheus_address)
         # The status about to be written pins this plan: keep the decision under that future fingerprint.
         pinned = {**body, "status": {**(body.get("status") or {}), **decision.status.written_fields()}}
         decisions.put(key, pinned_fingerprint(pinned), decision)
     blocked: Blocked | None = None
-    spec_written = False
+    scaling: dict[str, ConditionState] = {}
     if decision.objects:
         try:
-            workload, spec_written = _converge_children(api, body, decision.objects, children)
+            served, scaler_missing = _converge_children(api, body, decision.objects, children)
+            scaling = autoscaling_condition(decision.objects, scaler_missing)
         except ChildConflictError as error:
             blocked = Blocked(CHILD_CONFLICT, str(error))
         except InvalidError as error:
@@ -257,12 +303,11 @@ def reconcile(
         if blocked is not None:
             return _record_blocked(api, body, reservations, key, blocked)
     elif decision.objects is None and (body.get("status") or {}).get("plan"):
-        workload = _owned_workload(api, body)
+        served = _owned_workloads(api, body)
     else:
-        workload = None
-    replicas = int((body.get("spec") or {}).get("replicas", 1))
-    conditions = status_conditions(decision.conditions, workload, replicas, decision.plan_only, spec_written)
-    status = decision.status.model_copy(update=scale_status(body["metadata"]["name"], workload))
+        served = []
+    conditions = {**status_conditions(decision.conditions, served, decision.plan_only), **scaling}
+    status = decision.status.model_copy(update=scale_status(body["metadata"]["name"], served))
     stored = _write_status(api, body, status, conditions)
     if stored.resource_version is not None:
         _post_transitions(api, body, body.get("status") or {}, decision)
@@ -295,14 +340,13 @@ def _record_blocked(
 
     No new plan is pinned: the stored one (if any) still describes what runs.
     """
-    workload = _owned_workload(api, body)
-    reservations.set(key, _held_reservation(body, workload))
-    replicas = int((body.get("spec") or {}).get("replicas", 1))
+    served = _owned_workloads(api, body)
+    reservations.set(key, held_gpus(body.get("status") or {}) if served else None)
     decided = {PLANNED: ConditionState("False", blocked.reason, blocked.message[:MAX_MESSAGE])}
     generation = int(body["metadata"].get("generation") or 0)
     before = _planned_reason(body.get("status") or {})
     stored = _write_status(api, body, ModelDeploymentStatus(observed_generation=generation),
-                           status_conditions(decided, workload, replicas))  # fmt: skip
+                           status_conditions(decided, served))  # fmt: skip
     if stored.resource_version is not None and before != blocked.reason:
         post_event(api, body, "Warning", blocked.reason, blocked.message)
     return stored
@@ -312,6 +356,10 @@ def _planned_reason(status: dict[str, Any]) -> str | None:
     return next((c.get("reason") for c in status.get("conditions") or [] if c.get("type") == PLANNED), None)
 
 
+TRANSITION_EVENTS = (REPLANNED, BURST, REPLICAS_WAITING)
+"""Events the decision emits only for a change it saw itself (a shape moved, the pools of the replicas changed)."""
+
+
 def _post_transitions(api: client.ApiClient, body: dict[str, Any], current: dict[str, Any], decision: Decision) -> None:
     """Events only for transitions: the Planned condition changing status or reason, or a re-plan moving the
     servers (Planned stays True/Planned then, but the decision only carries `Replanned` when the shape moved)."""
@@ -319,5 +367,5 @@ def _post_transitions(api: client.ApiClient, body: dict[str, Any], current: dict
     after = decision.conditions.get(PLANNED, ConditionState("Unknown", "Unknown"))
     planned_changed = (before.get("status"), before.get("reason")) != (after.status, after.reason)
     for event_type, reason, message in decision.events:
-        if planned_changed or reason == REPLANNED:
+        if planned_changed or reason in TRANSITION_EVENTS:
             post_event(api, body, event_type, reason, message)

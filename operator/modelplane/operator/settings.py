@@ -14,6 +14,7 @@ import kopf
 
 from modelplane.api.base import API_GROUP
 from modelplane.catalog.resolve import DEFAULT_CACHE_MODELS, HubSettings
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS
 
 WATCH_SERVER_TIMEOUT_SECONDS = 300
 LIST_CHUNK_SIZE = 200
@@ -124,3 +125,14 @@ def ensure_identity(environ: MutableMapping[str, str]) -> str:
         identity = f"{getpass.getuser()}@{socket.gethostname()}/{stamp}/{secrets.token_hex(2)}"
         environ["POD_ID"] = identity
     return identity
+
+
+PROMETHEUS_ENV = "MODELPLANE_PROMETHEUS_ADDRESS"
+
+
+def prometheus_address(environ: Mapping[str, str] = os.environ) -> str:
+    """The Prometheus KEDA's triggers query for spec.autoscaling (the chart's autoscaling.prometheusAddress)."""
+    address = environ.get(PROMETHEUS_ENV) or DEFAULT_PROMETHEUS_ADDRESS
+    if not address.startswith(("http://", "https://")):
+        raise ValueError(f"{PROMETHEUS_ENV} must be an http:// or https:// URL, got {address!r}")
+    return address

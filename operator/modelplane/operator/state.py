@@ -28,6 +28,7 @@ from modelplane.operator.pools import NodeRecord, PodRecord, PoolState, pool_sta
 from modelplane.operator.reconcile import Decisions, Reservations
 from modelplane.operator.workqueue import WorkQueue
 from modelplane.planning.inventory import PoolOffer, offer_from_pool
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS
 
 LOGGER = logging.getLogger("modelplane.operator")
 POOL_STATUS_KEY = "@pool-status"
@@ -45,8 +46,8 @@ class Snapshot:
     gpu_pools: list[dict[str, Any]]
     gpu_nodes: list[NodeRecord]
     gpu_pods: list[PodRecord]
-    children: frozenset[str] = frozenset()
-    """The children that exist, as `kube.objects.child_key` names them."""
+    children: Mapping[str, str] = field(default_factory=dict)
+    """The children that exist, as `kube.objects.child_key` names them, with the deployment each is labelled with."""
 
     @cached_property
     def pool_states(self) -> dict[str, PoolState]:
@@ -79,7 +80,7 @@ class Indexes:
     def snapshot(self) -> Snapshot:
         """Copied without awaiting: no index changes while the copy is made."""
         deployments = {key: value for key in self.deployments for value in self.deployments[key]}
-        children = frozenset(key for index in self.children for key in index)
+        children = {key: owner for index in self.children for key in index for owner in index[key]}
         return Snapshot(deployments, _values(self.gpu_pools), _values(self.gpu_nodes), _values(self.gpu_pods),
                         children)  # fmt: skip
 
@@ -148,6 +149,8 @@ class Operator:
     resolver: ModelResolver = PACKAGED
     """The spec, the packaged catalog, the catalog ConfigMaps, the Hub if enabled: replaced whole when a
     ConfigMap changes (a reference swap, so a worker reads one or the other, never a mix)."""
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS
+    """Where the ScaledObjects' Prometheus triggers query (settings.prometheus_address)."""
     catalog_entries: tuple[ModelEntry, ...] = ()
     catalog_listed: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)

@@ -7,7 +7,7 @@ hands one key to two workers at once. GPU reservations are decided inside the re
 import asyncio
 import logging
 
-from modelplane.api.plan import held_gpus
+from modelplane.api.status import held_gpus
 from modelplane.operator import metrics
 from modelplane.operator.pool_status import write_pool_status
 from modelplane.operator.pools import offers_for_deployment
@@ -81,14 +81,14 @@ async def _process(operator: Operator, key: str) -> None:
 
 
 def _seed_reservations(operator: Operator, snapshot: Snapshot) -> None:
-    """After a restart, every pinned plan holds its GPUs before any deployment is re-planned."""
+    """After a restart, every pinned plan's placement holds its GPUs before any deployment is re-planned."""
     with operator.reservations.planning:
         if operator.seeded:
             return
         for key, body in snapshot.deployments.items():
-            plan = (body.get("status") or {}).get("plan")
-            if plan and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
-                operator.reservations.set(key, held_gpus(plan))
+            status = body.get("status") or {}
+            if status.get("plan") and (body.get("spec") or {}).get("mode", "Apply") == "Apply":
+                operator.reservations.set(key, held_gpus(status))
         operator.seeded = True
 
 
@@ -98,7 +98,7 @@ def reconcile_key(operator: Operator, key: str, snapshot: Snapshot, fresh: bool)
     body = snapshot.deployments.get(key)
     if body is None:
         # Deleted: its children go with it (owner references); what it held is free for the others.
-        held = operator.reservations.snapshot().get(key) is not None
+        held = bool(operator.reservations.snapshot().get(key))
         operator.reservations.set(key, None)
         operator.decisions.drop(key)
         operator.written.pop(key, None)
@@ -115,6 +115,7 @@ def reconcile_key(operator: Operator, key: str, snapshot: Snapshot, fresh: bool)
         return offers_for_deployment(snapshot.pool_states, operator.reservations.snapshot(), key)
 
     stored = reconcile(operator.api, body, offers, operator.reservations, key, operator.decisions,
-                       snapshot.children, reuse=not fresh, resolver=operator.resolver)  # fmt: skip
+                       snapshot.children, reuse=not fresh, resolver=operator.resolver,
+                       prometheus_address=operator.prometheus_address)  # fmt: skip
     operator.written[key] = written.after(version, stored.resource_version, stored.status)
     return False

@@ -9,7 +9,7 @@ pool never makes a plan infeasible; the brute-force and monotonicity property te
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -21,6 +21,7 @@ from modelplane.catalog.architecture import COMPRESSED_TENSORS, Architecture
 from modelplane.catalog.gpus import GpuSpec
 from modelplane.catalog.models import ModelEntry
 from modelplane.catalog.resolve import PACKAGED, ResolvedModel
+from modelplane.catalog.runtimes import runtime_spec
 from modelplane.catalog.support import needs_checkpoint, support_problem, weight_only_note
 from modelplane.planning.estimates import cost_per_hour, cost_per_million_tokens, hardware, max_num_seqs
 from modelplane.planning.inventory import PoolOffer
@@ -226,6 +227,17 @@ class _Planner:
                     f"{'fp8' if not needs_checkpoint(spec.runtime.value, 'fp8') else 'bf16'})",
                 )
             )
+        if spec.autoscaling is not None:
+            runtime = runtime_spec(spec.runtime.value)
+            if runtime.autoscaling_metrics.series(spec.autoscaling.metric.value) is None:
+                reasons.append(
+                    _reason(
+                        ReasonCode.RUNTIME_UNSUPPORTED,
+                        f"spec.autoscaling: {runtime.autoscaling_metrics.unsupported}, so {spec.runtime.value} "
+                        f"{runtime.version} cannot be autoscaled on its metrics; remove spec.autoscaling (scale "
+                        "with kubectl scale or an HPA on other metrics) or use runtime vllm",
+                    )
+                )
         return reasons
 
     def formats(self) -> list[Quantization]:
@@ -734,3 +746,24 @@ def rejected_pools(evaluations: Sequence[Evaluation]) -> dict[str, list[str]]:
         else:
             feasible.add(pool)
     return {pool: sorted(found) for pool, found in sorted(codes.items()) if pool not in feasible}
+
+
+def best_per_pool(
+    name: str, namespace: str, spec: ModelDeploymentSpec, offers: Sequence[PoolOffer], model: ResolvedModel
+) -> list[Plan]:
+    """Each pool's best shape for one replica of `spec`, whatever is free there, in the strategy's order.
+
+    Where replicas burst to: how many of them a pool takes is the placement's business (planning/placement.py),
+    so its free GPUs are not asked here and the shape a pool gets does not move as its capacity comes and goes.
+    """
+    planner = _Planner(name, namespace, spec, model.architecture, model.entry)
+    if planner.deployment_reasons():
+        return []
+    whole = [replace(offer, free_gpus=offer.total_gpus) for offer in offers]
+    rank = ranking(spec)
+    best: dict[str, Evaluation] = {}
+    for evaluation in planner.evaluations(whole):
+        kept = best.get(evaluation.offer.name)
+        if evaluation.feasible and (kept is None or rank(evaluation) < rank(kept)):
+            best[evaluation.offer.name] = evaluation
+    return [_plan(planner, evaluation) for evaluation in sorted(best.values(), key=rank)]

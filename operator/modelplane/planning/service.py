@@ -6,13 +6,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from modelplane.api.gpu_node_pool import GPUNodePool
-from modelplane.api.model_deployment import ModelDeployment, Parallelism
+from modelplane.api.model_deployment import ModelDeployment, ModelDeploymentSpec, Parallelism
 from modelplane.api.plan import Plan, PlanResult
 from modelplane.api.serving import Quantization
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.planning.inventory import PoolOffer, offer_from_pool, what_if_pools
 from modelplane.planning.parameters import count_parameters
-from modelplane.planning.planner import checkpoint_format, plan_core
+from modelplane.planning.placement import burst_spec, reserved_spec
+from modelplane.planning.planner import best_per_pool, checkpoint_format, plan_core
 from modelplane.planning.stages import WeightTable
 from modelplane.planning.suggestions import suggest
 
@@ -56,7 +57,7 @@ def plan_deployment(
     """
     name = deployment.metadata.name
     namespace = deployment.metadata.namespace or "default"
-    spec = deployment.spec
+    spec = reserved_spec(deployment.spec)
     model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
     outcome = plan_core(name, namespace, spec, offers, model, candidates=candidates)
     if outcome.result.feasible:
@@ -74,16 +75,33 @@ def plan_for_shape(
     trusted only when the planner, given the same choice, arrives at the same plan. None when that choice is
     not feasible for this spec on this pool at all.
     """
-    spec = deployment.spec
-    pinned = spec.model_copy(update={
-        "parallelism": Parallelism(tensor_parallel=shape.tensor_parallel, pipeline_parallel=shape.pipeline_parallel),
-        "placement": spec.placement.model_copy(update={"pools": [offer.name]}),
-        "quantization": shape.quantization,
-    })  # fmt: skip
-    whole_pool = replace(offer, free_gpus=offer.total_gpus)
     name, namespace = deployment.metadata.name, deployment.metadata.namespace or "default"
+    spec = deployment.spec
     model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
-    return plan_core(name, namespace, pinned, [whole_pool], model, candidates=False).result.plan
+    whole_pool = replace(offer, free_gpus=offer.total_gpus)
+
+    def planned(sized: ModelDeploymentSpec) -> Plan | None:
+        pinned = sized.model_copy(update={
+            "parallelism": Parallelism(tensor_parallel=shape.tensor_parallel,
+                                       pipeline_parallel=shape.pipeline_parallel),
+            "placement": sized.placement.model_copy(update={"pools": [offer.name]}),
+            "quantization": shape.quantization,
+        })  # fmt: skip
+        return plan_core(name, namespace, pinned, [whole_pool], model, candidates=False).result.plan
+
+    # Scaled beyond what the whole pool holds, the shape is still the pool's: the replicas it cannot take are
+    # placed on other pools (planning/placement.py), so the shape is checked for one replica.
+    return planned(reserved_spec(spec)) or planned(burst_spec(spec))
+
+
+def burst_plans(
+    deployment: ModelDeployment, offers: Sequence[PoolOffer], resolver: ModelResolver = PACKAGED
+) -> list[Plan]:
+    """Every pool's own best shape for one more replica, in the order the strategy and locality fill them."""
+    name, namespace = deployment.metadata.name, deployment.metadata.namespace or "default"
+    spec = burst_spec(deployment.spec)
+    model = resolver.resolve(spec.model.name, spec.model.architecture, f"{namespace}/{name}")
+    return best_per_pool(name, namespace, spec, offers, model)
 
 
 def checkpoint_bytes(deployment: ModelDeployment, resolver: ModelResolver = PACKAGED) -> int:

@@ -3,23 +3,34 @@
 import hashlib
 import json
 import posixpath
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from modelplane.api.contract import (
     DEPLOYMENT_LABEL,
+    ENDPOINT,
+    ENDPOINT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     PLAN_HASH_ANNOTATION,
     POOL_LABEL,
     RESERVED_LABEL_PREFIXES,
 )
-from modelplane.api.model_deployment import ModelCache, ModelDeployment, PodSecurity, ServiceType
+from modelplane.api.model_deployment import (
+    MAX_NAME,
+    NAME_PATTERN,
+    ModelCache,
+    ModelDeployment,
+    PodSecurity,
+    ServiceType,
+)
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.catalog.runtimes import RuntimeSpec, runtime_spec
+from modelplane.planning.autoscaling import ScalingRule, scaling_rule
 from modelplane.planning.service import checkpoint_bytes
 from modelplane.render.args import CommandLine, server_command, worker_command
 from modelplane.render.errors import RenderError
@@ -71,6 +82,8 @@ class RenderContext(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    workload_name: str
+    """The serving workload's name: the deployment's own on the plan's pool, `burst_name` on a pool it bursts to."""
     namespace: str
     runtime: str
     image: str
@@ -106,6 +119,9 @@ class RenderContext(BaseModel):
     server: Container
     worker: Container | None
     model_cache: CacheObjects | None
+    scaling: ScalingRule | None = None
+    """KEDA's ScaledObject for spec.autoscaling, on the plan's own pool's render only."""
+    prometheus_address: str = ""
     """The managed cache the servers read, rendered apart: it is shared, not a child of this deployment alone."""
 
 
@@ -113,10 +129,11 @@ def plan_hash(plan: Plan) -> str:
     """A short, stable digest of the plan: pods roll when, and only when, the plan changes.
 
     The estimates are left out: they predict how the pods will serve and change with the performance model's
-    calibration, never what the pods run.
+    calibration, never what the pods run. So are the replicas: scaling adds or removes pods, it rolls none.
     """
     wire = plan.to_wire()
     wire.pop("estimates", None)
+    wire.pop("replicas", None)
     canonical = json.dumps(wire, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -313,9 +330,33 @@ def _user_labels(deployment: ModelDeployment) -> dict[str, str]:
             if not key.startswith(RESERVED_LABEL_PREFIXES)}  # fmt: skip
 
 
-def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED) -> RenderContext:
+def burst_name(name: str, pool: str) -> str:
+    """The workload of a deployment's replicas on a pool it bursts to: `name-pool` when that is a DNS label within
+    MAX_NAME characters (a LeaderWorkerSet's limit), else the name cut short and a digest of the pool."""
+    joined = f"{name}-{pool}"
+    if len(joined) <= MAX_NAME and re.fullmatch(NAME_PATTERN, joined):
+        return joined
+    digest = hashlib.sha256(pool.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - len(digest) - 1]}-{digest}"
+
+
+DEFAULT_PROMETHEUS_ADDRESS = "http://prometheus-operated.monitoring.svc:9090"
+"""Where KEDA's trigger queries Prometheus unless the operator is told otherwise (MODELPLANE_PROMETHEUS_ADDRESS,
+the chart's autoscaling.prometheusAddress): the Service prometheus-operator creates for every Prometheus, in
+the namespace kube-prometheus-stack installs to by convention."""
+
+
+def build_context(
+    deployment: ModelDeployment,
+    plan: Plan,
+    resolver: ModelResolver = PACKAGED,
+    *,
+    burst: bool = False,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
+) -> RenderContext:
     """Decide every value of the rendered objects from the deployment and its plan (`resolver` knows the model,
-    whose checkpoint size the cache and the probes depend on)."""
+    whose checkpoint size the cache and the probes depend on). With `burst`, the plan is for a pool the deployment
+    bursts to: its workload gets its own name and a selector that tells its pods from the plan's pool's."""
     spec = deployment.spec
     name = deployment.metadata.name
     namespace = deployment.metadata.namespace or "default"
@@ -324,6 +365,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
     multi_node = plan.nodes_per_replica > 1
     digest = plan_hash(plan)
     selector = {DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": "server"}
+    workload_selector = {**selector, POOL_LABEL: plan.pool} if burst else selector
     labels = {
         **_user_labels(deployment),
         "app.kubernetes.io/name": plan.runtime.value,
@@ -333,6 +375,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
         "app.kubernetes.io/part-of": "modelplane",
         DEPLOYMENT_LABEL: name,
     }
+    pod_labels = {**labels, POOL_LABEL: plan.pool}
     cache_path = _cache_path(deployment)
     pool_selector = {POOL_LABEL: plan.pool}
     template = spec.pod_template
@@ -381,6 +424,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
     plan_annotation = {PLAN_HASH_ANNOTATION: digest}
     return RenderContext(
         name=name,
+        workload_name=burst_name(name, plan.pool) if burst else name,
         namespace=namespace,
         runtime=plan.runtime.value,
         image=image,
@@ -390,10 +434,10 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
         port=runtime.port,
         labels=labels,
         annotations=plan_annotation,
-        selector_labels=selector,
-        pod_labels=labels,
-        leader_labels={**labels, "app.kubernetes.io/component": "leader"},
-        worker_labels={**labels, "app.kubernetes.io/component": "worker"},
+        selector_labels=workload_selector,
+        pod_labels={**pod_labels, ENDPOINT_LABEL: ENDPOINT},
+        leader_labels={**pod_labels, "app.kubernetes.io/component": "leader", ENDPOINT_LABEL: ENDPOINT},
+        worker_labels={**pod_labels, "app.kubernetes.io/component": "worker"},
         pod_annotations={
             **plan_annotation,
             "prometheus.io/scrape": "true",
@@ -401,7 +445,7 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
             "prometheus.io/path": runtime.metrics_path,
         },
         worker_annotations=plan_annotation,
-        service_selector={DEPLOYMENT_LABEL: name, "app.kubernetes.io/component": "leader" if multi_node else "server"},
+        service_selector={DEPLOYMENT_LABEL: name, ENDPOINT_LABEL: ENDPOINT},
         service_type=spec.service_type.value,
         pdb_max_unavailable=spec.pod_disruption_budget.max_unavailable if spec.pod_disruption_budget else None,
         pdb_selector={DEPLOYMENT_LABEL: name} if multi_node else selector,
@@ -420,4 +464,6 @@ def build_context(deployment: ModelDeployment, plan: Plan, resolver: ModelResolv
         server=server,
         worker=worker,
         model_cache=loaded.cache,
+        scaling=None if burst else scaling_rule(deployment, plan),
+        prometheus_address=prometheus_address,
     )

@@ -13,12 +13,12 @@ from typing import Any
 import yaml
 from jinja2 import Environment, FunctionLoader, StrictUndefined
 
-from modelplane.api.contract import CHILD_KIND_ORDER, DEPLOYMENT, LEADER_WORKER_SET
+from modelplane.api.contract import CHILD_KIND_ORDER, DEPLOYMENT, LEADER_WORKER_SET, WORKLOAD_KINDS
 from modelplane.api.model_deployment import ModelDeployment
 from modelplane.api.plan import Plan
 from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
-from modelplane.render.context import RenderContext, build_context
+from modelplane.render.context import DEFAULT_PROMETHEUS_ADDRESS, RenderContext, build_context
 from modelplane.render.errors import TemplateOutputError
 from modelplane.render.weights import CacheObjects
 
@@ -63,7 +63,8 @@ def template_names(context: RenderContext) -> list[str]:
     names = ["networkpolicy", "service", "deployment" if not context.multi_node else "leaderworkerset"]
     if context.pdb_max_unavailable is not None:
         names.insert(2, "poddisruptionbudget")
-    return [f"{context.runtime}/{name}.yaml.j2" for name in names]
+    scaler = ["common/scaledobject.yaml.j2"] if context.scaling is not None else []
+    return [f"{context.runtime}/{name}.yaml.j2" for name in names] + scaler
 
 
 # libyaml's parser under PyYAML's safe constructor and resolver: the same objects as yaml.SafeLoader, and
@@ -95,7 +96,8 @@ def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: P
     resource = get_gpu(plan.gpu).resource_name
     for obj in objects:
         metadata = obj.get("metadata", {})
-        if metadata.get("name") != context.name or metadata.get("namespace") != context.namespace:
+        name = context.workload_name if obj.get("kind") in WORKLOAD_KINDS else context.name
+        if metadata.get("name") != name or metadata.get("namespace") != context.namespace:
             raise TemplateOutputError(f"{obj.get('kind')} has the wrong name or namespace")
         gpus_in_group = 0
         for pod in pod_specs(obj):
@@ -112,18 +114,34 @@ def check_objects(objects: list[dict[str, Any]], context: RenderContext, plan: P
 
 
 def render_with_cache(
-    deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED
+    deployment: ModelDeployment,
+    plan: Plan,
+    resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> tuple[list[dict[str, Any]], CacheObjects | None]:
-    """The serving objects of one deployment, validated, in apply order (NetworkPolicy first), and the managed
-    model cache its servers read (None without one)."""
-    context = build_context(deployment, plan, resolver)
+    """The serving objects of one deployment, validated, in apply order (NetworkPolicy first, KEDA's
+    ScaledObject last), and the managed model cache its servers read (None without one)."""
+    context = build_context(deployment, plan, resolver, prometheus_address=prometheus_address)
     objects = render_context(context)
     check_objects(objects, context, plan)
     return sorted(objects, key=lambda obj: CHILD_KIND_ORDER.index(obj["kind"])), context.model_cache
 
 
 def render_deployment(
-    deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED
+    deployment: ModelDeployment,
+    plan: Plan,
+    resolver: ModelResolver = PACKAGED,
+    prometheus_address: str = DEFAULT_PROMETHEUS_ADDRESS,
 ) -> list[dict[str, Any]]:
     """The serving objects of one deployment, validated, in apply order (NetworkPolicy first)."""
-    return render_with_cache(deployment, plan, resolver)[0]
+    return render_with_cache(deployment, plan, resolver, prometheus_address)[0]
+
+
+def render_burst(deployment: ModelDeployment, plan: Plan, resolver: ModelResolver = PACKAGED) -> dict[str, Any]:
+    """The serving workload of the replicas a deployment bursts to `plan`'s pool, validated. The Service, the
+    NetworkPolicy and the PodDisruptionBudget of the plan's own pool select its pods too."""
+    context = build_context(deployment, plan, resolver, burst=True)
+    objects = [obj for obj in render_context(context) if obj["kind"] in WORKLOAD_KINDS]
+    check_objects(objects, context, plan)
+    (workload,) = objects
+    return workload
