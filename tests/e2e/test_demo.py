@@ -23,6 +23,7 @@ PORTS = {
     "MODELPLANE_SCHEDULER_PORT": 22259,
     "MODELPLANE_KWOK_PORT": 22247,
     "MODELPLANE_LWS_PORT": 22249,  # and 22250 for its health probes
+    "MODELPLANE_KEDA_PORT": 22251,  # KEDA's gRPC metrics service, and 22252 for its health probes
     "MODELPLANE_DEMO_LIVENESS_PORT": 28080,
     "MODELPLANE_DEMO_METRICS_PORT": 29090,
 }
@@ -116,5 +117,6 @@ def test_make_demo_settles_every_example_and_stops_cleanly() -> None:
     assert not STATE.exists()
     # A pid alive under another command line was reused by someone else, not left behind by the demo.
     assert {pid: cmdline for pid, cmdline in running(pids.values()).items() if started.get(pid) == cmdline} == {}
-    ports = [*PORTS.values(), PORTS["MODELPLANE_ETCD_PORT"] + 1, PORTS["MODELPLANE_LWS_PORT"] + 1]
+    ports = [*PORTS.values(), PORTS["MODELPLANE_ETCD_PORT"] + 1, PORTS["MODELPLANE_LWS_PORT"] + 1,
+             PORTS["MODELPLANE_KEDA_PORT"] + 1]
     assert [port for port in ports if listening(port)] == []
