@@ -117,6 +117,10 @@ def test_make_demo_settles_every_example_and_stops_cleanly() -> None:
     assert not STATE.exists()
     # A pid alive under another command line was reused by someone else, not left behind by the demo.
     assert {pid: cmdline for pid, cmdline in running(pids.values()).items() if started.get(pid) == cmdline} == {}
-    ports = [*PORTS.values(), PORTS["MODELPLANE_ETCD_PORT"] + 1, PORTS["MODELPLANE_LWS_PORT"] + 1,
-             PORTS["MODELPLANE_KEDA_PORT"] + 1]
+    ports = [
+        *PORTS.values(),
+        PORTS["MODELPLANE_ETCD_PORT"] + 1,
+        PORTS["MODELPLANE_LWS_PORT"] + 1,
+        PORTS["MODELPLANE_KEDA_PORT"] + 1,
+    ]
     assert [port for port in ports if listening(port)] == []
