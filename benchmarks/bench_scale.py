@@ -19,6 +19,10 @@ that converged the burst, RSS growth over the soak < 5 %.
    and resource, per ModelDeployment. Then the operator is restarted and left alone for a resync window:
    it must make 0 mutating requests (the benchmark exits 1 otherwise).
 4. Memory: the operator's RSS after convergence and over an idle soak.
+5. Burst (issue 16): with all 1,000 serving, one deployment takes its pool's headroom (untimed), then
+   BURSTS deployments in turn get two replicas more than their pool holds through `/scale`; each is timed from
+   the write until its burst workload (`NAME-bench-burst`, on a pricier pool every deployment allows but none
+   is planned on) is applied with both replicas. Goal: every one under 2 s.
 
 Every deployment names its pool (`placement.pools`), so `modelplane render` (which plans each deployment
 against the whole pool) and the operator (which plans against free capacity) place it identically. Pools
@@ -43,6 +47,7 @@ from kubernetes import client, config
 from modelplane.api.documents import parse_object
 from modelplane.api.gpu_node_pool import GPUNodePool
 from modelplane.api.model_deployment import ModelDeployment
+from modelplane.kube.errors import GoneError
 from modelplane.kube.objects import request
 from modelplane.planning.service import offers_for, plan_deployment
 from tests.e2e.operator_support import (
@@ -73,6 +78,10 @@ on phases of minutes."""
 GOAL_RATIO = 1.0
 GOAL_RSS_BYTES = 300_000_000
 GOAL_GROWTH_PERCENT = 5.0
+GOAL_BURST_SECONDS = 2.0
+BURSTS = 10
+BURST_POOL = ("bench-burst", "H100-SXM-80GB", 4)
+"""Every deployment may burst here, and none is planned here: at 3.00 per GPU-hour it is never the cheapest."""
 # (pool, GPU, share of deployments, models served there)
 MIX: list[tuple[str, str, float, list[str]]] = [
     ("bench-l4", "L4-24GB", 0.40, ["meta-llama/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]),
@@ -98,14 +107,14 @@ def model_deployments(count: int, prefix: str) -> list[dict[str, Any]]:
             "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment",
             "metadata": {"name": f"md-{index:04d}", "namespace": f"{prefix}-{index % NAMESPACES:02d}"},
             "spec": {"model": {"name": models[index % len(models)]}, "maxModelLen": 4096,
-                     "placement": {"pools": [pool]}},
+                     "placement": {"pools": [pool, BURST_POOL[0]]}},
         })  # fmt: skip
     return bodies
 
 
 def sized_pools(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """GPUNodePools large enough for every plan, with headroom; fails early if a deployment is infeasible."""
-    generous = [pool_body(pool, gpu, 10_000) for pool, gpu, _, _ in MIX]
+    generous = [pool_body(pool, gpu, 10_000) for pool, gpu, _, _ in MIX] + [pool_body(*BURST_POOL, cost="3.00")]
     offers = offers_for([parsed(body, GPUNodePool) for body in generous])
     needed: Counter[str] = Counter()
     for body in bodies:
@@ -113,15 +122,18 @@ def sized_pools(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if result.plan is None:
             sys.exit(f"{body['metadata']['name']} is infeasible: {result.reasons}")
         needed[result.plan.pool] += result.plan.gpus_per_replica * result.plan.replicas
-    return [pool_body(pool, gpu, -(-int(needed[pool] * HEADROOM) // GPUS_PER_NODE)) for pool, gpu, _, _ in MIX]
+    if needed[BURST_POOL[0]]:
+        sys.exit(f"{needed[BURST_POOL[0]]} GPUs planned on {BURST_POOL[0]}, which must only take bursts")
+    sized = [pool_body(pool, gpu, -(-int(needed[pool] * HEADROOM) // GPUS_PER_NODE)) for pool, gpu, _, _ in MIX]
+    return [*sized, pool_body(*BURST_POOL, cost="3.00")]
 
 
-def pool_body(name: str, gpu: str, nodes: int) -> dict[str, Any]:
+def pool_body(name: str, gpu: str, nodes: int, cost: str = "1.00") -> dict[str, Any]:
     resource = "nvidia.com/gpu"
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "GPUNodePool", "metadata": {"name": name},
         "spec": {"gpu": gpu, "gpusPerNode": GPUS_PER_NODE, "nodes": nodes, "location": "cloud",
-                 "costPerGpuHour": "1.00", "nodeSelector": {"modelplane.dev/pool": name},
+                 "costPerGpuHour": cost, "nodeSelector": {"modelplane.dev/pool": name},
                  "tolerations": [{"key": resource, "operator": "Exists", "effect": "NoSchedule"}]},
     }  # fmt: skip
 
@@ -147,6 +159,23 @@ class Bench:
             self.api, f"list {path}", "GET", path, query=[("labelSelector", selector)] if selector else []
         )["items"]
         return found
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        """What `kubectl scale`, HPA and KEDA do: a merge patch of the scale subresource."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/modeldeployments/{name}/scale"
+        request(self.api, f"scale {namespace}/{name}", "PATCH", path, body={"spec": {"replicas": replicas}},
+                headers={"Content-Type": "application/merge-patch+json"})  # fmt: skip
+
+    def workload_replicas(self, namespace: str, name: str) -> int | None:
+        try:
+            found = request(self.api, f"get {name}", "GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+        except GoneError:
+            return None
+        return int(found["spec"].get("replicas", 1))
+
+    def pool_free(self, pool: str) -> int:
+        found = request(self.api, f"get {pool}", "GET", f"/apis/{GROUP}/{VERSION}/gpunodepools/{pool}")
+        return int((found.get("status") or {}).get("freeGpus", 0))
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
         return run("kubectl", f"--kubeconfig={self.kubeconfig}", *args, input=input)
@@ -213,6 +242,26 @@ class Bench:
         return planned, ready
 
 
+def burst_latencies(bench: Bench, bodies: list[dict[str, Any]], deadline: float) -> list[float]:
+    """Phase 5: seconds from each `/scale` write to its burst workload applied with the two extra replicas."""
+    on_l4 = [body["metadata"] for body in bodies if body["spec"]["placement"]["pools"][0] == MIX[0][0]]
+    filler = on_l4[0]
+    # Take the pool's headroom first (sticky placement fills the plan's pool before it bursts), untimed; its own
+    # surplus bursts too, so wait for that to settle.
+    headroom = bench.pool_free(MIX[0][0])
+    bench.scale(filler["namespace"], filler["name"], 1 + headroom)
+    wait_for(lambda: bench.pool_free(MIX[0][0]) == 0, deadline, f"{MIX[0][0]}'s headroom to be taken")
+    latencies = []
+    for metadata in on_l4[1 : 1 + BURSTS]:
+        workload = f"{metadata['name']}-{BURST_POOL[0]}"
+        started = time.monotonic()
+        bench.scale(metadata["namespace"], metadata["name"], 3)
+        wait_for(lambda: bench.workload_replicas(metadata["namespace"], workload) == 2, deadline,  # noqa: B023
+                 f"{workload} applied with 2 replicas", interval=0.02)  # fmt: skip
+        latencies.append(time.monotonic() - started)
+    return latencies
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -249,6 +298,8 @@ def missed_goals(results: dict[str, Any]) -> list[str]:
         (burst <= GOAL_RSS_BYTES, f"RSS after the burst {burst / 1e6:.0f} MB > {limit:.0f} MB"),
         (fresh <= GOAL_RSS_BYTES, f"RSS of a fresh process {fresh / 1e6:.0f} MB > {limit:.0f} MB"),
         (growth < GOAL_GROWTH_PERCENT, f"RSS grew {growth:.1f} % over the soak"),
+        (max(results["burstAppliedSeconds"]) < GOAL_BURST_SECONDS,
+         f"a burst took {max(results['burstAppliedSeconds']):.2f} s from /scale to applied"),
     ]  # fmt: skip
     return [message for met, message in checks if not met]
 
@@ -350,6 +401,11 @@ def main() -> None:
         results["rssSoakBytes"] = samples
         results["rssGrowthPercent"] = (samples[-1] - samples[0]) / samples[0] * 100
         results["soakWrites"] = len(audit_writes(audit, OPERATOR_USER, since))
+        # 5. Bursts beyond the plans' pools, with 1,000 deployments watched.
+        latencies = burst_latencies(bench, op_bodies, args.deadline)
+        results["burstAppliedSeconds"] = [round(seconds, 3) for seconds in latencies]
+        print(f"bursts: /scale to burst workload applied, median {statistics.median(latencies):.2f} s, "
+              f"max {max(latencies):.2f} s over {len(latencies)}")  # fmt: skip
     results["ratioReady"] = results["operatorReadySeconds"] / results["baselineReadySeconds"]
     print(
         f"RSS {samples[0] / 2**20:.0f} MiB → {samples[-1] / 2**20:.0f} MiB over {args.soak_minutes} min "
