@@ -23,3 +23,9 @@ def helm_binary() -> Path:
     if not helm.exists():
         subprocess.run([str(REPO / "hack" / "cluster" / "build.sh")], check=True, capture_output=True)
     return helm
+
+
+def module_crd(script: str) -> Path:
+    """A CRD from its pinned Go module, as `hack/<script>` (lws-crd.sh, keda-crd.sh) finds it."""
+    found = subprocess.run([str(REPO / "hack" / script)], check=True, capture_output=True, text=True).stdout
+    return Path(found.strip())

@@ -22,6 +22,7 @@ from tests.e2e.operator_support import (
     denied_by_the_chart,
     wait_for,
 )
+from tests.tools import module_crd
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "hack" / "cluster" / "cluster.sh"
@@ -111,8 +112,7 @@ def crds(local_cluster: LocalCluster) -> None:
     """Our CRDs and KEDA's ScaledObject CRD (from its pinned Go module, hack/keda-crd.sh), applied once and
     Established (cluster.sh up installs the LeaderWorkerSet CRD with its controller)."""
     names = []
-    keda = subprocess.run([str(REPO / "hack" / "keda-crd.sh")], check=True, capture_output=True, text=True).stdout
-    for path in [*sorted((REPO / "crds").glob("*.yaml")), Path(keda.strip())]:
+    for path in [*sorted((REPO / "crds").glob("*.yaml")), module_crd("keda-crd.sh")]:
         applied = kubectl(local_cluster, "apply", "--server-side", "--force-conflicts", "-o", "name", "-f", str(path))
         names += applied.stdout.split()
 

@@ -3,14 +3,13 @@ validates against KEDA's own CRD (github.com/kedacore/keda/v2, hack/keda-crd.sh)
 Autoscaling condition; without KEDA's API the rest still serves and the condition says why (issue 16, item 2)."""
 
 import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from tests.e2e.conftest import REPO, LocalCluster, kubectl
+from tests.e2e.conftest import LocalCluster, kubectl
 from tests.e2e.operator_support import Cluster, OperatorProcess, PrometheusStandIn, model_deployment, wait_for
+from tests.tools import module_crd
 
 AUTOSCALING: dict[str, Any] = {"minReplicas": 1, "maxReplicas": 4, "metric": "requests-waiting",
                                "scaleToZero": {"idlePeriod": "10m"}}  # fmt: skip
@@ -72,8 +71,7 @@ def test_autoscaling_applies_a_scaled_object_the_api_server_accepts(
 def test_without_keda_autoscaling_is_refused_by_a_condition_and_the_rest_serves(
     kube: Cluster, namespace: str, operator: OperatorProcess, local_cluster: LocalCluster
 ) -> None:
-    crd = Path(subprocess.run([str(REPO / "hack" / "keda-crd.sh")], check=True, capture_output=True,
-                              text=True).stdout.strip())  # fmt: skip
+    crd = module_crd("keda-crd.sh")
     kubectl(local_cluster, "delete", "crd", "scaledobjects.keda.sh", "--wait=true")
     try:
         kube.create_md(model_deployment("chat", namespace, placement={"pools": ["l4-cloud"]},

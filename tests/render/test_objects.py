@@ -1,6 +1,5 @@
 """Every rendered object: valid against the Kubernetes (and LeaderWorkerSet) schema, safe, consistent."""
 
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from modelplane.catalog.gpus import get_gpu
 from modelplane.catalog.runtimes import runtime_spec
 from modelplane.render.engine import pod_specs
 from tests.render.test_golden import golden_objects
+from tests.tools import module_crd
 
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 """The newest Kubernetes release whose schemas the installed kubernetes-validate ships: supported ones only."""
@@ -25,19 +25,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @cache
-def lws_schema() -> dict[str, Any]:
-    """The published LeaderWorkerSet CRD schema, from the pinned sigs.k8s.io/lws module."""
-    path = subprocess.run([str(REPO / "hack" / "lws-crd.sh")], check=True, capture_output=True, text=True).stdout
-    crd = yaml.safe_load(Path(path.strip()).read_text())
-    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema
-
-
-@cache
-def keda_schema() -> dict[str, Any]:
-    """KEDA's ScaledObject CRD schema, from the pinned github.com/kedacore/keda/v2 module."""
-    path = subprocess.run([str(REPO / "hack" / "keda-crd.sh")], check=True, capture_output=True, text=True).stdout
-    crd = yaml.safe_load(Path(path.strip()).read_text())
+def crd_schema(script: str) -> dict[str, Any]:
+    """The published schema of a CRD from its pinned Go module: the LeaderWorkerSet's (sigs.k8s.io/lws),
+    KEDA's ScaledObject (github.com/kedacore/keda/v2)."""
+    crd = yaml.safe_load(module_crd(script).read_text())
     schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
 
@@ -49,9 +40,9 @@ def test_the_golden_files_include_scaled_objects() -> None:
 @pytest.mark.parametrize(("name", "obj"), OBJECTS, ids=IDS)
 def test_valid_against_published_schema(name: str, obj: dict[str, Any]) -> None:
     if obj["kind"] == "LeaderWorkerSet":
-        jsonschema.validate(obj, lws_schema())
+        jsonschema.validate(obj, crd_schema("lws-crd.sh"))
     elif obj["kind"] == "ScaledObject":
-        jsonschema.validate(obj, keda_schema())
+        jsonschema.validate(obj, crd_schema("keda-crd.sh"))
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 

@@ -473,7 +473,9 @@ DURATION_RULE: JsonDict = {
     "message": "must be a duration above 0 and at most 1h, such as 800ms, 1.5s or 2m",
     "reason": "FieldValueInvalid",
 }
-RATE = r"^[0-9]{1,7}(\.[0-9]{1,6})?$"
+DECIMAL = r"^[0-9]{1,7}(\.[0-9]{1,6})?$"
+"""A decimal string, as Kubernetes APIs carry fractions (spec.workload.requestsPerSecond, autoscaling.target)."""
+RATE = DECIMAL
 MAX_REQUESTS_PER_SECOND = 1_000_000.0
 RATE_RULE: JsonDict = {
     "rule": "double(self) > 0.0 && double(self) <= 1000000.0",
@@ -575,7 +577,7 @@ IDLE_RULE: JsonDict = {
     "message": "must be a duration from 1s to 24h, such as 5m or 1h30m",
     "reason": "FieldValueInvalid",
 }
-TARGET = r"^[0-9]{1,7}(\.[0-9]{1,6})?$"
+TARGET = DECIMAL
 TARGET_RULE: JsonDict = {
     "rule": "double(self) > 0.0",
     "message": 'must be a decimal string above 0, such as "4" or "0.8"',

@@ -54,29 +54,18 @@ def place_replicas(
     offers: Sequence[PoolOffer],
     status: Mapping[str, Any],
     resolver: ModelResolver = PACKAGED,
-) -> Placement:
-    """`plan.replicas` over the pools. Other pools' shapes are planned only when the plan's pool is not enough or
-    replicas already run elsewhere: a deployment that never bursts plans once per pass, as before bursting."""
+) -> tuple[Placement, int | None]:
+    """`plan.replicas` over the pools, and how many of spec.autoscaling.maxReplicas the free GPUs hold now (None
+    without autoscaling). Other pools' shapes are planned, once, only when the plan's pool is not enough,
+    replicas already run elsewhere or maxReplicas is to be checked: a deployment that never bursts plans once
+    per pass, as before bursting."""
     current = current_replicas(status)
-    home = _slots(deployment, plan, offers, resolver, bursting=False)
-    bursting = plan.replicas > home[0].holds or any(pool != plan.pool for pool in current)
-    slots = _slots(deployment, plan, offers, resolver, bursting=True) if bursting else home
-    return place(plan.replicas, slots, current)
-
-
-def max_placeable(
-    deployment: ModelDeployment,
-    plan: Plan,
-    offers: Sequence[PoolOffer],
-    status: Mapping[str, Any],
-    resolver: ModelResolver = PACKAGED,
-) -> int | None:
-    """How many of spec.autoscaling.maxReplicas the free GPUs hold now; None without autoscaling."""
+    slots = _slots(deployment, plan, offers, resolver, bursting=False)
     autoscaling = deployment.spec.autoscaling
-    if autoscaling is None:
-        return None
-    slots = _slots(deployment, plan, offers, resolver, bursting=True)
-    return place(autoscaling.max_replicas, slots, current_replicas(status)).placed
+    if autoscaling is not None or plan.replicas > slots[0].holds or any(pool != plan.pool for pool in current):
+        slots = _slots(deployment, plan, offers, resolver, bursting=True)
+    placeable = place(autoscaling.max_replicas, slots, current).placed if autoscaling is not None else None
+    return place(plan.replicas, slots, current), placeable
 
 
 def serving_objects(

@@ -38,7 +38,6 @@ from modelplane.api.status import ModelDeploymentStatus, RejectedPool
 from modelplane.catalog.errors import CatalogError, ModelSourceError, UnknownModelError, UnsupportedArchitectureError
 from modelplane.catalog.resolve import PACKAGED, ModelResolver
 from modelplane.operator.bursting import (
-    max_placeable,
     place_replicas,
     placed_condition,
     placement_events,
@@ -255,7 +254,7 @@ def decide(
         conditions[PLANNED] = ConditionState(planned.status, planned.reason,
                                              f"{planned.message}; mode PlanOnly: not applied")  # fmt: skip
         return Decision(status, conditions, None, plan, events, plan_only=True)
-    placement = place_replicas(deployment, plan, available, current, resolver)
+    placement, placeable_max = place_replicas(deployment, plan, available, current, resolver)
     try:
         objects = serving_objects(deployment, plan, placement, resolver, prometheus_address)
     except (RenderError, CatalogError) as error:
@@ -264,7 +263,6 @@ def decide(
                         [("Warning", INVALID_SERVING_SPEC, message)])  # fmt: skip
     claimed.update(placements=placements_status(deployment.metadata.name, plan, placement),
                    waiting_replicas=placement.waiting)  # fmt: skip
-    conditions[REPLICAS_PLACED] = placed_condition(placement, max_placeable(deployment, plan, available, current,
-                                                                            resolver))  # fmt: skip
+    conditions[REPLICAS_PLACED] = placed_condition(placement, placeable_max)
     events += placement_events(current, placement)
     return Decision(ModelDeploymentStatus(**claimed), conditions, objects, plan, events, placement=placement)
